@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Set up everything tensorrt_yolox_py needs in ./.venv, on a fresh Debian/Ubuntu machine with
+# Python >= 3.10. Idempotent: a second run only checks and returns.
+#
+#   bash scripts/setup.sh            # runtime, ROS 2 (PyPI wheels), vision_msgs, tools, tests
+#
+# Environment: PYTHON (default python3), YOLOX_VENV (default ./.venv).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${YOLOX_VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+TORCH_VERSION="2.13.0"
+ROS_WHEELS="ros-rclpy ros-std-msgs ros-sensor-msgs ros-geometry-msgs ros-diagnostic-msgs ros-rmw-fastrtps-cpp"
+
+say() { printf '[setup] %s\n' "$*"; }
+
+apt_install() {
+  # Install Debian/Ubuntu packages when we are root and apt-get exists; otherwise explain.
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing system packages: $*"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+  else
+    say "missing system packages: $*; install them (sudo apt-get install $*) and re-run"
+    exit 1
+  fi
+}
+
+# 1. Prerequisites: Python >= 3.10 with venv, and a C/C++ compiler (the vision_msgs build).
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  say "$PYTHON not found: install Python >= 3.10"; exit 1
+fi
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+  say "Python >= 3.10 is needed, found $("$PYTHON" --version 2>&1)"; exit 1
+fi
+PYVER="$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  apt_install "python${PYVER}-venv"
+fi
+missing=()
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+if [ ! -f "/usr/include/python${PYVER}/Python.h" ] && \
+   ! "$PYTHON" -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+  missing+=("python${PYVER}-dev")
+fi
+if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+
+# 2. The virtual environment and Python packages (skipped when nothing changed).
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+STAMP="$VENV/.tensorrt_yolox_py-setup"
+WANT="$(cat "$ROOT/requirements.txt" "$ROOT/setup.py" "$ROOT/scripts/setup.sh" \
+        "$ROOT/scripts/build_vision_msgs.sh" 2>/dev/null | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
+  say "installing Python packages into $VENV (first run: a few minutes)"
+  "${PIP[@]}" install --upgrade pip wheel setuptools 2>&1 | grep -v 'is ignored' || true
+  "${PIP[@]}" install -r "$ROOT/requirements.txt" 2>&1 | grep -v 'is ignored' || true
+  "${PIP[@]}" install "torch==$TORCH_VERSION" 2>&1 | grep -v 'is ignored' || true
+  # shellcheck disable=SC2086
+  "${PIP[@]}" install $ROS_WHEELS 2>&1 | grep -v 'is ignored' || true
+  "${PIP[@]}" install --no-deps -e "$ROOT" 2>&1 | grep -v 'is ignored' || true
+  "$VENV/bin/python" -c 'import numpy, cv2, onnxruntime, torch, rclpy, yaml' \
+    || { say "a Python package failed to install (see above)"; exit 1; }
+  # 3. vision_msgs is not on PyPI: build it from its interface definitions into the venv.
+  bash "$ROOT/scripts/build_vision_msgs.sh" "$VENV"
+  echo "$WANT" > "$STAMP"
+  say "done: $VENV"
+else
+  say "up to date: $VENV"
+fi

@@ -1,0 +1,103 @@
+"""The one inference ``Backend`` interface; the pipeline never knows which backend it has.
+
+Contract:
+
+- Input: one tensor (1, 3, H, W), dtype ``input_dtype`` (float32, or float16 for engines that
+  take half input), NCHW, BGR, values 0-255: the preprocess stage's output.
+- Output: one array (1, N, 5 + C) float32: the YOLOX head (raw, sigmoid-ed obj/cls) or the
+  already decoded form; the postprocess stage tells which.
+- ``infer()`` checks the input against ``input_shape`` / ``input_dtype`` and delegates to
+  ``_infer_impl()`` (Polygraphy's runner pattern); ``close()`` releases resources explicitly.
+"""
+
+import abc
+from typing import Optional, Tuple
+
+import numpy as np
+
+from ..errors import InputError, ModelContractError
+
+
+class Backend(abc.ABC):
+    """Base class of the inference backends (ONNX Runtime, TensorRT)."""
+
+    #: Short name used in logs and timing reports.
+    name = 'backend'
+
+    def __init__(self) -> None:
+        self.input_name = ''
+        self.output_name = ''
+        self.input_shape: Tuple[int, int, int, int] = (1, 3, 0, 0)
+        self.output_shape: Tuple[int, int, int] = (1, 0, 0)
+        self.input_dtype = np.dtype(np.float32)
+        self._closed = False
+
+    @property
+    def input_hw(self) -> Tuple[int, int]:
+        """Model input (height, width)."""
+        return int(self.input_shape[2]), int(self.input_shape[3])
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes C of the (1, N, 5 + C) output."""
+        return int(self.output_shape[2]) - 5
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """Run the model on one preprocessed tensor and return its (1, N, 5 + C) output."""
+        if self._closed:
+            raise RuntimeError(f'{self.name} backend is closed')
+        if not isinstance(tensor, np.ndarray):
+            raise InputError(f'input must be a numpy array, got {type(tensor).__name__}')
+        if tuple(tensor.shape) != tuple(self.input_shape):
+            raise InputError(f'input shape {tuple(tensor.shape)} does not match the model '
+                             f'input {tuple(self.input_shape)}')
+        if tensor.dtype != self.input_dtype:
+            raise InputError(f'input dtype {tensor.dtype} does not match the model input '
+                             f'{self.input_dtype}')
+        return self._infer_impl(np.ascontiguousarray(tensor))
+
+    @abc.abstractmethod
+    def _infer_impl(self, tensor: np.ndarray) -> np.ndarray:
+        """Backend-specific inference on a checked, contiguous input."""
+
+    def close(self) -> None:
+        """Release the backend's resources; further ``infer()`` calls raise."""
+        self._closed = True
+
+    def __enter__(self) -> 'Backend':
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def describe(self) -> str:
+        """One line describing the backend and its model, for logs."""
+        return (f'{self.name}: input {self.input_name} {tuple(self.input_shape)} '
+                f'{self.input_dtype}, output {self.output_name} {tuple(self.output_shape)}')
+
+
+def check_io_contract(input_shape: Tuple, output_shape: Tuple, model: str,
+                      num_inputs: int = 1, num_outputs: int = 1,
+                      input_name: Optional[str] = None) -> None:
+    """Raise ModelContractError unless the model has the YOLOX input/output contract.
+
+    One input (1, 3, H, W) with static H, W; one output (1, N, 5 + C) with C >= 1.
+    """
+    if num_inputs != 1:
+        raise ModelContractError(f'{model}: expected 1 input, found {num_inputs}')
+    if num_outputs != 1:
+        raise ModelContractError(f'{model}: expected 1 output (1, N, 5+C), found {num_outputs}')
+    if len(input_shape) != 4 or not all(isinstance(d, int) and d > 0 for d in input_shape):
+        raise ModelContractError(
+            f'{model}: input {input_name or ""} must be a static (1, 3, H, W) tensor, '
+            f'got {tuple(input_shape)}')
+    if input_shape[0] != 1 or input_shape[1] != 3:
+        raise ModelContractError(f'{model}: input must be (1, 3, H, W), got {tuple(input_shape)}')
+    if len(output_shape) != 3:
+        raise ModelContractError(
+            f'{model}: output must be (1, N, 5+C), got rank {len(output_shape)} '
+            f'{tuple(output_shape)}')
+    last = output_shape[2]
+    if not isinstance(last, int) or last < 6:
+        raise ModelContractError(
+            f'{model}: output last dimension must be 5 + C with C >= 1, got {last}')

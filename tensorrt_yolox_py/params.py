@@ -1,0 +1,264 @@
+"""The one parameter schema of the detector: names, types, defaults, ranges, descriptions.
+
+Everything that takes parameters reads them from here: the ROS node declares exactly these
+(with ``ParameterDescriptor`` ranges), the console tools build their argparse options from them,
+``config/yolox.param.yaml`` holds the defaults, and the README table is generated from
+``markdown_table()`` (a test checks that the YAML and the README agree with this module).
+
+Names and meanings follow Autoware's ``tensorrt_yolox`` where the meaning is the same.
+"""
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union
+
+from .errors import ParameterError
+
+ParamValue = Union[bool, int, float, str]
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: Files shipped inside the Python package (they also install to share/ through setup.py).
+DEFAULT_MODEL_PATH = PACKAGE_DIR / 'model' / 'data' / 'yolox_demo.onnx'
+DEFAULT_LABEL_PATH = PACKAGE_DIR / 'model' / 'data' / 'label.txt'
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: its type, default, allowed values or range, and what it means."""
+
+    name: str
+    type: type
+    default: ParamValue
+    description: str
+    choices: Optional[Tuple[str, ...]] = None
+    min: Optional[float] = None
+    max: Optional[float] = None
+
+    def validate(self, value: Any) -> ParamValue:
+        """Return ``value`` converted to this parameter's type, or raise ParameterError."""
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise ParameterError(self.name, f'expected true/false, got {value!r}')
+            return value
+        if self.type is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ParameterError(self.name, f'expected an integer, got {value!r}')
+        elif self.type is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ParameterError(self.name, f'expected a number, got {value!r}')
+            value = float(value)
+        elif self.type is str:
+            if not isinstance(value, str):
+                raise ParameterError(self.name, f'expected a string, got {value!r}')
+        if self.choices is not None and value not in self.choices:
+            raise ParameterError(
+                self.name, f'{value!r} is not one of {", ".join(self.choices)}')
+        if self.min is not None and value < self.min:
+            raise ParameterError(self.name, f'{value!r} is below the minimum {self.min}')
+        if self.max is not None and value > self.max:
+            raise ParameterError(self.name, f'{value!r} is above the maximum {self.max}')
+        return value
+
+    def range_text(self) -> str:
+        """Return the allowed values as shown in the README table."""
+        if self.choices is not None:
+            return ' / '.join(self.choices)
+        if self.min is not None or self.max is not None:
+            low = '-inf' if self.min is None else _num(self.min)
+            high = 'inf' if self.max is None else _num(self.max)
+            return f'[{low}, {high}]'
+        return ''
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+PARAMS: Tuple[ParamSpec, ...] = (
+    ParamSpec('model_path', str, '',
+              'YOLOX ONNX model (raw head [1,N,5+C] or decoded output); '
+              'empty = the bundled demo model'),
+    ParamSpec('label_path', str, '',
+              'label file, one class name per line; empty = the bundled label file '
+              '(the 8 Autoware classes)'),
+    ParamSpec('score_threshold', float, 0.35,
+              'drop detections whose score (objectness x class) is below this',
+              min=0.0, max=1.0),
+    ParamSpec('nms_threshold', float, 0.7,
+              'class-aware NMS: suppress a box whose IoU with a kept box exceeds this',
+              min=0.0, max=1.0),
+    ParamSpec('max_detections', int, 100,
+              'keep at most this many detections per image (highest scores)',
+              min=1, max=10000),
+    ParamSpec('output_format', str, 'auto',
+              'model output form: raw YOLOX head, already decoded boxes, or auto-detect',
+              choices=('auto', 'raw', 'decoded')),
+    ParamSpec('device', str, 'gpu',
+              'where inference runs: gpu, dla0, dla1 (TensorRT) or cpu (ONNX Runtime); '
+              'sets dla_core_id', choices=('gpu', 'dla0', 'dla1', 'cpu')),
+    ParamSpec('backend', str, 'auto',
+              'inference backend; auto = TensorRT where it can be imported and device is '
+              'not cpu, else ONNX Runtime', choices=('auto', 'tensorrt', 'onnxruntime')),
+    ParamSpec('precision', str, 'int8',
+              'TensorRT engine precision', choices=('fp32', 'fp16', 'int8')),
+    ParamSpec('calibration_algorithm', str, 'MinMax',
+              'INT8 calibration (MinMax is the safe default for YOLOX; Entropy loses '
+              'accuracy); Legacy = percentile', choices=('MinMax', 'Entropy', 'Legacy')),
+    ParamSpec('calibration_image_list_path', str, '',
+              'text file listing calibration images, one path per line (or a folder)'),
+    ParamSpec('calibration_num_images', int, 1000,
+              'use at most this many calibration images', min=1, max=100000),
+    ParamSpec('percentile', float, 99.9999,
+              'percentile for the Legacy (percentile) calibrator', min=90.0, max=100.0),
+    ParamSpec('clip_value', float, 0.0,
+              'if > 0: explicit dynamic range [0, clip_value] on every layer output instead of '
+              'calibration (6.0 for the ReLU6 DLA recipe)', min=0.0, max=1.0e6),
+    ParamSpec('quantize_first_layer', bool, False,
+              'under int8, quantize the first layer too (false keeps it in fp16)'),
+    ParamSpec('quantize_last_layer', bool, False,
+              'under int8, quantize the last layer too (false keeps it in fp16)'),
+    ParamSpec('dla_core_id', int, -1,
+              '-1 = GPU; 0 / 1 = that DLA core with GPU fallback (set by device)',
+              min=-1, max=1),
+    ParamSpec('gpu_id', int, 0, 'CUDA device index', min=0, max=63),
+    ParamSpec('preprocess_on_gpu', bool, True,
+              'fused CUDA preprocessing kernel; false (or no GPU) = CPU reference'),
+    ParamSpec('profile_per_layer', bool, False,
+              'TensorRT per-layer timing report (development only; slows inference)'),
+    ParamSpec('build_only', bool, False,
+              'build / calibrate the TensorRT engine, then exit'),
+    ParamSpec('engine_cache_dir', str, '',
+              'folder for cached TensorRT engines; empty = ~/.cache/tensorrt_yolox_py'),
+    ParamSpec('workspace_size_mb', int, 2048,
+              'TensorRT builder workspace limit in MiB', min=16, max=1 << 20),
+    ParamSpec('num_threads', int, 0,
+              'ONNX Runtime intra-op threads; 0 = ONNX Runtime default', min=0, max=256),
+)
+
+PARAMS_BY_NAME: Dict[str, ParamSpec] = {spec.name: spec for spec in PARAMS}
+
+DEVICE_TO_DLA_CORE = {'gpu': -1, 'dla0': 0, 'dla1': 1, 'cpu': -1}
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Validated detector parameters (one object instead of many constructor arguments)."""
+
+    model_path: str = ''
+    label_path: str = ''
+    score_threshold: float = 0.35
+    nms_threshold: float = 0.7
+    max_detections: int = 100
+    output_format: str = 'auto'
+    device: str = 'gpu'
+    backend: str = 'auto'
+    precision: str = 'int8'
+    calibration_algorithm: str = 'MinMax'
+    calibration_image_list_path: str = ''
+    calibration_num_images: int = 1000
+    percentile: float = 99.9999
+    clip_value: float = 0.0
+    quantize_first_layer: bool = False
+    quantize_last_layer: bool = False
+    dla_core_id: int = -1
+    gpu_id: int = 0
+    preprocess_on_gpu: bool = True
+    profile_per_layer: bool = False
+    build_only: bool = False
+    engine_cache_dir: str = ''
+    workspace_size_mb: int = 2048
+    num_threads: int = 0
+
+    @property
+    def resolved_model_path(self) -> Path:
+        """The model file to load (the bundled demo model when model_path is empty)."""
+        return Path(self.model_path).expanduser() if self.model_path else DEFAULT_MODEL_PATH
+
+    @property
+    def resolved_label_path(self) -> Path:
+        """The label file to load (the bundled label file when label_path is empty)."""
+        return Path(self.label_path).expanduser() if self.label_path else DEFAULT_LABEL_PATH
+
+    def replace(self, **changes: Any) -> 'DetectorConfig':
+        """Return a validated copy with ``changes`` applied."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return make_config(values)
+
+
+def make_config(values: Mapping[str, Any], *, device_given: Optional[bool] = None
+                ) -> DetectorConfig:
+    """Validate ``values`` (name -> value) against the schema and return a DetectorConfig.
+
+    Unknown names raise ParameterError. Missing names take their defaults. ``device`` and
+    ``dla_core_id`` are reconciled: ``device`` sets the DLA core; an explicit ``dla_core_id``
+    that contradicts an explicit ``device`` is an error naming both. ``device_given`` says
+    whether ``device`` was set by the user (default: whether it is in ``values``).
+    """
+    unknown = sorted(set(values) - set(PARAMS_BY_NAME))
+    if unknown:
+        raise ParameterError(unknown[0], 'unknown parameter (known: '
+                             + ', '.join(PARAMS_BY_NAME) + ')')
+    checked = {spec.name: spec.validate(values.get(spec.name, spec.default))
+               for spec in PARAMS}
+    if device_given is None:
+        device_given = 'device' in values
+    device = checked['device']
+    expected_core = DEVICE_TO_DLA_CORE[device]
+    if 'dla_core_id' in values and device_given and checked['dla_core_id'] != expected_core:
+        raise ParameterError(
+            'dla_core_id', f"{checked['dla_core_id']} contradicts device '{device}' "
+            f'(which means dla_core_id {expected_core}); set only one of them')
+    if 'dla_core_id' in values and not device_given:
+        checked['device'] = {-1: 'gpu', 0: 'dla0', 1: 'dla1'}[checked['dla_core_id']]
+    else:
+        checked['dla_core_id'] = expected_core
+    if checked['device'] == 'cpu' and checked['backend'] == 'tensorrt':
+        raise ParameterError('backend', "'tensorrt' cannot run with device 'cpu'")
+    return DetectorConfig(**checked)
+
+
+def defaults() -> Dict[str, ParamValue]:
+    """Return every parameter's default value, by name."""
+    return {spec.name: spec.default for spec in PARAMS}
+
+
+def load_param_yaml(path: Union[str, Path]) -> Dict[str, Any]:
+    """Read a ROS 2 parameter file (``/**: ros__parameters: {...}``) and return the dict.
+
+    Accepts the wildcard node name ``/**`` or a single node entry. Raises ParameterError
+    (name ``params_file``) for a missing or malformed file.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ParameterError('params_file', f'cannot read {path}: {exc}') from exc
+    except yaml.YAMLError as exc:
+        raise ParameterError('params_file', f'{path} is not valid YAML: {exc}') from exc
+    if not isinstance(data, dict) or len(data) != 1:
+        raise ParameterError('params_file', f'{path}: expected one node entry such as /**')
+    node_entry = next(iter(data.values()))
+    if not isinstance(node_entry, dict) or not isinstance(
+            node_entry.get('ros__parameters'), dict):
+        raise ParameterError('params_file', f'{path}: expected a ros__parameters mapping')
+    return dict(node_entry['ros__parameters'])
+
+
+def markdown_table(specs: Iterable[ParamSpec] = PARAMS) -> str:
+    """Render the parameter table for the README (generated, and checked by a test)."""
+    lines = ['| name | type | default | range | description |',
+             '|---|---|---|---|---|']
+    for spec in specs:
+        default = spec.default
+        if isinstance(default, bool):
+            shown = 'true' if default else 'false'
+        elif isinstance(default, str):
+            shown = f'"{default}"'
+        else:
+            shown = str(default)
+        lines.append(f'| `{spec.name}` | {spec.type.__name__} | {shown} | '
+                     f'{spec.range_text()} | {spec.description} |')
+    return '\n'.join(lines) + '\n'

@@ -1,0 +1,1 @@
+"""Pipeline stages: preprocess (letterbox) and postprocess (decode + NMS)."""

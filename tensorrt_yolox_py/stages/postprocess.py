@@ -1,0 +1,206 @@
+"""Postprocessing stage: YOLOX decode, score threshold, class-aware NMS, map back to the image.
+
+Contract:
+
+- Input ``output``: the model output, (1, N, 5 + C) or (N, 5 + C) float32/float16, one row per
+  anchor, anchors ordered stride 8, 16, 32 and row-major (y, x) inside each stride, as YOLOX
+  exports them. Columns 4 (objectness) and 5: (class scores) are already sigmoid-ed.
+
+  * ``raw`` form (YOLOX head, ``decode_in_inference=False``): columns 0-3 are p0..p3 with
+    ``x = (p0 + gx) * s``, ``y = (p1 + gy) * s``, ``w = exp(p2) * s``, ``h = exp(p3) * s``
+    (centre and size in model-input pixels).
+  * ``decoded`` form: columns 0-3 are already (cx, cy, w, h) in model-input pixels.
+  * ``auto`` decides once, from the first output, and logs its choice: raw offsets p0/p1 stay
+    near [-1, 2] while decoded centres average half the input size.
+
+- ``score = objectness * max class score``; the class is the arg-max class.
+- Output ``Detections``: ``boxes`` float32 (K, 4) as (x1, y1, x2, y2) in SOURCE-image pixels
+  (divided by the letterbox scale, clipped to [0, W] x [0, H]), ``scores`` float32 (K,),
+  ``class_ids`` int32 (K,), sorted by descending score, K <= max_detections. Always arrays
+  (possibly empty), never None.
+- NMS convention (one, everywhere): greedy by descending score; a box is suppressed when its IoU
+  with an already kept box of the SAME class is strictly greater than the threshold.
+"""
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import InputError
+from .preprocess import LetterboxParams
+
+LOGGER = logging.getLogger(__name__)
+STRIDES: Tuple[int, ...] = (8, 16, 32)
+#: Mean of column 0 above which ``auto`` treats an output as already decoded.
+DECODED_MEAN_X_THRESHOLD = 4.0
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Detections in source-image pixels: boxes (K,4) xyxy, scores (K,), class_ids (K,)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    class_ids: np.ndarray
+
+    @staticmethod
+    def empty() -> 'Detections':
+        """Return zero detections (arrays of length 0 with the contract's dtypes)."""
+        return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32),
+                          np.zeros((0,), np.int32))
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+@lru_cache(maxsize=16)
+def make_anchors(input_hw: Tuple[int, int], strides: Tuple[int, ...] = STRIDES
+                 ) -> Tuple[np.ndarray, np.ndarray]:
+    """Return (grid (N, 2) float32 of (gx, gy), stride (N,) float32) for an input size.
+
+    N = sum over strides of (H // s) * (W // s); 18900 for 960x960. Cached; do not modify.
+    """
+    grids = []
+    anchor_strides = []
+    for stride in strides:
+        gh, gw = input_hw[0] // stride, input_hw[1] // stride
+        ys, xs = np.meshgrid(np.arange(gh, dtype=np.float32),
+                             np.arange(gw, dtype=np.float32), indexing='ij')
+        grids.append(np.stack((xs.ravel(), ys.ravel()), axis=1))
+        anchor_strides.append(np.full(gh * gw, stride, dtype=np.float32))
+    grid = np.concatenate(grids)
+    stride_arr = np.concatenate(anchor_strides)
+    grid.flags.writeable = False
+    stride_arr.flags.writeable = False
+    return grid, stride_arr
+
+
+def decode_raw(rows: np.ndarray, grid: np.ndarray, strides: np.ndarray) -> np.ndarray:
+    """Decode raw head rows (M, >=4) with their anchors into (M, 4) xyxy input pixels."""
+    s = strides[:, None]
+    centre = (rows[:, 0:2] + grid) * s
+    size = np.exp(np.minimum(rows[:, 2:4], 20.0)) * s
+    return np.concatenate((centre - size / 2, centre + size / 2), axis=1)
+
+
+def cxcywh_to_xyxy(rows: np.ndarray) -> np.ndarray:
+    """Convert (M, >=4) rows of (cx, cy, w, h) into (M, 4) (x1, y1, x2, y2)."""
+    half = rows[:, 2:4] / 2
+    return np.concatenate((rows[:, 0:2] - half, rows[:, 0:2] + half), axis=1)
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Return the IoU of one xyxy box (4,) with many (M, 4); zero-area unions give 0."""
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = max(box[2] - box[0], 0) * max(box[3] - box[1], 0)
+    widths = np.clip(boxes[:, 2] - boxes[:, 0], 0, None)
+    areas = widths * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    union = area + areas - inter
+    return np.divide(inter, union, out=np.zeros_like(inter, dtype=np.float64),
+                     where=union > 0)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
+        max_keep: Optional[int] = None) -> np.ndarray:
+    """Greedy NMS; return kept indices (int64) in descending score order.
+
+    A box is suppressed when its IoU with a kept box is strictly greater than iou_threshold.
+    Ties in score keep the lower index first (stable sort).
+    """
+    order = np.argsort(-scores, kind='stable')
+    keep = []
+    boxes64 = boxes.astype(np.float64, copy=False)
+    while order.size:
+        best = order[0]
+        keep.append(best)
+        if max_keep is not None and len(keep) >= max_keep:
+            break
+        rest = order[1:]
+        if rest.size == 0:
+            break
+        ious = box_iou(boxes64[best], boxes64[rest])
+        order = rest[ious <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def batched_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
+                iou_threshold: float, max_keep: Optional[int] = None) -> np.ndarray:
+    """Class-aware NMS: boxes of different classes never suppress each other.
+
+    Offsets each class's boxes by a distinct amount larger than any coordinate, then runs
+    ``nms`` once (the torchvision ``batched_nms`` trick).
+    """
+    if boxes.shape[0] == 0:
+        return np.zeros((0,), np.int64)
+    boxes64 = boxes.astype(np.float64)
+    span = float(np.abs(boxes64).max()) * 2 + 1.0
+    offsets = class_ids.astype(np.float64)[:, None] * span
+    return nms(boxes64 + offsets, scores, iou_threshold, max_keep)
+
+
+class Postprocessor:
+    """Turn a model output into Detections in source-image pixels (see module contract)."""
+
+    def __init__(self, input_hw: Tuple[int, int], score_threshold: float = 0.35,
+                 nms_threshold: float = 0.7, max_detections: int = 100,
+                 output_format: str = 'auto', strides: Sequence[int] = STRIDES) -> None:
+        if output_format not in ('auto', 'raw', 'decoded'):
+            raise ValueError(f"output_format must be auto, raw or decoded, got {output_format}")
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self.score_threshold = float(score_threshold)
+        self.nms_threshold = float(nms_threshold)
+        self.max_detections = int(max_detections)
+        self.output_format = output_format
+        self.strides = tuple(int(s) for s in strides)
+        self.grid, self.anchor_strides = make_anchors(self.input_hw, self.strides)
+
+    @property
+    def num_anchors(self) -> int:
+        """Number of anchors N expected in the model output."""
+        return int(self.grid.shape[0])
+
+    def resolve_format(self, rows: np.ndarray) -> str:
+        """Return 'raw' or 'decoded' for this output, deciding once when format is 'auto'."""
+        if self.output_format == 'auto':
+            mean_x = float(np.mean(rows[:, 0], dtype=np.float64))
+            self.output_format = 'decoded' if mean_x > DECODED_MEAN_X_THRESHOLD else 'raw'
+            LOGGER.info("model output detected as '%s' (mean of column 0 = %.2f)",
+                        self.output_format, mean_x)
+        return self.output_format
+
+    def __call__(self, output: np.ndarray, letterbox: LetterboxParams) -> Detections:
+        """Decode, threshold, NMS and map ``output`` back through ``letterbox``."""
+        rows = output[0] if output.ndim == 3 else output
+        if rows.ndim != 2 or rows.shape[1] < 6:
+            raise InputError(f'model output must be (1, N, 5+C), got {output.shape}')
+        fmt = self.resolve_format(rows)
+        if fmt == 'raw' and rows.shape[0] != self.num_anchors:
+            raise InputError(f'raw output has {rows.shape[0]} anchors, expected '
+                             f'{self.num_anchors} for input {self.input_hw}')
+        cls_scores = rows[:, 5:]
+        class_ids = np.argmax(cls_scores, axis=1)
+        scores = rows[:, 4] * np.take_along_axis(cls_scores, class_ids[:, None], 1)[:, 0]
+        candidates = np.flatnonzero(scores >= self.score_threshold)
+        if candidates.size == 0:
+            return Detections.empty()
+        cand_rows = rows[candidates].astype(np.float32)
+        if fmt == 'raw':
+            boxes = decode_raw(cand_rows, self.grid[candidates],
+                               self.anchor_strides[candidates])
+        else:
+            boxes = cxcywh_to_xyxy(cand_rows)
+        cand_scores = scores[candidates].astype(np.float32)
+        cand_classes = class_ids[candidates].astype(np.int32)
+        keep = batched_nms(boxes, cand_scores, cand_classes, self.nms_threshold,
+                           self.max_detections)
+        boxes = boxes[keep] / np.float32(letterbox.scale)
+        np.clip(boxes[:, 0::2], 0, letterbox.src_w, out=boxes[:, 0::2])
+        np.clip(boxes[:, 1::2], 0, letterbox.src_h, out=boxes[:, 1::2])
+        return Detections(boxes.astype(np.float32), cand_scores[keep], cand_classes[keep])

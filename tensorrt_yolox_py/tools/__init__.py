@@ -1,0 +1,1 @@
+"""Console scripts: thin command-line adapters over the core."""
