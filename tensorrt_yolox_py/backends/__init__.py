@@ -7,6 +7,7 @@ is not ``cpu``, else ONNX Runtime, and returns the reason for its choice with th
 
 import importlib.util
 import logging
+import sys
 from typing import Tuple
 
 from ..errors import ParameterError
@@ -18,7 +19,12 @@ LOGGER = logging.getLogger(__name__)
 
 def tensorrt_importable() -> bool:
     """Return whether the ``tensorrt`` Python module can be found (without importing it)."""
-    return importlib.util.find_spec('tensorrt') is not None
+    if sys.modules.get('tensorrt') is not None:
+        return True
+    try:
+        return importlib.util.find_spec('tensorrt') is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def choose_backend(config: DetectorConfig) -> Tuple[str, str]:

@@ -107,27 +107,56 @@ def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
                      where=union > 0)
 
 
+def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return the (M, K) IoU matrix of xyxy boxes a (M, 4) and b (K, 4)."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+#: Above this many boxes, NMS walks box by box instead of building the K x K IoU matrix.
+NMS_MATRIX_LIMIT = 2048
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
         max_keep: Optional[int] = None) -> np.ndarray:
     """Greedy NMS; return kept indices (int64) in descending score order.
 
     A box is suppressed when its IoU with a kept box is strictly greater than iou_threshold.
-    Ties in score keep the lower index first (stable sort).
+    Ties in score keep the lower index first (stable sort). Up to NMS_MATRIX_LIMIT boxes, the
+    IoU matrix is computed at once and the greedy pass only visits boxes that overlap another.
     """
     order = np.argsort(-scores, kind='stable')
-    keep = []
-    boxes64 = boxes.astype(np.float64, copy=False)
-    while order.size:
-        best = order[0]
-        keep.append(best)
-        if max_keep is not None and len(keep) >= max_keep:
-            break
-        rest = order[1:]
-        if rest.size == 0:
-            break
-        ious = box_iou(boxes64[best], boxes64[rest])
-        order = rest[ious <= iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
+    sorted_boxes = boxes[order].astype(np.float64, copy=False)
+    count = order.size
+    if count <= NMS_MATRIX_LIMIT:
+        over = np.triu(pairwise_iou(sorted_boxes, sorted_boxes) > iou_threshold, k=1)
+        keep = np.ones(count, dtype=bool)
+        for i in np.flatnonzero(over.any(axis=1)):
+            if keep[i]:
+                keep &= ~over[i]
+        kept = order[keep]
+    else:
+        kept_list = []
+        remaining = np.arange(count)
+        while remaining.size:
+            best = remaining[0]
+            kept_list.append(best)
+            if max_keep is not None and len(kept_list) >= max_keep:
+                break
+            rest = remaining[1:]
+            ious = box_iou(sorted_boxes[best], sorted_boxes[rest])
+            remaining = rest[ious <= iou_threshold]
+        kept = order[np.asarray(kept_list, dtype=np.int64)]
+    if max_keep is not None:
+        kept = kept[:max_keep]
+    return kept.astype(np.int64)
 
 
 def batched_nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray,
@@ -184,20 +213,24 @@ class Postprocessor:
         if fmt == 'raw' and rows.shape[0] != self.num_anchors:
             raise InputError(f'raw output has {rows.shape[0]} anchors, expected '
                              f'{self.num_anchors} for input {self.input_hw}')
-        cls_scores = rows[:, 5:]
-        class_ids = np.argmax(cls_scores, axis=1)
-        scores = rows[:, 4] * np.take_along_axis(cls_scores, class_ids[:, None], 1)[:, 0]
-        candidates = np.flatnonzero(scores >= self.score_threshold)
-        if candidates.size == 0:
-            return Detections.empty()
+        # score = obj * cls <= obj, so anchors whose objectness is below the threshold can be
+        # dropped before touching the class columns (most anchors, in practice).
+        candidates = np.flatnonzero(rows[:, 4] >= self.score_threshold)
         cand_rows = rows[candidates].astype(np.float32)
+        class_ids = np.argmax(cand_rows[:, 5:], axis=1)
+        scores = cand_rows[:, 4] * cand_rows[np.arange(candidates.size), 5 + class_ids]
+        passing = scores >= self.score_threshold
+        if not passing.any():
+            return Detections.empty()
+        candidates, cand_rows = candidates[passing], cand_rows[passing]
+        scores, class_ids = scores[passing], class_ids[passing]
         if fmt == 'raw':
             boxes = decode_raw(cand_rows, self.grid[candidates],
                                self.anchor_strides[candidates])
         else:
             boxes = cxcywh_to_xyxy(cand_rows)
-        cand_scores = scores[candidates].astype(np.float32)
-        cand_classes = class_ids[candidates].astype(np.int32)
+        cand_scores = scores.astype(np.float32)
+        cand_classes = class_ids.astype(np.int32)
         keep = batched_nms(boxes, cand_scores, cand_classes, self.nms_threshold,
                            self.max_detections)
         boxes = boxes[keep] / np.float32(letterbox.scale)

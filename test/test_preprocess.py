@@ -1,0 +1,128 @@
+"""CPU preprocessing reference against hand-computed letterbox cases and bad inputs."""
+
+import numpy as np
+import pytest
+
+from tensorrt_yolox_py.errors import InputError
+from tensorrt_yolox_py.stages.preprocess import (
+    compute_letterbox, CpuPreprocessor, PAD_VALUE, preprocess_cpu)
+
+
+def _solid(h, w, bgr):
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = bgr
+    return img
+
+
+@pytest.mark.parametrize('src_hw, in_hw, scale, resized_hw', [
+    ((64, 64), (64, 64), 1.0, (64, 64)),            # exact fit
+    ((64, 128), (64, 64), 0.5, (32, 64)),           # landscape, exact halving
+    ((100, 50), (64, 64), 0.64, (64, 32)),          # portrait
+    ((17, 33), (32, 32), 32 / 33, (16, 32)),        # odd sizes: 17 * 32/33 = 16.48 -> 16
+    ((1, 1), (32, 32), 32.0, (32, 32)),             # 1x1 source
+    ((1280, 1920), (960, 960), 0.5, (640, 960)),    # the camera case
+    ((1280, 1920), (608, 960), 0.475, (608, 912)),  # 960x608: height-limited
+])
+def test_letterbox_geometry(src_hw, in_hw, scale, resized_hw):
+    lb = compute_letterbox(src_hw[0], src_hw[1], in_hw[0], in_hw[1])
+    assert lb.scale == pytest.approx(scale)
+    assert (lb.resized_h, lb.resized_w) == resized_hw
+
+
+def test_solid_image_is_placed_top_left_and_padded():
+    img = _solid(64, 128, (10, 20, 30))
+    out, lb = preprocess_cpu(img, (64, 64))
+    assert out.shape == (1, 3, 64, 64) and out.dtype == np.float32
+    assert (lb.resized_h, lb.resized_w) == (32, 64)
+    for plane, value in enumerate((10, 20, 30)):
+        assert np.all(out[0, plane, :32, :] == value)
+    assert np.all(out[0, :, 32:, :] == PAD_VALUE)
+
+
+def test_portrait_pads_the_right_side():
+    img = _solid(100, 50, (1, 2, 3))
+    out, _ = preprocess_cpu(img, (64, 64))
+    assert np.all(out[0, :, :, 32:] == PAD_VALUE)
+    assert np.all(out[0, 2, :, :32] == 3)
+
+
+def test_exact_fit_is_a_pure_transpose():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (48, 80, 3), dtype=np.uint8)
+    out, lb = preprocess_cpu(img, (48, 80))
+    assert lb.scale == 1.0
+    np.testing.assert_array_equal(out[0], img.transpose(2, 0, 1).astype(np.float32))
+
+
+def test_bilinear_half_pixel_centres_and_clamped_edges():
+    # One row [0, 100] upscaled 2x: source x = (x + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25,
+    # clamped at the edges -> 0, 25, 75, 100 (OpenCV INTER_LINEAR).
+    img = np.zeros((1, 2, 3), np.uint8)
+    img[0, 1, :] = 100
+    out, lb = preprocess_cpu(img, (2, 4))
+    assert (lb.resized_h, lb.resized_w) == (2, 4)
+    for row in range(2):
+        np.testing.assert_allclose(out[0, 0, row], [0, 25, 75, 100], atol=0.5)
+
+
+def test_one_pixel_image_fills_the_canvas():
+    img = _solid(1, 1, (7, 8, 9))
+    out, _ = preprocess_cpu(img, (32, 32))
+    assert np.all(out[0, 0] == 7) and np.all(out[0, 2] == 9)
+
+
+def test_rgb8_is_converted_to_bgr_planes():
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    bgr, _ = preprocess_cpu(img, (64, 64), 'bgr8')
+    rgb, _ = preprocess_cpu(img[:, :, ::-1].copy(), (64, 64), 'rgb8')
+    np.testing.assert_array_equal(bgr, rgb)
+
+
+def test_strided_rows_match_contiguous_input():
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    padded = np.zeros((37, 53 * 3 + 13), np.uint8)          # ROS step = 172 bytes
+    padded[:, :53 * 3] = img.reshape(37, -1)
+    view = padded[:, :53 * 3].reshape(37, 53, 3)
+    assert not view.flags.c_contiguous
+    expected, _ = preprocess_cpu(img, (64, 96))
+    got, _ = preprocess_cpu(view, (64, 96))
+    np.testing.assert_array_equal(got, expected)
+    # A column-strided view (not packed pixels) is copied, with the same result.
+    wide = np.repeat(img, 2, axis=1)[:, ::2]
+    got2, _ = preprocess_cpu(wide, (64, 96))
+    np.testing.assert_array_equal(got2, expected)
+
+
+def test_float16_output_and_reused_buffer():
+    img = _solid(20, 20, (100, 150, 200))
+    pre = CpuPreprocessor((32, 32), dtype=np.float16)
+    first, _ = pre(img)
+    second, _ = pre(_solid(20, 20, (1, 2, 3)))
+    assert first.dtype == np.float16 and first is second
+    assert np.all(second[0, 1] == 2)
+
+
+@pytest.mark.parametrize('image, encoding, message', [
+    (np.zeros((10, 10, 3), np.float32), 'bgr8', 'dtype'),
+    (np.zeros((0, 10, 3), np.uint8), 'bgr8', 'empty'),
+    (np.zeros((10, 10, 2), np.uint8), 'bgr8', 'shape'),
+    (np.zeros((10, 10), np.uint8), 'bgr8', 'shape'),
+    (np.zeros((10, 10, 3), np.uint8), 'mono8', 'encoding'),
+    ([[1, 2, 3]], 'bgr8', 'numpy'),
+])
+def test_bad_inputs_raise_clear_errors(image, encoding, message):
+    with pytest.raises(InputError, match=message):
+        preprocess_cpu(image, (32, 32), encoding)
+
+
+def test_huge_image_is_rejected_without_allocating():
+    huge = np.lib.stride_tricks.as_strided(np.zeros(3, np.uint8), (8000, 8000, 3), (0, 0, 1))
+    with pytest.raises(InputError, match='exceeds'):
+        preprocess_cpu(huge, (32, 32))
+
+
+def test_wrong_out_buffer_is_rejected():
+    with pytest.raises(InputError, match='out must be'):
+        preprocess_cpu(_solid(4, 4, (0, 0, 0)), (8, 8), out=np.zeros((1, 3, 8, 4), np.float32))
