@@ -57,7 +57,8 @@ def test_device_sets_dla_core_and_core_sets_device():
 
 def test_param_yaml_is_generated_from_the_schema(repo_root):
     text = (repo_root / 'config' / 'yolox.param.yaml').read_text()
-    assert text == param_yaml(), 'regenerate with: python -m tensorrt_yolox_py.tools.params_doc --yaml'
+    assert text == param_yaml(), \
+        'regenerate with: python -m tensorrt_yolox_py.tools.params_doc --yaml'
     loaded = load_param_yaml(repo_root / 'config' / 'yolox.param.yaml')
     expected = {k: v for k, v in defaults().items() if k not in DERIVED}
     assert loaded == expected
