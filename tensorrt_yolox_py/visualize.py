@@ -1,0 +1,41 @@
+"""Draw detections on an image (the node's ``~/out/image``, the demo and the evaluator).
+
+Contract: ``image`` (H, W, 3) uint8 in ``encoding`` order (bgr8 or rgb8); boxes in the same
+(source-image) pixel frame as ``Detections``. Returns a new contiguous array; the input is not
+modified.
+"""
+
+from typing import Sequence
+
+import numpy as np
+
+from .stages.postprocess import Detections
+
+#: One BGR colour per class id (cycled).
+PALETTE = ((56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207),
+           (10, 249, 72), (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0))
+
+
+def draw_detections(image: np.ndarray, detections: Detections, labels: Sequence[str],
+                    encoding: str = 'bgr8') -> np.ndarray:
+    """Return a copy of ``image`` with each box, label name and score drawn on it."""
+    import cv2
+
+    canvas = np.ascontiguousarray(image).copy()
+    thickness = max(1, round(min(canvas.shape[:2]) / 400))
+    for box, score, class_id in zip(detections.boxes, detections.scores,
+                                    detections.class_ids):
+        colour = PALETTE[int(class_id) % len(PALETTE)]
+        if encoding == 'rgb8':
+            colour = colour[::-1]
+        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, thickness)
+        name = labels[class_id] if 0 <= class_id < len(labels) else f'class_{class_id}'
+        text = f'{name} {score:.2f}'
+        scale = 0.4 * thickness
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        top = max(y1 - th - base, 0)
+        cv2.rectangle(canvas, (x1, top), (x1 + tw, top + th + base), colour, -1)
+        cv2.putText(canvas, text, (x1, top + th), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return canvas
