@@ -1,0 +1,683 @@
+"""Train a YOLOX variant on a detection data set, then export it to ONNX (``yolox_train``).
+
+Data contract:
+
+- An item is ``(image, boxes, labels)``: ``image`` is a path (read with OpenCV, BGR) or an
+  (H, W, 3) uint8 BGR array of any size; ``boxes`` (G, 4) float xyxy in that image's pixels;
+  ``labels`` (G,) int class ids in [0, C). G may be 0.
+- ``DetectionDataset`` applies the light augmentation (horizontal flip, HSV jitter) on the
+  source image, then the SAME letterbox as inference (``stages.preprocess.preprocess_cpu``),
+  and scales the boxes by the letterbox scale. It yields ``(tensor (3, H, W) float32 BGR 0-255,
+  boxes (G, 4) float32 xyxy in model-input pixels, labels (G,) int64)``.
+- ``load_coco(json, image_dir)`` reads a COCO detection file: category ids sorted ascending map
+  to class ids 0..C-1, ``bbox`` [x, y, w, h] becomes xyxy, ``iscrowd`` annotations are skipped.
+
+Training: AdamW (default) or SGD with per-iteration linear warm-up then cosine decay, no weight
+decay on BatchNorm and bias parameters, mixed precision on CUDA (bf16 where supported, else fp16
+with a gradient scaler), optional EMA of the weights, gradient clipping, validation mAP / mAP50
+with pycocotools (boxes decoded by ``stages.postprocess.Postprocessor``), ``last.pt`` and
+``best.pt`` checkpoints, and at the end an ONNX export of the best (EMA) weights plus a JSON
+summary (``train_summary.json``) and a label file (``labels.txt``) in the output folder.
+"""
+
+import argparse
+import contextlib
+import copy
+import io
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .._lazy import require
+from ..stages.preprocess import LetterboxParams, preprocess_cpu
+from .export import export_onnx, load_checkpoint
+from .loss import YoloxLoss
+from .yolox import YOLOX, build_model, canonical_variant
+
+torch = require('torch', 'YOLOX training', 'pip install "tensorrt_yolox_py[train]"')
+
+LOG = logging.getLogger(__name__)
+Item = Tuple[Union[str, os.PathLike, np.ndarray], np.ndarray, np.ndarray]
+
+
+def read_image(image: Union[str, os.PathLike, np.ndarray]) -> np.ndarray:
+    """Return an (H, W, 3) uint8 BGR image from a path or an array."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f'image arrays must be (H, W, 3) uint8 BGR, got {image.shape} '
+                             f'{image.dtype}')
+        return image
+    import cv2
+
+    out = cv2.imread(os.fspath(image), cv2.IMREAD_COLOR)
+    if out is None:
+        raise FileNotFoundError(f'cannot read image {image}')
+    return out
+
+
+def hsv_jitter(image: np.ndarray, rng: np.random.Generator,
+               gains: Tuple[float, float, float] = (0.015, 0.7, 0.4)) -> np.ndarray:
+    """Randomly scale hue, saturation and value (YOLOv5/YOLOX style); return a new image."""
+    import cv2
+
+    r = rng.uniform(-1, 1, 3) * np.asarray(gains) + 1
+    hue, sat, val = cv2.split(cv2.cvtColor(image, cv2.COLOR_BGR2HSV))
+    x = np.arange(0, 256, dtype=np.float32)
+    lut_hue = ((x * r[0]) % 180).astype(np.uint8)
+    lut_sat = np.clip(x * r[1], 0, 255).astype(np.uint8)
+    lut_val = np.clip(x * r[2], 0, 255).astype(np.uint8)
+    hsv = cv2.merge((cv2.LUT(hue, lut_hue), cv2.LUT(sat, lut_sat), cv2.LUT(val, lut_val)))
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+
+
+def letterbox_boxes(boxes: np.ndarray, lb: LetterboxParams, min_size: float = 1.0
+                    ) -> Tuple[np.ndarray, np.ndarray]:
+    """Map source xyxy boxes into model-input pixels; return (boxes, keep mask)."""
+    out = boxes.astype(np.float32).reshape(-1, 4) * np.float32(lb.scale)
+    np.clip(out[:, 0::2], 0, lb.resized_w, out=out[:, 0::2])
+    np.clip(out[:, 1::2], 0, lb.resized_h, out=out[:, 1::2])
+    keep = ((out[:, 2] - out[:, 0]) >= min_size) & ((out[:, 3] - out[:, 1]) >= min_size)
+    return out, keep
+
+
+class DetectionDataset(torch.utils.data.Dataset):
+    """Items -> (letterboxed tensor, boxes in input pixels, labels); see the module contract.
+
+    ``items`` is a sequence of items or a callable returning an iterable of items.
+    """
+
+    def __init__(self, items: Union[Sequence[Item], Callable[[], Iterable[Item]]],
+                 input_hw: Tuple[int, int], augment: bool = False, flip_prob: float = 0.5,
+                 hsv_gains: Tuple[float, float, float] = (0.015, 0.7, 0.4),
+                 min_box_size: float = 2.0) -> None:
+        self.items = list(items() if callable(items) else items)
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self.augment = augment
+        self.flip_prob = float(flip_prob)
+        self.hsv_gains = tuple(float(g) for g in hsv_gains)
+        self.min_box_size = float(min_box_size)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load(self, index: int, rng: Optional[np.random.Generator] = None
+             ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, LetterboxParams]:
+        """Return (tensor (1, 3, H, W), boxes (G, 4) input px, labels (G,), letterbox)."""
+        image, boxes, labels = self.items[index]
+        image = read_image(image)
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if boxes.shape[0] != labels.shape[0]:
+            raise ValueError(f'item {index}: {boxes.shape[0]} boxes but {labels.shape[0]} labels')
+        if rng is not None:
+            if rng.random() < self.flip_prob:
+                image = image[:, ::-1]
+                w = image.shape[1]
+                boxes = np.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]],
+                                 axis=1)
+            if any(self.hsv_gains):
+                image = hsv_jitter(np.ascontiguousarray(image), rng, self.hsv_gains)
+        tensor, lb = preprocess_cpu(np.ascontiguousarray(image), self.input_hw)
+        boxes, keep = letterbox_boxes(boxes, lb, self.min_box_size)
+        return tensor, boxes[keep], labels[keep], lb
+
+    def __getitem__(self, index: int):
+        """Return one (tensor (3, H, W), boxes, labels) training sample."""
+        rng = None
+        if self.augment:
+            rng = np.random.default_rng(int(torch.randint(0, 2 ** 31 - 1, (1,)).item()))
+        tensor, boxes, labels, _ = self.load(index, rng)
+        return (torch.from_numpy(tensor[0]), torch.from_numpy(boxes),
+                torch.from_numpy(labels))
+
+
+def collate(batch: Sequence[tuple]):
+    """Stack images; keep per-image targets as a list of (boxes, labels)."""
+    images = torch.stack([b[0] for b in batch])
+    return images, [(b[1], b[2]) for b in batch]
+
+
+def load_coco(json_path: Union[str, os.PathLike], image_dir: Optional[str] = None
+              ) -> Tuple[List[Item], List[str]]:
+    """Read a COCO detection file into items and class names (see the module contract)."""
+    json_path = Path(json_path)
+    with open(json_path, encoding='utf-8') as f:
+        coco = json.load(f)
+    for key in ('images', 'annotations', 'categories'):
+        if key not in coco:
+            raise ValueError(f"{json_path} is not a COCO detection file (no '{key}')")
+    cats = sorted(coco['categories'], key=lambda c: c['id'])
+    cat_to_class = {c['id']: i for i, c in enumerate(cats)}
+    names = [str(c['name']) for c in cats]
+    root = Path(image_dir) if image_dir else json_path.parent
+    per_image: Dict[int, List[dict]] = {img['id']: [] for img in coco['images']}
+    for ann in coco['annotations']:
+        if ann.get('iscrowd', 0):
+            continue
+        per_image.setdefault(ann['image_id'], []).append(ann)
+    items: List[Item] = []
+    for img in coco['images']:
+        anns = per_image.get(img['id'], [])
+        boxes = np.array([[a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2],
+                           a['bbox'][1] + a['bbox'][3]] for a in anns],
+                         dtype=np.float32).reshape(-1, 4)
+        labels = np.array([cat_to_class[a['category_id']] for a in anns], dtype=np.int64)
+        path = Path(img['file_name'])
+        items.append((str(path if path.is_absolute() else root / path), boxes, labels))
+    return items, names
+
+
+class ModelEMA:
+    """Exponential moving average of a model's weights (YOLOX's ramped decay)."""
+
+    def __init__(self, model: YOLOX, decay: float = 0.9998, tau: float = 2000.0) -> None:
+        self.ema = copy.deepcopy(model).eval()
+        for p in self.ema.parameters():
+            p.requires_grad_(False)
+        self.decay = float(decay)
+        self.tau = float(tau)
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: YOLOX) -> None:
+        """Blend ``model``'s weights into the average."""
+        self.updates += 1
+        d = self.decay * (1 - math.exp(-self.updates / self.tau))
+        msd = model.state_dict()
+        for key, value in self.ema.state_dict().items():
+            if value.dtype.is_floating_point:
+                value.mul_(d).add_(msd[key].detach(), alpha=1 - d)
+            else:
+                value.copy_(msd[key])
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run (all have CLI flags in ``main``)."""
+
+    variant: str = 'yolox-s+-opt'
+    act: Optional[str] = None
+    num_classes: Optional[int] = None
+    input_hw: Tuple[int, int] = (960, 960)
+    export_hw: Optional[Tuple[int, int]] = None
+    epochs: int = 30
+    batch: int = 16
+    lr: Optional[float] = None
+    optimizer: str = 'adamw'
+    weight_decay: Optional[float] = None
+    momentum: float = 0.9
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.05
+    ema: bool = True
+    amp: str = 'auto'
+    device: str = 'auto'
+    workers: int = 4
+    out: str = 'runs/yolox'
+    seed: int = 0
+    eval_interval: int = 1
+    l1_epochs: int = 0
+    no_aug_epochs: int = 0
+    grad_clip: float = 10.0
+    augment: bool = True
+    export: bool = True
+    log_interval: int = 50
+    init: Optional[str] = None
+    extra: Dict[str, str] = field(default_factory=dict)
+
+    def resolved_lr(self) -> float:
+        """Return ``lr`` or the optimizer's default for this batch size."""
+        if self.lr is not None:
+            return float(self.lr)
+        return 0.01 * self.batch / 64 if self.optimizer == 'sgd' else 1e-3
+
+    def resolved_weight_decay(self) -> float:
+        """Return ``weight_decay`` or the optimizer's default."""
+        if self.weight_decay is not None:
+            return float(self.weight_decay)
+        return 5e-4 if self.optimizer == 'sgd' else 0.05
+
+
+def resolve_device(name: str) -> 'torch.device':
+    """Return the torch device for 'auto', 'cpu', 'cuda' or 'cuda:N'."""
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = torch.device(name)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{name}' requested but CUDA is not available")
+    return device
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float,
+          min_lr_ratio: float) -> float:
+    """Linear warm-up from 0 over ``warmup_steps``, then cosine decay to base * min ratio."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    span = max(total_steps - warmup_steps, 1)
+    progress = min(max(step - warmup_steps, 0) / span, 1.0)
+    min_lr = base_lr * min_lr_ratio
+    return min_lr + 0.5 * (base_lr - min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: YOLOX, cfg: TrainConfig) -> 'torch.optim.Optimizer':
+    """Build the optimizer with no weight decay on BatchNorm weights and biases."""
+    decay, no_decay = [], []
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            is_norm = isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+            (no_decay if is_norm or name == 'bias' else decay).append(param)
+    groups = [{'params': decay, 'weight_decay': cfg.resolved_weight_decay()},
+              {'params': no_decay, 'weight_decay': 0.0}]
+    lr = cfg.resolved_lr()
+    if cfg.optimizer == 'sgd':
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
+    if cfg.optimizer == 'adamw':
+        return torch.optim.AdamW(groups, lr=lr, betas=(cfg.momentum, 0.999))
+    raise ValueError(f"optimizer must be 'sgd' or 'adamw', got '{cfg.optimizer}'")
+
+
+def coco_metrics(gt_items: Sequence[Item], detections: Sequence, class_names: Sequence[str]
+                 ) -> Dict[str, object]:
+    """Return mAP (0.5:0.95), mAP50 and per-class AP50 from pycocotools.
+
+    ``detections[i]`` is a ``stages.postprocess.Detections`` for ``gt_items[i]`` (boxes in
+    source pixels).
+    """
+    coco_mod = require('pycocotools.coco', 'validation mAP', 'pip install pycocotools')
+    cocoeval_mod = require('pycocotools.cocoeval', 'validation mAP', 'pip install pycocotools')
+    images, anns, dets = [], [], []
+    for i, (image, boxes, labels) in enumerate(gt_items):
+        h, w = image.shape[:2] if isinstance(image, np.ndarray) else (0, 0)
+        images.append({'id': i, 'width': int(w), 'height': int(h)})
+        for box, label in zip(np.asarray(boxes, np.float64).reshape(-1, 4),
+                              np.asarray(labels).reshape(-1)):
+            bw, bh = box[2] - box[0], box[3] - box[1]
+            anns.append({'id': len(anns) + 1, 'image_id': i, 'category_id': int(label),
+                         'bbox': [float(box[0]), float(box[1]), float(bw), float(bh)],
+                         'area': float(bw * bh), 'iscrowd': 0})
+        det = detections[i]
+        for box, score, cls in zip(det.boxes, det.scores, det.class_ids):
+            dets.append({'image_id': i, 'category_id': int(cls), 'score': float(score),
+                         'bbox': [float(box[0]), float(box[1]), float(box[2] - box[0]),
+                                  float(box[3] - box[1])]})
+    result: Dict[str, object] = {'mAP': 0.0, 'mAP50': 0.0, 'num_detections': len(dets),
+                                 'num_ground_truths': len(anns)}
+    if not anns or not dets:
+        return result
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = coco_mod.COCO()
+        gt.dataset = {'images': images, 'annotations': anns,
+                      'categories': [{'id': i, 'name': n} for i, n in enumerate(class_names)]}
+        gt.createIndex()
+        dt = gt.loadRes(dets)
+        ev = cocoeval_mod.COCOeval(gt, dt, 'bbox')
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    result['mAP'] = float(ev.stats[0])
+    result['mAP50'] = float(ev.stats[1])
+    precision = ev.eval['precision']  # (T, R, K, A, M)
+    per_class = {}
+    for k, cat_id in enumerate(ev.params.catIds):
+        p = precision[0, :, k, 0, -1]
+        p = p[p > -1]
+        per_class[class_names[cat_id] if cat_id < len(class_names) else str(cat_id)] = (
+            float(p.mean()) if p.size else None)
+    result['per_class_AP50'] = per_class
+    return result
+
+
+class Trainer:
+    """Owns the model, optimizer, EMA and data; ``fit()`` runs the whole schedule."""
+
+    def __init__(self, cfg: TrainConfig, train_items: Sequence[Item],
+                 val_items: Optional[Sequence[Item]] = None,
+                 class_names: Optional[Sequence[str]] = None) -> None:
+        self.cfg = cfg
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        self.device = resolve_device(cfg.device)
+        self.class_names = list(class_names) if class_names else None
+        num_classes = cfg.num_classes or (len(self.class_names) if self.class_names else None)
+        if not num_classes:
+            labels = [int(x) for _, _, lab in train_items for x in np.asarray(lab).reshape(-1)]
+            num_classes = (max(labels) + 1) if labels else 1
+        self.num_classes = int(num_classes)
+        if not self.class_names:
+            self.class_names = [f'class{i}' for i in range(self.num_classes)]
+        if len(self.class_names) != self.num_classes:
+            raise ValueError(f'{len(self.class_names)} class names for {self.num_classes} '
+                             'classes')
+        if cfg.init:
+            self.model = load_checkpoint(cfg.init)
+            if self.model.num_classes != self.num_classes:
+                raise ValueError(f'--init checkpoint has {self.model.num_classes} classes, '
+                                 f'data has {self.num_classes}')
+        else:
+            self.model = build_model(canonical_variant(cfg.variant), self.num_classes, cfg.act)
+        self.model.to(self.device)
+        if self.device.type == 'cuda':
+            self.model.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
+        self.train_set = DetectionDataset(train_items, cfg.input_hw, augment=cfg.augment)
+        self.val_items = list(val_items) if val_items else []
+        self.loss_fn = YoloxLoss(self.num_classes)
+        self.optimizer = make_optimizer(self.model, cfg)
+        self.ema = ModelEMA(self.model) if cfg.ema else None
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp_dtype == torch.float16)
+        self.step_count = 0
+        self.history: List[Dict[str, object]] = []
+        self.out = Path(cfg.out)
+
+    def _amp_dtype(self) -> Optional['torch.dtype']:
+        mode = self.cfg.amp
+        if mode not in ('auto', 'off', 'bf16', 'fp16'):
+            raise ValueError(f"amp must be auto, off, bf16 or fp16, got '{mode}'")
+        if self.device.type != 'cuda' or mode == 'off':
+            return None
+        if mode == 'fp16' or (mode == 'auto' and not torch.cuda.is_bf16_supported()):
+            return torch.float16
+        return torch.bfloat16
+
+    def autocast(self):
+        """Return the mixed-precision context (a no-op without CUDA AMP)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def loader(self, shuffle: bool = True) -> 'torch.utils.data.DataLoader':
+        """Return the training DataLoader."""
+        gen = torch.Generator()
+        gen.manual_seed(self.cfg.seed + len(self.history))
+        return torch.utils.data.DataLoader(
+            self.train_set, batch_size=self.cfg.batch, shuffle=shuffle,
+            num_workers=self.cfg.workers, collate_fn=collate, drop_last=False,
+            pin_memory=self.device.type == 'cuda', generator=gen,
+            persistent_workers=False)
+
+    def train_step(self, images: 'torch.Tensor', targets: Sequence[tuple],
+                   lr: Optional[float] = None) -> Dict[str, float]:
+        """One optimisation step on a batch; return the loss components."""
+        self.model.train()
+        if lr is not None:
+            for group in self.optimizer.param_groups:
+                group['lr'] = lr
+        images = images.to(self.device, non_blocking=True)
+        if self.device.type == 'cuda':
+            images = images.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            head = self.model(images)
+        loss, parts = self.loss_fn(head, targets)
+        if not torch.isfinite(loss):
+            LOG.warning('non-finite loss %s at step %d: step skipped', parts, self.step_count)
+            self.optimizer.zero_grad(set_to_none=True)
+            return parts
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.step_count += 1
+        return parts
+
+    def eval_model(self) -> YOLOX:
+        """Return the model used for validation and export (EMA when enabled)."""
+        return self.ema.ema if self.ema is not None else self.model
+
+    @torch.no_grad()
+    def predict(self, items: Sequence[Item], input_hw: Optional[Tuple[int, int]] = None,
+                score_threshold: float = 0.001, nms_threshold: float = 0.65,
+                batch: int = 8) -> list:
+        """Run the eval model on items; return one ``Detections`` per item (source pixels)."""
+        from ..stages.postprocess import Postprocessor
+
+        input_hw = tuple(input_hw or self.cfg.input_hw)
+        post = Postprocessor(input_hw, score_threshold, nms_threshold, 100, 'raw')
+        model = self.eval_model().eval()
+        data = DetectionDataset(items, input_hw)
+        results = []
+        for start in range(0, len(items), batch):
+            loaded = [data.load(i) for i in range(start, min(start + batch, len(items)))]
+            tensor = torch.from_numpy(np.concatenate([t for t, _, _, _ in loaded]))
+            tensor = tensor.to(self.device)
+            with self.autocast():
+                out = model(tensor)
+            out = out.float().cpu().numpy()
+            results.extend(post(out[k:k + 1], loaded[k][3]) for k in range(len(loaded)))
+        return results
+
+    def evaluate(self, items: Optional[Sequence[Item]] = None) -> Dict[str, object]:
+        """Return pycocotools mAP / mAP50 of the eval model on ``items`` (default: val set)."""
+        items = list(items if items is not None else self.val_items)
+        if not items:
+            return {}
+        gt_items = [(read_image(img), boxes, labels) for img, boxes, labels in items]
+        dets = self.predict(gt_items)
+        return coco_metrics(gt_items, dets, self.class_names)
+
+    def checkpoint(self, epoch: int, metrics: Dict[str, object], with_optimizer: bool
+                   ) -> Dict[str, object]:
+        """Return the checkpoint dict (see ``export.load_checkpoint``)."""
+        ckpt: Dict[str, object] = {
+            'config': self.model.config(),
+            'model': {k: v.detach().float().cpu() if v.dtype.is_floating_point else v.cpu()
+                      for k, v in self.model.state_dict().items()},
+            'ema': ({k: v.detach().float().cpu() if v.dtype.is_floating_point else v.cpu()
+                     for k, v in self.ema.ema.state_dict().items()} if self.ema else None),
+            'epoch': int(epoch), 'class_names': list(self.class_names),
+            'metrics': json.loads(json.dumps(metrics)),
+            'input_hw': list(self.cfg.input_hw),
+        }
+        if with_optimizer:
+            ckpt['optimizer'] = self.optimizer.state_dict()
+        return ckpt
+
+    def save(self, path: Path, epoch: int, metrics: Dict[str, object],
+             with_optimizer: bool = False) -> Path:
+        """Write a checkpoint atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + '.tmp')
+        torch.save(self.checkpoint(epoch, metrics, with_optimizer), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def fit(self) -> Dict[str, object]:
+        """Run all epochs, validate, checkpoint, export; return the summary dict."""
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        steps_per_epoch = max(math.ceil(len(self.train_set) / cfg.batch), 1)
+        total = steps_per_epoch * cfg.epochs
+        warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+        base_lr = cfg.resolved_lr()
+        best_key, best_value = None, -1.0
+        start = time.time()
+        LOG.info('training %s (%d classes, act %s) on %s: %d images, %d epochs x %d steps, '
+                 'batch %d, %s lr %.2e, amp %s, ema %s', self.model.variant, self.num_classes,
+                 self.model.act, self.device, len(self.train_set), cfg.epochs, steps_per_epoch,
+                 cfg.batch, cfg.optimizer, base_lr, self.amp_dtype, cfg.ema)
+        for epoch in range(cfg.epochs):
+            if cfg.no_aug_epochs and epoch >= cfg.epochs - cfg.no_aug_epochs:
+                self.train_set.augment = False
+            self.loss_fn.use_l1 = bool(cfg.l1_epochs) and epoch >= cfg.epochs - cfg.l1_epochs
+            sums: Dict[str, float] = {}
+            count = 0
+            t0 = time.time()
+            for images, targets in self.loader():
+                lr = lr_at(self.step_count, total, warmup, base_lr, cfg.min_lr_ratio)
+                parts = self.train_step(images, targets, lr)
+                for key, value in parts.items():
+                    sums[key] = sums.get(key, 0.0) + value
+                count += 1
+                if cfg.log_interval and self.step_count % cfg.log_interval == 0:
+                    LOG.info('epoch %d step %d/%d lr %.2e loss %.4f (iou %.3f obj %.3f cls '
+                             '%.3f) fg/img %.1f', epoch + 1, self.step_count, total, lr,
+                             parts['loss'], parts['iou'], parts['obj'], parts['cls'],
+                             parts['num_fg'])
+            record: Dict[str, object] = {k: v / max(count, 1) for k, v in sums.items()}
+            record.update(epoch=epoch + 1, seconds=time.time() - t0,
+                          images_per_s=len(self.train_set) / max(time.time() - t0, 1e-9))
+            last = epoch + 1 == cfg.epochs
+            if self.val_items and (last or (cfg.eval_interval
+                                            and (epoch + 1) % cfg.eval_interval == 0)):
+                metrics = self.evaluate()
+                record['val'] = metrics
+                if float(metrics.get('mAP50', 0.0)) > best_value:
+                    best_value = float(metrics.get('mAP50', 0.0))
+                    best_key = epoch + 1
+                    self.save(self.out / 'best.pt', epoch + 1, metrics)
+            self.history.append(record)
+            LOG.info('epoch %d/%d: loss %.4f, %.1f img/s%s', epoch + 1, cfg.epochs,
+                     record.get('loss', float('nan')), record['images_per_s'],
+                     f", val mAP50 {record['val'].get('mAP50', 0):.4f} mAP "
+                     f"{record['val'].get('mAP', 0):.4f}" if 'val' in record else '')
+            self.save(self.out / 'last.pt', epoch + 1, record, with_optimizer=True)
+        if best_key is None:
+            self.save(self.out / 'best.pt', cfg.epochs, self.history[-1] if self.history
+                      else {})
+        summary = self.summary(time.time() - start, best_key)
+        if cfg.export:
+            summary['onnx'] = self.export_best()
+        with open(self.out / 'labels.txt', 'w', encoding='utf-8') as f:
+            f.write('\n'.join(self.class_names) + '\n')
+        with open(self.out / 'train_summary.json', 'w', encoding='utf-8') as f:
+            json.dump(summary, f, indent=2)
+        return summary
+
+    def export_best(self) -> str:
+        """Export ``best.pt`` (EMA weights when present) to ``model.onnx``; return the path."""
+        model = load_checkpoint(str(self.out / 'best.pt'))
+        export_hw = tuple(self.cfg.export_hw or self.cfg.input_hw)
+        return export_onnx(model, str(self.out / 'model.onnx'), export_hw,
+                           extra_metadata={'labels': ','.join(self.class_names)})
+
+    def summary(self, seconds: float, best_epoch: Optional[int]) -> Dict[str, object]:
+        """Return a JSON-friendly record of this run (config, history, machine)."""
+        device_name = (torch.cuda.get_device_name(self.device) if self.device.type == 'cuda'
+                       else platform.processor() or platform.machine())
+        cfg = asdict(self.cfg)
+        cfg['lr'] = self.cfg.resolved_lr()
+        cfg['weight_decay'] = self.cfg.resolved_weight_decay()
+        best = next((h for h in self.history if h['epoch'] == best_epoch), None)
+        return {'config': cfg, 'model': self.model.config(), 'class_names': self.class_names,
+                'train_images': len(self.train_set), 'val_images': len(self.val_items),
+                'history': self.history, 'best_epoch': best_epoch,
+                'best_val': best.get('val') if best else None,
+                'train_seconds': round(seconds, 1), 'device': device_name,
+                'torch': torch.__version__, 'python': platform.python_version(),
+                'date': time.strftime('%Y-%m-%d %H:%M:%S %z'), 'command': ' '.join(sys.argv)}
+
+
+def split_items(items: Sequence[Item], val_fraction: float, seed: int
+                ) -> Tuple[List[Item], List[Item]]:
+    """Split items into (train, val) by a seeded permutation."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f'val fraction must be in [0, 1), got {val_fraction}')
+    order = np.random.default_rng(seed).permutation(len(items))
+    n_val = int(round(len(items) * val_fraction))
+    val = [items[i] for i in sorted(order[:n_val])]
+    train = [items[i] for i in sorted(order[n_val:])]
+    return train, val
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the ``yolox_train`` argument parser."""
+    p = argparse.ArgumentParser(
+        prog='yolox_train', description='Train a YOLOX variant on a COCO data set and export '
+        'it to ONNX (input images [1,3,H,W] BGR 0-255, output [1,N,5+C]).')
+    p.add_argument('--variant', default='yolox-s+-opt',
+                   help='yolox-s, yolox-s-opt, yolox-s+-opt (alias yolox-splus-opt) or '
+                        'yolox-tiny-test (default: %(default)s)')
+    p.add_argument('--act', choices=('silu', 'relu', 'relu6'), default=None,
+                   help="activation (default: the variant's; relu6 for yolox-s+-opt)")
+    p.add_argument('--input-size', nargs=2, type=int, metavar=('H', 'W'), default=(960, 960),
+                   help='training input height and width, multiples of 32')
+    p.add_argument('--export-size', nargs=2, type=int, metavar=('H', 'W'), default=None,
+                   help='ONNX input size (default: the training size)')
+    p.add_argument('--epochs', type=int, default=30)
+    p.add_argument('--batch', type=int, default=16)
+    p.add_argument('--lr', type=float, default=None,
+                   help='peak learning rate (default: 1e-3 for adamw, 0.01*batch/64 for sgd)')
+    p.add_argument('--optimizer', choices=('adamw', 'sgd'), default='adamw')
+    p.add_argument('--weight-decay', type=float, default=None)
+    p.add_argument('--warmup-epochs', type=float, default=1.0)
+    p.add_argument('--data', required=True, help='COCO JSON of the training images')
+    p.add_argument('--images', default=None,
+                   help="folder of the training images (default: the JSON's folder)")
+    p.add_argument('--val-data', default=None, help='COCO JSON of the validation images')
+    p.add_argument('--val-images', default=None, help='folder of the validation images')
+    p.add_argument('--val-fraction', type=float, default=0.0,
+                   help='hold out this fraction of --data for validation when no --val-data')
+    p.add_argument('--num-classes', type=int, default=None,
+                   help='number of classes (default: the COCO categories)')
+    p.add_argument('--out', default='runs/yolox', help='output folder')
+    p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    p.add_argument('--workers', type=int, default=4, help='DataLoader worker processes')
+    p.add_argument('--amp', choices=('auto', 'off', 'bf16', 'fp16'), default='auto')
+    p.add_argument('--no-ema', action='store_true', help='do not keep an EMA of the weights')
+    p.add_argument('--no-augment', action='store_true', help='no flip / HSV augmentation')
+    p.add_argument('--no-aug-epochs', type=int, default=0,
+                   help='train the last N epochs without augmentation')
+    p.add_argument('--l1-epochs', type=int, default=0,
+                   help='add the L1 regression loss in the last N epochs (as YOLOX)')
+    p.add_argument('--eval-interval', type=int, default=1, help='validate every N epochs')
+    p.add_argument('--init', default=None, help='start from this checkpoint (.pt)')
+    p.add_argument('--max-images', type=int, default=None,
+                   help='use only the first N training images (smoke tests)')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--no-export', action='store_true', help='skip the final ONNX export')
+    p.add_argument('--log-interval', type=int, default=50)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Console entry point ``yolox_train``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(message)s')
+    items, names = load_coco(args.data, args.images)
+    if args.max_images:
+        items = items[:args.max_images]
+    if args.val_data:
+        val_items, val_names = load_coco(args.val_data, args.val_images)
+        if val_names != names:
+            raise SystemExit(f'class names differ: train {names} vs val {val_names}')
+    else:
+        items, val_items = split_items(items, args.val_fraction, args.seed)
+    if args.num_classes is not None and args.num_classes != len(names):
+        names = [f'class{i}' for i in range(args.num_classes)]
+    cfg = TrainConfig(
+        variant=args.variant, act=args.act, num_classes=args.num_classes,
+        input_hw=tuple(args.input_size), export_hw=tuple(args.export_size)
+        if args.export_size else None, epochs=args.epochs, batch=args.batch, lr=args.lr,
+        optimizer=args.optimizer, weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup_epochs, ema=not args.no_ema, amp=args.amp,
+        device=args.device, workers=args.workers, out=args.out, seed=args.seed,
+        eval_interval=args.eval_interval, l1_epochs=args.l1_epochs,
+        no_aug_epochs=args.no_aug_epochs, augment=not args.no_augment,
+        export=not args.no_export, log_interval=args.log_interval, init=args.init)
+    summary = Trainer(cfg, items, val_items, names).fit()
+    best = summary.get('best_val') or {}
+    print(f"trained {summary['model']['variant']} in {summary['train_seconds']} s on "
+          f"{summary['device']}; best epoch {summary['best_epoch']}: "
+          f"mAP50 {best.get('mAP50', float('nan'))} mAP {best.get('mAP', float('nan'))}")
+    print(f"outputs in {args.out}: best.pt, last.pt, labels.txt, train_summary.json"
+          + (f", {os.path.basename(summary['onnx'])}" if summary.get('onnx') else ''))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
