@@ -19,7 +19,8 @@ File format (``config/cameras.yaml``)::
 Each camera becomes a ``NodeSpec``: node ``node_name`` in namespace ``<namespace>/<name>``,
 remapping ``~/in/image`` to ``image_topic`` (and ``~/out/objects`` to ``objects_topic`` when
 given), parameters = shared parameters, then the camera's, then ``device``; every camera's
-parameters are validated with ``params.make_config``. Errors raise ``CameraConfigError`` naming
+parameters are validated with ``params.make_config`` (and float parameters written as YAML
+integers become floats, as ROS requires). Errors raise ``CameraConfigError`` naming
 the camera and the field.
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Tuple, Union
 
 from ..errors import ParameterError, YoloxError
-from ..params import make_config
+from ..params import PARAMS_BY_NAME, make_config
 
 DEVICES = ('gpu', 'dla0', 'dla1', 'cpu')
 DEFAULT_NODE_NAME = 'tensorrt_yolox'
@@ -72,6 +73,14 @@ class NodeSpec:
 def is_valid_topic(topic: Any) -> bool:
     """Return whether ``topic`` is a valid absolute or relative ROS topic name."""
     return isinstance(topic, str) and bool(_TOPIC_RE.match(topic))
+
+
+def _typed(name: str, value: Any) -> Any:
+    """Return ``value`` as the parameter's schema type (YAML ``1`` for a float means 1.0)."""
+    spec = PARAMS_BY_NAME.get(name)
+    if spec is not None and spec.type is float and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 def _join_namespace(base: str, name: str) -> str:
@@ -161,6 +170,7 @@ def node_specs(config: Mapping[str, Any]) -> List[NodeSpec]:
             make_config(parameters)
         except ParameterError as exc:
             raise CameraConfigError(f'{where}: {exc}') from exc
+        parameters = {name: _typed(name, value) for name, value in parameters.items()}
         specs.append(NodeSpec(camera=name, device=device, name=node_name,
                               namespace=_join_namespace(namespace, name),
                               remappings=tuple(remappings), parameters=parameters))

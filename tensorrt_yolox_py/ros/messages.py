@@ -11,14 +11,12 @@ Contract:
   detection's header are copies of ``header`` (the input image's stamp and frame_id).
 - ``to_label_info(labels, threshold, header)``: ``class_map`` = (index, name) pairs,
   ``threshold`` = the score threshold.
-- ``draw_detections(image, detections, labels, encoding)``: a copy of the (H, W, 3) uint8 image
-  with boxes and "label score" captions (same encoding as the input).
 
 vision_msgs / std_msgs are imported at first use (``vision_msgs`` is built by
 scripts/build_vision_msgs.sh where no ROS 2 distribution provides it).
 """
 
-from typing import Any, Sequence, Tuple
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -77,32 +75,3 @@ def to_label_info(labels: Sequence[str], threshold: float, header: Any) -> Any:
                  for index, name in enumerate(labels)]
     return vm.LabelInfo(header=copy_header(header), class_map=class_map,
                         threshold=float(threshold))
-
-
-def _colour(class_id: int, encoding: str) -> Tuple[int, int, int]:
-    """Return a distinct colour per class, in the image's channel order."""
-    hue = (class_id * 47) % 180
-    import cv2
-
-    bgr = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
-    colour = tuple(int(v) for v in bgr)
-    return colour[::-1] if encoding == 'rgb8' else colour
-
-
-def draw_detections(image: np.ndarray, detections: Detections, labels: Sequence[str],
-                    encoding: str = 'bgr8') -> np.ndarray:
-    """Return a copy of ``image`` with each detection's box and caption drawn on it."""
-    import cv2
-
-    canvas = np.ascontiguousarray(image).copy()
-    thickness = max(1, round(max(canvas.shape[:2]) / 500))
-    for (x1, y1, x2, y2), score, class_id in zip(
-            np.asarray(detections.boxes).tolist(), np.asarray(detections.scores).tolist(),
-            np.asarray(detections.class_ids).tolist()):
-        colour = _colour(int(class_id), encoding)
-        top_left = (int(round(x1)), int(round(y1)))
-        cv2.rectangle(canvas, top_left, (int(round(x2)), int(round(y2))), colour, thickness)
-        caption = f'{label_name(labels, int(class_id))} {score:.2f}'
-        cv2.putText(canvas, caption, (top_left[0], max(top_left[1] - 4, 10)),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thickness, colour, thickness)
-    return canvas

@@ -31,7 +31,8 @@ from ..errors import InputError, ParameterError, YoloxError
 from ..params import DetectorConfig
 from ..pipeline import Detector
 from .image_conversion import ImageFormatError, fill_image_msg, image_msg_to_array
-from .messages import copy_header, draw_detections, to_detection2d_array, to_label_info
+from ..visualize import draw_detections
+from .messages import copy_header, to_detection2d_array, to_label_info
 from .parameters import declare_detector_parameters
 from .worker import FrameStats, LatestSlot, RateLimiter
 
