@@ -110,6 +110,12 @@ PARAMS: Tuple[ParamSpec, ...] = (
               'use at most this many calibration images', min=1, max=100000),
     ParamSpec('percentile', float, 99.9999,
               'percentile for the Legacy (percentile) calibrator', min=90.0, max=100.0),
+    ParamSpec('int8_mode', str, 'auto',
+              'how INT8 scales are made: auto (by TensorRT version and device, see '
+              'docs/tensorrt.md), implicit (TensorRT calibrator), explicit (Q/DQ model from '
+              'ONNX Runtime static quantization), ranges (per-tensor ranges calibrated by ONNX '
+              'Runtime, set with set_dynamic_range); clip_value > 0 overrides it',
+              choices=('auto', 'implicit', 'explicit', 'ranges')),
     ParamSpec('clip_value', float, 0.0,
               'if > 0: explicit dynamic range [0, clip_value] on every layer output instead of '
               'calibration (6.0 for the ReLU6 DLA recipe)', min=0.0, max=1.0e6),
@@ -157,6 +163,7 @@ class DetectorConfig:
     calibration_image_list_path: str = ''
     calibration_num_images: int = 1000
     percentile: float = 99.9999
+    int8_mode: str = 'auto'
     clip_value: float = 0.0
     quantize_first_layer: bool = False
     quantize_last_layer: bool = False
