@@ -18,6 +18,7 @@ Checkpoints (``train.save_checkpoint``) are dicts with ``config`` (``YOLOX.confi
 import logging
 import os
 import tempfile
+import warnings
 from typing import Dict, Optional, Sequence, Tuple
 
 from .._lazy import require
@@ -105,7 +106,9 @@ def export_onnx(model: YOLOX, path: str, input_hw: Tuple[int, int],
     os.makedirs(out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         raw_path = os.path.join(tmp, 'raw.onnx')
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # dynamo=False is the TorchScript exporter on purpose (static, simple graphs).
+            warnings.simplefilter('ignore', DeprecationWarning)
             torch.onnx.export(model, (dummy,), raw_path, input_names=[INPUT_NAME],
                               output_names=[OUTPUT_NAME], opset_version=int(opset),
                               do_constant_folding=True, dynamo=False)
