@@ -83,9 +83,6 @@ class _CtypesMemory:
     def write(self, ptr: int, data: bytes) -> None:
         ctypes.memmove(ptr, data, len(data))
 
-    def synchronize(self, stream: int) -> None:
-        del stream
-
 
 #: How the double reads/writes the memory behind pointers (a test sets a validating one).
 MEMORY: Any = _CtypesMemory()
@@ -1695,7 +1692,9 @@ class IExecutionContext:
 
             self._session = ort.InferenceSession(self.engine.onnx_bytes,
                                                  providers=['CPUExecutionProvider'])
-        MEMORY.synchronize(stream_handle)
+        engine_sync = getattr(MEMORY, 'engine_sync', None)
+        if engine_sync is not None:
+            engine_sync(stream_handle)
         feeds, outputs = {}, []
         for name in self.engine._order:
             entry = self.engine._io[name]

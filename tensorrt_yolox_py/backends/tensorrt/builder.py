@@ -1,0 +1,526 @@
+"""TensorRT engine building: a YOLOX ONNX -> a serialized plan, FP32 / FP16 / INT8, GPU or DLA.
+
+Contract of ``prepare_engine(settings, trt=None, memory=None, progress=None)``:
+
+- Input: ``EngineSettings`` (from ``DetectorConfig``: model, precision, DLA core, GPU, INT8
+  options, workspace, cache folder). Output: ``PreparedEngine`` (plan path in the engine cache,
+  the build report, whether it was built now). The plan is cached (``engine_cache``) under a key
+  of everything that changes it, so later starts load it in seconds and a stale one is rebuilt.
+- Network: created with no flags on TensorRT 10 (``EXPLICIT_BATCH`` is deprecated and ignored
+  there; 8.6 gets it), filled by ``trt.OnnxParser.parse_from_file``; parser errors are raised
+  with TensorRT's messages. The I/O must be the YOLOX contract (``check_io_contract``).
+- Precision: ``fp16`` sets ``BuilderFlag.FP16``; ``int8`` sets ``INT8`` (+ ``FP16`` for the
+  layers left in float). Where the hardware lacks the precision (``platform_has_fast_*`` before
+  TensorRT 10.5, the compute capability from CUDA after) the build stops with a ParameterError
+  naming ``precision``.
+- INT8 scales, one of (``plan_int8`` chooses and says why; the report and log name the path):
+  ``clip`` (``clip_value`` > 0: (0, clip) on every layer output, (0, 255) on the input),
+  ``implicit`` (a TensorRT calibrator: ``calibration.make_calibrator``, with a calibration
+  cache file), ``explicit`` (a Q/DQ ONNX from ``quantization.quantize_static_qdq`` with the
+  same calibration method, parsed instead of the float model), ``ranges`` (per-tensor ranges
+  from ONNX Runtime calibration, set with ``set_dynamic_range``), ``model-qdq`` (the model
+  already has Q/DQ nodes). ``auto``: TensorRT < 10.1 -> implicit; >= 10.1 (implicit
+  calibration deprecated) -> explicit on the GPU; on the DLA (which takes only the Entropy2
+  calibrator) -> implicit for Entropy on < 10.1, else ranges, which keeps MinMax / percentile.
+- ``quantize_first_layer`` / ``quantize_last_layer`` false: the first / last weighted layers
+  stay in FP16 (layer precision + ``PREFER_PRECISION_CONSTRAINTS``; in the explicit path they
+  are left out of the Q/DQ model instead).
+- DLA: ``default_device_type = DLA``, ``DLA_core``, ``GPU_FALLBACK``; the layers that cannot
+  run there (``can_run_on_DLA``) are listed in the report and the log. No DLA, a missing core,
+  or FP32 on the DLA stop with a ParameterError naming ``device`` / ``precision``.
+- Workspace (``set_memory_pool_limit(WORKSPACE)``) and a timing cache file per TensorRT version
+  and GPU in the cache folder. A build logs "building engine, this can take minutes" and reports
+  calibration progress and TensorRT's build phases (``IProgressMonitor``) through ``progress``.
+"""
+
+import logging
+import re
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ...errors import ModelContractError, ParameterError
+from ...params import DetectorConfig
+from ...quantization.images import fingerprint, list_calibration_images
+from ..base import check_io_contract
+from .calibration import make_calibrator, write_atomic
+from .common import (IMPLICIT_INT8_DEPRECATED, PLATFORM_QUERY_DEPRECATED, TensorRTError,
+                     check_supported, import_tensorrt, make_logger, make_progress_monitor,
+                     trt_version, version_text)
+from .cuda_memory import compute_capability_supports, CudaMemory
+from .dynamic_range import apply_clip_ranges, apply_tensor_ranges, boundary_layers, keep_in_fp16
+from .engine_cache import EngineCache, engine_key, file_sha256
+
+LOGGER = logging.getLogger(__name__)
+
+CALIBRATOR_NAMES = {'Entropy': 'IInt8EntropyCalibrator2', 'MinMax': 'IInt8MinMaxCalibrator',
+                    'Legacy': 'IInt8LegacyCalibrator'}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Everything that decides how an engine is built (a view of DetectorConfig)."""
+
+    model_path: Path
+    precision: str = 'int8'
+    dla_core: int = -1
+    gpu_id: int = 0
+    calibration_algorithm: str = 'MinMax'
+    calibration_image_list_path: str = ''
+    calibration_num_images: int = 1000
+    percentile: float = 99.9999
+    int8_mode: str = 'auto'
+    clip_value: float = 0.0
+    quantize_first_layer: bool = False
+    quantize_last_layer: bool = False
+    workspace_size_mb: int = 2048
+    cache_dir: Optional[Path] = None
+
+    @classmethod
+    def from_config(cls, config: DetectorConfig) -> 'EngineSettings':
+        """Take the engine-relevant parameters of a validated config."""
+        return cls(config.resolved_model_path, config.precision, config.dla_core_id,
+                   config.gpu_id, config.calibration_algorithm,
+                   config.calibration_image_list_path, config.calibration_num_images,
+                   config.percentile, config.int8_mode, config.clip_value,
+                   config.quantize_first_layer, config.quantize_last_layer,
+                   config.workspace_size_mb,
+                   Path(config.engine_cache_dir).expanduser() if config.engine_cache_dir
+                   else None)
+
+    @property
+    def device(self) -> str:
+        """'gpu', 'dla0' or 'dla1'."""
+        return 'gpu' if self.dla_core < 0 else f'dla{self.dla_core}'
+
+
+@dataclass(frozen=True)
+class Int8Plan:
+    """Which INT8 path runs, why, and whether it needs calibration images."""
+
+    mode: str
+    reason: str
+    algorithm: str = ''
+    needs_images: bool = False
+
+
+@dataclass
+class BuildReport:
+    """What a build did (also stored in the engine cache sidecar)."""
+
+    precision: str
+    device: str
+    trt_version: str
+    gpu: str
+    int8_path: str = ''
+    int8_reason: str = ''
+    calibration: str = ''
+    calibration_images: int = 0
+    fallback_layers: List[str] = field(default_factory=list)
+    fp16_layers: List[str] = field(default_factory=list)
+    ranges_set: int = 0
+    ranges_missing: int = 0
+    num_layers: int = 0
+    build_seconds: float = 0.0
+    engine_bytes: int = 0
+    warnings: int = 0
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return the report as a JSON-friendly dict."""
+        return asdict(self)
+
+
+class BuildProgress:
+    """Progress sink of a build; this default logs (the console tool draws bars instead)."""
+
+    def __init__(self) -> None:
+        self._last: Dict[str, int] = {}
+
+    def calibration(self, done: int, total: int) -> None:
+        """Report ``done`` of ``total`` calibration images."""
+        step = max(1, total // 10)
+        if done == total or done % step == 0:
+            LOGGER.info('calibration: %d / %d images', done, total)
+
+    def phase(self, name: str, step: int, steps: int) -> None:
+        """Report TensorRT build phase ``name`` at ``step`` of ``steps``."""
+        quarter = max(1, steps // 4)
+        if step == steps or step % quarter == 0:
+            if self._last.get(name) != step:
+                self._last[name] = step
+                LOGGER.info('engine build: %s %d / %d', name, step, steps)
+
+    def close(self) -> None:
+        """Finish (nothing to do when logging)."""
+
+
+@dataclass
+class PreparedEngine:
+    """A cached plan ready to deserialize."""
+
+    path: Path
+    report: Dict[str, Any]
+    built: bool
+    key: str
+    name: str
+    cache: EngineCache
+
+
+def model_has_qdq(path: Path) -> bool:
+    """Return whether the ONNX model already has QuantizeLinear / DequantizeLinear nodes."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and others for bad files
+        raise ModelContractError(f'{path}: not a readable ONNX model: {exc}') from exc
+    return any(n.op_type in ('QuantizeLinear', 'DequantizeLinear') for n in model.graph.node)
+
+
+def plan_int8(settings: EngineSettings, version: Tuple[int, int, int],
+              model_qdq: bool) -> Int8Plan:
+    """Choose the INT8 path (see the module contract) and say why."""
+    dla = settings.dla_core >= 0
+    algo = settings.calibration_algorithm
+    mode = settings.int8_mode
+    if model_qdq:
+        return Int8Plan('model-qdq', 'the model already has Q/DQ nodes (explicit '
+                        'quantization); no calibration')
+    if settings.clip_value > 0:
+        if mode != 'auto':
+            raise ParameterError('int8_mode', f"'{mode}' contradicts clip_value "
+                                 f'{settings.clip_value} > 0, which sets explicit ranges; '
+                                 'set only one of them')
+        return Int8Plan('clip', f'clip_value {settings.clip_value:g} > 0: dynamic range '
+                        f'(0, {settings.clip_value:g}) on every layer output and (0, 255) on the '
+                        'input (the ReLU6 DLA recipe)')
+    deprecated = version >= IMPLICIT_INT8_DEPRECATED
+    vtext = version_text(version)
+    if mode == 'auto':
+        if dla and algo == 'Entropy' and not deprecated:
+            return Int8Plan('implicit', f'DLA with Entropy calibration on TensorRT {vtext}: '
+                            'IInt8EntropyCalibrator2 (the calibrator the DLA requires)', algo,
+                            True)
+        if dla:
+            return Int8Plan('ranges', 'the DLA takes only the Entropy2 calibrator'
+                            + (f' and TensorRT {vtext} deprecates implicit calibration'
+                               if deprecated else '')
+                            + f': {algo} ranges calibrated by ONNX Runtime are set as explicit '
+                            'dynamic ranges', algo, True)
+        if deprecated:
+            return Int8Plan('explicit', f'TensorRT {vtext} deprecates implicit calibration '
+                            '(10.1+): explicit quantization with a Q/DQ model from ONNX Runtime '
+                            f'static quantization ({algo})', algo, True)
+        return Int8Plan('implicit', f'TensorRT {vtext} (< 10.1): implicit calibration with '
+                        f'{CALIBRATOR_NAMES[algo]}', algo, True)
+    if mode == 'implicit' and dla and algo != 'Entropy':
+        raise ParameterError('calibration_algorithm', f'the DLA requires the Entropy '
+                             f'(IInt8EntropyCalibrator2) calibrator, not {algo}; keep {algo} '
+                             'with int8_mode ranges, use clip_value 6.0 with a ReLU6 model, or '
+                             'set calibration_algorithm Entropy (it lost accuracy on YOLOX)')
+    if mode == 'explicit' and dla:
+        LOGGER.warning('int8_mode explicit on the DLA: Q/DQ layers the DLA cannot run fall back '
+                       'to the GPU; this combination is not verified by this package')
+    reasons = {'implicit': f'implicit calibration with {CALIBRATOR_NAMES[algo]}',
+               'explicit': f'explicit quantization: Q/DQ model from ONNX Runtime ({algo})',
+               'ranges': f'{algo} ranges calibrated by ONNX Runtime, set as dynamic ranges'}
+    return Int8Plan(mode, f'int8_mode={mode} was requested: {reasons[mode]}', algo, True)
+
+
+def _safe(text: str) -> str:
+    return re.sub(r'[^A-Za-z0-9_.-]+', '-', text).strip('-') or 'x'
+
+
+class EngineBuild:
+    """One engine build (called by the engine cache under its lock)."""
+
+    def __init__(self, settings: EngineSettings, trt: Any, memory: Any, gpu: Dict[str, Any],
+                 plan: Optional[Int8Plan], images: Sequence[Path], image_key: str,
+                 cache_dir: Path, progress: BuildProgress) -> None:
+        self.settings, self.trt, self.memory, self.gpu = settings, trt, memory, gpu
+        self.plan, self.images, self.image_key = plan, list(images), image_key
+        self.cache_dir, self.progress = cache_dir, progress
+        self.version = trt_version(trt)
+        self.report = BuildReport(settings.precision, settings.device,
+                                  version_text(self.version), self._gpu_text())
+
+    def _gpu_text(self) -> str:
+        major, minor = self.gpu['compute_capability']
+        return f"{self.gpu['name']} (sm_{major}{minor})"
+
+    def _artifact(self, kind: str, suffix: str) -> Path:
+        digest = engine_key({'model': file_sha256(self.settings.model_path), 'kind': kind,
+                             'algorithm': self.plan.algorithm if self.plan else '',
+                             'percentile': self.settings.percentile, 'images': self.image_key,
+                             'first': self.settings.quantize_first_layer,
+                             'last': self.settings.quantize_last_layer,
+                             'trt': version_text(self.version[:2] + (0,))})[:12]
+        return self.cache_dir / f'{_safe(self.settings.model_path.stem)}.{kind}-{digest}{suffix}'
+
+    def run(self) -> Tuple[bytes, Dict[str, Any]]:
+        """Build the plan; return (plan bytes, report dict)."""
+        trt, settings = self.trt, self.settings
+        start = time.perf_counter()
+        LOGGER.warning('building engine for %s (%s on %s), this can take minutes',
+                       settings.model_path.name, settings.precision, settings.device)
+        logger = make_logger(trt)
+        builder = trt.Builder(logger)
+        self._check_hardware(builder)
+        flags = 0
+        if self.version < (10, 0, 0):
+            flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, logger)
+        onnx_path = self._model_to_parse()
+        if not parser.parse_from_file(str(onnx_path)):
+            errors = '; '.join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise ModelContractError(f'{onnx_path}: TensorRT cannot parse the model: '
+                                     f'{errors or logger.take_errors()}')
+        input_tensor = self._check_network(network, onnx_path)
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE,
+                                     int(settings.workspace_size_mb) << 20)
+        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+        timing_path = self._timing_cache(config)
+        calibrator = self._set_precision(config, network, input_tensor)
+        self._set_device(config, network)
+        monitor = make_progress_monitor(trt, self.progress.phase)
+        if monitor is not None:
+            config.progress_monitor = monitor
+        self.report.num_layers = network.num_layers
+        try:
+            plan = builder.build_serialized_network(network, config)
+        finally:
+            if calibrator is not None:
+                calibrator.release()
+        if calibrator is not None and calibrator.error is not None:
+            raise calibrator.error
+        if plan is None:
+            raise TensorRTError(f'TensorRT could not build the engine for '
+                                f'{settings.model_path}: {logger.take_errors() or "no error text"}')
+        self._save_timing_cache(config, timing_path)
+        data = bytes(plan)
+        self.report.build_seconds = round(time.perf_counter() - start, 3)
+        self.report.engine_bytes = len(data)
+        self.report.warnings = len(logger.warnings)
+        LOGGER.info('engine built in %.1f s (%d bytes)', self.report.build_seconds, len(data))
+        return data, self.report.to_dict()
+
+    def _check_hardware(self, builder: Any) -> None:
+        settings = self.settings
+        if settings.dla_core >= 0:
+            cores = int(builder.num_DLA_cores)
+            if cores == 0:
+                raise ParameterError('device', f'{settings.device}: this platform has no DLA '
+                                     f"({self.gpu['name']}); use device gpu")
+            if settings.dla_core >= cores:
+                raise ParameterError('device', f'{settings.device}: this platform has {cores} '
+                                     f'DLA core(s) (dla0..dla{cores - 1})')
+        if self.version < PLATFORM_QUERY_DEPRECATED:
+            fast = {'fp16': bool(builder.platform_has_fast_fp16),
+                    'int8': bool(builder.platform_has_fast_int8)}
+        else:
+            fast = compute_capability_supports(self.gpu['compute_capability'])
+        self.fast = fast
+        if settings.precision in fast and not fast[settings.precision]:
+            raise ParameterError('precision', f'{settings.precision}: {self._gpu_text()} has no '
+                                 f'fast {settings.precision.upper()}; use '
+                                 f"{'fp16' if settings.precision == 'int8' else 'fp32'}")
+
+    def _model_to_parse(self) -> Path:
+        plan = self.plan
+        if plan is None or plan.mode != 'explicit':
+            return self.settings.model_path
+        from ...quantization.static import quantize_static_qdq
+
+        path = self._artifact('qdq', '.onnx')
+        if path.is_file():
+            LOGGER.info('using cached Q/DQ model %s', path)
+        else:
+            LOGGER.info('quantizing %s (%s, %d images) for explicit quantization',
+                        self.settings.model_path.name, plan.algorithm, len(self.images))
+            tmp = path.with_name(f'.{path.name}.partial')
+            quantize_static_qdq(
+                self.settings.model_path, tmp, self.images, plan.algorithm,
+                percentile=self.settings.percentile, target='tensorrt',
+                quantize_first_layer=self.settings.quantize_first_layer,
+                quantize_last_layer=self.settings.quantize_last_layer,
+                progress=self.progress.calibration)
+            tmp.replace(path)
+        self.report.calibration = f'{plan.algorithm} (ONNX Runtime static quantization)'
+        self.report.calibration_images = len(self.images)
+        return path
+
+    def _check_network(self, network: Any, onnx_path: Path) -> Any:
+        trt = self.trt
+        if network.num_inputs != 1 or network.num_outputs != 1:
+            check_io_contract((), (), str(onnx_path), network.num_inputs, network.num_outputs)
+        tensor_in, tensor_out = network.get_input(0), network.get_output(0)
+        check_io_contract(tuple(int(d) for d in tensor_in.shape),
+                          tuple(int(d) for d in tensor_out.shape), str(onnx_path), 1, 1,
+                          tensor_in.name)
+        if tensor_in.dtype not in (trt.float32, trt.float16):
+            raise ModelContractError(f'{onnx_path}: input must be float32 or float16, got '
+                                     f'{tensor_in.dtype}')
+        return tensor_in
+
+    def _timing_cache(self, config: Any) -> Path:
+        major, minor = self.gpu['compute_capability']
+        path = self.cache_dir / (f'timing-trt{version_text(self.version)}-'
+                                 f"{_safe(self.gpu['name'])}-sm{major}{minor}.cache")
+        blob = path.read_bytes() if path.is_file() else b''
+        cache = config.create_timing_cache(blob)
+        if cache is None and blob:
+            LOGGER.warning('timing cache %s is unreadable; starting a new one', path)
+            cache = config.create_timing_cache(b'')
+        if cache is not None and not config.set_timing_cache(cache, False):
+            LOGGER.warning('timing cache %s does not match this TensorRT/GPU; starting a new '
+                           'one', path)
+            config.set_timing_cache(config.create_timing_cache(b''), False)
+        return path
+
+    def _save_timing_cache(self, config: Any, path: Path) -> None:
+        cache = config.get_timing_cache()
+        if cache is not None:
+            write_atomic(path, bytes(cache.serialize()))
+
+    def _set_precision(self, config: Any, network: Any, input_tensor: Any) -> Any:
+        trt, settings = self.trt, self.settings
+        precision = settings.precision
+        if precision == 'fp32':
+            return None
+        if precision == 'fp16' or self.fast.get('fp16', False) or settings.dla_core >= 0:
+            config.set_flag(trt.BuilderFlag.FP16)
+        if precision == 'fp16':
+            return None
+        config.set_flag(trt.BuilderFlag.INT8)
+        plan = self.plan
+        self.report.int8_path, self.report.int8_reason = plan.mode, plan.reason
+        LOGGER.info('INT8 path: %s (%s)', plan.mode, plan.reason)
+        calibrator = None
+        if plan.mode == 'clip':
+            self.report.ranges_set = apply_clip_ranges(trt, network, settings.clip_value)
+        elif plan.mode == 'ranges':
+            self._set_calibrated_ranges(network)
+        elif plan.mode == 'implicit':
+            cache_path = self._artifact(f'calib-{plan.algorithm.lower()}', '.cache')
+            calibrator = make_calibrator(
+                trt, plan.algorithm, self.images, tuple(int(d) for d in input_tensor.shape),
+                np.float16 if input_tensor.dtype == trt.float16 else np.float32, cache_path,
+                self.memory, settings.percentile, self.progress.calibration)
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore', DeprecationWarning)
+                config.int8_calibrator = calibrator
+            self.report.calibration = (f'{CALIBRATOR_NAMES[plan.algorithm]} '
+                                       f'(cache {cache_path.name})')
+            self.report.calibration_images = len(self.images)
+        if plan.mode in ('clip', 'ranges', 'implicit'):
+            first, last = boundary_layers(trt, network)
+            pinned = (first if not settings.quantize_first_layer else []) + \
+                (last if not settings.quantize_last_layer else [])
+            if pinned:
+                self.report.fp16_layers = keep_in_fp16(trt, pinned)
+                config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
+                LOGGER.info('kept in FP16 (quantize_first_layer=%s, quantize_last_layer=%s): %s',
+                            settings.quantize_first_layer, settings.quantize_last_layer,
+                            ', '.join(self.report.fp16_layers))
+        return calibrator
+
+    def _set_calibrated_ranges(self, network: Any) -> None:
+        import json
+
+        from ...quantization.static import canonical_method, compute_tensor_ranges
+
+        plan, settings = self.plan, self.settings
+        path = self._artifact(f'ranges-{plan.algorithm.lower()}', '.json')
+        if path.is_file():
+            LOGGER.info('using calibrated ranges %s', path)
+            ranges = {k: tuple(v) for k, v in json.loads(path.read_text()).items()}
+        else:
+            ranges = compute_tensor_ranges(settings.model_path, self.images,
+                                           canonical_method(plan.algorithm),
+                                           settings.percentile, self.progress.calibration)
+            write_atomic(path, json.dumps(ranges, sort_keys=True).encode())
+        count, missing = apply_tensor_ranges(self.trt, network, ranges)
+        self.report.ranges_set, self.report.ranges_missing = count, len(missing)
+        self.report.calibration = f'{plan.algorithm} ranges by ONNX Runtime ({path.name})'
+        self.report.calibration_images = len(self.images)
+        if missing:
+            LOGGER.warning('%d float tensors have no calibrated range (they run in FP16): %s',
+                           len(missing), ', '.join(missing[:10]))
+
+    def _set_device(self, config: Any, network: Any) -> None:
+        trt, settings = self.trt, self.settings
+        if settings.dla_core < 0:
+            return
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = int(settings.dla_core)
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+        fallback = []
+        for index in range(network.num_layers):
+            layer = network.get_layer(index)
+            if not config.can_run_on_DLA(layer):
+                fallback.append(f'{layer.name} ({layer.type.name})')
+        self.report.fallback_layers = fallback
+        if fallback:
+            LOGGER.warning('%d of %d layers cannot run on %s and fall back to the GPU: %s',
+                           len(fallback), network.num_layers, settings.device,
+                           ', '.join(fallback))
+        else:
+            LOGGER.info('all %d layers run on %s', network.num_layers, settings.device)
+
+
+def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None,
+                   progress: Optional[BuildProgress] = None) -> PreparedEngine:
+    """Return a cached engine for ``settings``, building it if needed; see the module contract."""
+    trt = trt or import_tensorrt()
+    version = trt_version(trt)
+    check_supported(version)
+    model = Path(settings.model_path)
+    if not model.is_file():
+        raise ModelContractError(f'model file not found: {model}')
+    if settings.dla_core >= 0 and settings.precision == 'fp32':
+        raise ParameterError('precision', f'fp32 cannot run on {settings.device}: the DLA runs '
+                             'FP16 or INT8 only')
+    memory = memory or CudaMemory(settings.gpu_id)
+    gpu = memory.device_info()
+    plan = None
+    images: List[Path] = []
+    image_key = ''
+    if settings.precision == 'int8':
+        plan = plan_int8(settings, version, model_has_qdq(model))
+        if plan.needs_images:
+            images = list_calibration_images(settings.calibration_image_list_path,
+                                             settings.calibration_num_images)
+            image_key = fingerprint(images)
+    fields: Dict[str, Any] = {
+        'model_sha256': file_sha256(model), 'precision': settings.precision,
+        'device': 'dla' if settings.dla_core >= 0 else 'gpu', 'dla_core': settings.dla_core,
+        'trt_version': version_text(version), 'gpu': gpu['name'],
+        'compute_capability': list(gpu['compute_capability'])}
+    if plan is not None:
+        fields.update(int8_path=plan.mode, calibration_algorithm=plan.algorithm,
+                      percentile=settings.percentile if plan.algorithm == 'Legacy' else None,
+                      calibration_images=image_key, num_images=len(images),
+                      clip_value=settings.clip_value,
+                      quantize_first_layer=settings.quantize_first_layer,
+                      quantize_last_layer=settings.quantize_last_layer)
+    key = engine_key(fields)
+    cache = EngineCache(settings.cache_dir)
+    name = f'{_safe(model.stem)}.{settings.precision}.{settings.device}'
+    progress = progress or BuildProgress()
+
+    def build() -> Tuple[bytes, Dict[str, Any]]:
+        return EngineBuild(settings, trt, memory, gpu, plan, images, image_key,
+                           cache.directory, progress).run()
+
+    try:
+        entry = cache.get_or_build(name, key, fields, build)
+    finally:
+        progress.close()
+    return PreparedEngine(entry.path, entry.metadata.get('report', {}), entry.built, key, name,
+                          cache)

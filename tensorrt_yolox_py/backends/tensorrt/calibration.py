@@ -1,0 +1,138 @@
+"""TensorRT implicit INT8 calibrators fed by the calibration images (the inference preprocessing).
+
+Contract of ``make_calibrator(trt, algorithm, image_paths, input_shape, input_dtype, cache_path,
+memory, percentile, progress)``:
+
+- ``algorithm``: ``Entropy`` -> ``trt.IInt8EntropyCalibrator2`` (the DLA's only calibrator),
+  ``MinMax`` -> ``trt.IInt8MinMaxCalibrator``, ``Legacy`` -> ``trt.IInt8LegacyCalibrator`` with
+  quantile ``percentile / 100`` and regression cutoff 1.0.
+- ``get_batch(names)`` returns ONE device pointer (the network has one input) holding the next
+  image's ``preprocess_cpu`` tensor (1, 3, H, W), copied through a pinned staging buffer on the
+  calibrator's own stream; ``None`` after the last image. Batch size 1 (explicit batch).
+- ``read_calibration_cache`` returns the bytes of ``cache_path`` if it exists (then TensorRT
+  skips the batches); ``write_calibration_cache`` writes it atomically.
+- Errors inside ``get_batch`` (an unreadable image) cannot cross TensorRT's C++ boundary: they
+  are kept in ``calibrator.error`` and the builder raises them after the build fails.
+- ``calibrator.release()`` frees the device/pinned buffers and the stream.
+
+The calibrator classes are deprecated from TensorRT 10.1 (explicit quantization replaces them);
+the builder uses them on TensorRT < 10.1, on request (``int8_mode: implicit``), or for the DLA.
+"""
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ...quantization.images import calibration_tensors
+
+LOGGER = logging.getLogger(__name__)
+
+BASES = {'Entropy': 'IInt8EntropyCalibrator2', 'MinMax': 'IInt8MinMaxCalibrator',
+         'Legacy': 'IInt8LegacyCalibrator'}
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=str(path.parent))
+    try:
+        with os.fdopen(handle, 'wb') as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def make_calibrator(trt: Any, algorithm: str, image_paths: Sequence[Path],
+                    input_shape: Tuple[int, int, int, int], input_dtype: Any,
+                    cache_path: Path, memory: Any, percentile: float = 99.9999,
+                    progress: Optional[Callable[[int, int], None]] = None) -> Any:
+    """Return a calibrator instance; see the module contract."""
+    if algorithm not in BASES:
+        raise ValueError(f'unknown calibration algorithm {algorithm!r} (known: '
+                         f'{", ".join(BASES)})')
+    base = getattr(trt, BASES[algorithm])
+    shape = tuple(int(d) for d in input_shape)
+    dtype = np.dtype(input_dtype)
+    total = len(image_paths)
+
+    class ImageCalibrator(base):
+        """One preprocessed calibration image per batch."""
+
+        def __init__(self) -> None:
+            base.__init__(self)
+            self.algorithm = algorithm
+            self.cache_path = Path(cache_path)
+            self.count = 0
+            self.error: Optional[BaseException] = None
+            self.used_cache = False
+            self._tensors = calibration_tensors(image_paths, shape[2:], dtype.type)
+            self._stream = memory.stream_create()
+            self._staging = memory.pinned_empty(shape, dtype)
+            self._device = memory.malloc(self._staging.nbytes)
+
+        def get_batch_size(self) -> int:
+            return 1
+
+        def get_batch(self, names: Sequence[str]) -> Optional[list]:
+            if self.error is not None:
+                return None
+            try:
+                tensor = next(self._tensors, None)
+            except Exception as exc:  # kept and re-raised by the builder (C++ boundary)
+                self.error = exc
+                LOGGER.error('calibration stopped: %s', exc)
+                return None
+            if tensor is None:
+                return None
+            if len(names) != 1:
+                self.error = ValueError(f'the network has {len(names)} inputs {list(names)}; '
+                                        'calibration feeds one')
+                return None
+            np.copyto(self._staging, tensor)
+            memory.htod_async(self._device, self._staging, self._stream)
+            memory.synchronize(self._stream)
+            self.count += 1
+            if progress is not None:
+                progress(self.count, total)
+            return [int(self._device)]
+
+        def read_calibration_cache(self) -> Optional[bytes]:
+            if self.cache_path.is_file():
+                LOGGER.info('using calibration cache %s', self.cache_path)
+                self.used_cache = True
+                return self.cache_path.read_bytes()
+            return None
+
+        def write_calibration_cache(self, cache: Any) -> None:
+            write_atomic(self.cache_path, bytes(cache))
+            LOGGER.info('wrote calibration cache %s', self.cache_path)
+
+        def get_quantile(self) -> float:
+            return float(percentile) / 100.0
+
+        def get_regression_cutoff(self) -> float:
+            return 1.0
+
+        def read_histogram_cache(self, length: int) -> Optional[bytes]:
+            return None
+
+        def write_histogram_cache(self, data: Any, length: int) -> None:
+            return None
+
+        def release(self) -> None:
+            if self._device:
+                memory.free(self._device)
+                memory.free_pinned(self._staging)
+                memory.stream_destroy(self._stream)
+                self._device = 0
+
+    return ImageCalibrator()

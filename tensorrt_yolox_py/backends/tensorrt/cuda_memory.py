@@ -1,0 +1,159 @@
+"""The memory/stream layer of the TensorRT backend: device buffers, pinned host buffers, streams.
+
+All CUDA calls of the TensorRT code go through one small object with this interface, so tests
+on machines without a GPU replace it with a host-memory implementation (test/trt_double) and
+the rest of the code runs unchanged:
+
+- ``device_info() -> dict``: ``name``, ``compute_capability`` (major, minor), ``uuid``.
+- ``malloc(nbytes) -> int`` / ``free(ptr)``: device memory.
+- ``pinned_empty(shape, dtype) -> np.ndarray`` / ``free_pinned(array)``: page-locked host memory
+  viewed as a NumPy array (so async copies are truly asynchronous).
+- ``stream_create() -> int`` / ``stream_destroy(stream)`` / ``synchronize(stream)``.
+- ``htod_async(dst_ptr, src_array, stream)`` / ``dtoh_async(dst_array, src_ptr, stream)``.
+- ``close()``.
+
+``CudaMemory`` implements it with NVIDIA's cuda-python runtime bindings (``cuda.bindings.runtime``,
+or ``cuda.cudart`` on older cuda-python 12 installs such as JetPack 6), imported lazily. Every
+CUDA return code is checked in one place (``_check``) and raised as ``CudaError`` with its name.
+"""
+
+import ctypes
+import logging
+from typing import Any, Dict, Sequence, Tuple
+
+import numpy as np
+
+from ...errors import MissingDependencyError, YoloxError
+
+LOGGER = logging.getLogger(__name__)
+
+
+class CudaError(YoloxError, RuntimeError):
+    """A CUDA runtime call failed."""
+
+
+def import_cudart() -> Any:
+    """Return the CUDA runtime bindings module (cuda.bindings.runtime or cuda.cudart)."""
+    try:
+        from cuda.bindings import runtime
+        return runtime
+    except ImportError as first:
+        try:
+            from cuda import cudart  # the cuda-python < 12.6 layout (JetPack 6)
+            return cudart
+        except ImportError:
+            raise MissingDependencyError(
+                f'the TensorRT backend needs the CUDA runtime bindings ({first}). Install '
+                "them with: pip install 'cuda-bindings>=12.6'") from first
+
+
+def _check(result: Any, call: str) -> Any:
+    """Raise CudaError unless ``result`` (cuda-python's (err, *values) tuple) is a success."""
+    if isinstance(result, tuple):
+        err, values = result[0], result[1:]
+    else:
+        err, values = result, ()
+    if int(err) != 0:
+        name = getattr(err, 'name', str(err))
+        raise CudaError(f'{call} failed: {name} ({int(err)})')
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else values
+
+
+class CudaMemory:
+    """Device/pinned memory and streams of one GPU through the CUDA runtime API."""
+
+    def __init__(self, gpu_id: int = 0) -> None:
+        self._rt = import_cudart()
+        self.gpu_id = int(gpu_id)
+        count = _check(self._rt.cudaGetDeviceCount(), 'cudaGetDeviceCount')
+        if not 0 <= self.gpu_id < int(count):
+            raise CudaError(f'gpu_id {self.gpu_id} does not exist: {count} CUDA device(s) found')
+        _check(self._rt.cudaSetDevice(self.gpu_id), f'cudaSetDevice({self.gpu_id})')
+        self._pinned: Dict[int, int] = {}
+
+    def activate(self) -> None:
+        """Make this GPU current on the calling thread (CUDA's current device is per thread)."""
+        _check(self._rt.cudaSetDevice(self.gpu_id), f'cudaSetDevice({self.gpu_id})')
+
+    def device_info(self) -> Dict[str, Any]:
+        """Return the GPU's name, compute capability and UUID."""
+        prop = _check(self._rt.cudaGetDeviceProperties(self.gpu_id), 'cudaGetDeviceProperties')
+        name = prop.name
+        if isinstance(name, (bytes, bytearray)):
+            name = bytes(name).split(b'\0', 1)[0].decode(errors='replace')
+        uuid = getattr(getattr(prop, 'uuid', None), 'bytes', b'')
+        if isinstance(uuid, (bytes, bytearray)):
+            uuid = bytes(uuid).hex()
+        return {'name': str(name), 'compute_capability': (int(prop.major), int(prop.minor)),
+                'uuid': str(uuid)}
+
+    def malloc(self, nbytes: int) -> int:
+        """Allocate ``nbytes`` of device memory and return its address."""
+        return int(_check(self._rt.cudaMalloc(int(nbytes)), f'cudaMalloc({nbytes})'))
+
+    def free(self, ptr: int) -> None:
+        """Free device memory from ``malloc``."""
+        _check(self._rt.cudaFree(int(ptr)), 'cudaFree')
+
+    def pinned_empty(self, shape: Sequence[int], dtype: Any) -> np.ndarray:
+        """Return an uninitialised array of page-locked host memory."""
+        dtype = np.dtype(dtype)
+        count = int(np.prod(shape)) if len(shape) else 1
+        nbytes = max(1, count * dtype.itemsize)
+        ptr = int(_check(self._rt.cudaMallocHost(nbytes), f'cudaMallocHost({nbytes})'))
+        buffer = (ctypes.c_byte * nbytes).from_address(ptr)
+        array = np.frombuffer(buffer, dtype=dtype, count=count).reshape(tuple(shape))
+        self._pinned[array.ctypes.data] = ptr
+        return array
+
+    def free_pinned(self, array: np.ndarray) -> None:
+        """Free an array from ``pinned_empty``."""
+        ptr = self._pinned.pop(array.ctypes.data, None)
+        if ptr is not None:
+            _check(self._rt.cudaFreeHost(ptr), 'cudaFreeHost')
+
+    def stream_create(self) -> int:
+        """Create a non-blocking stream and return its handle."""
+        flags = getattr(self._rt, 'cudaStreamNonBlocking', 1)
+        stream = _check(self._rt.cudaStreamCreateWithFlags(int(flags)),
+                        'cudaStreamCreateWithFlags')
+        return int(stream)
+
+    def stream_destroy(self, stream: int) -> None:
+        """Destroy a stream from ``stream_create``."""
+        _check(self._rt.cudaStreamDestroy(int(stream)), 'cudaStreamDestroy')
+
+    def synchronize(self, stream: int) -> None:
+        """Wait until all work queued on ``stream`` is done."""
+        _check(self._rt.cudaStreamSynchronize(int(stream)), 'cudaStreamSynchronize')
+
+    def htod_async(self, dst: int, src: np.ndarray, stream: int) -> None:
+        """Queue a host-to-device copy of ``src`` (contiguous) to ``dst`` on ``stream``."""
+        kind = self._rt.cudaMemcpyKind.cudaMemcpyHostToDevice
+        _check(self._rt.cudaMemcpyAsync(int(dst), src.ctypes.data, src.nbytes, kind,
+                                        int(stream)), 'cudaMemcpyAsync(HtoD)')
+
+    def dtoh_async(self, dst: np.ndarray, src: int, stream: int) -> None:
+        """Queue a device-to-host copy from ``src`` into ``dst`` (contiguous) on ``stream``."""
+        kind = self._rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _check(self._rt.cudaMemcpyAsync(dst.ctypes.data, int(src), dst.nbytes, kind,
+                                        int(stream)), 'cudaMemcpyAsync(DtoH)')
+
+    def close(self) -> None:
+        """Free pinned buffers that are still allocated."""
+        for ptr in list(self._pinned.values()):
+            _check(self._rt.cudaFreeHost(ptr), 'cudaFreeHost')
+        self._pinned.clear()
+
+
+def compute_capability_supports(capability: Tuple[int, int]) -> Dict[str, bool]:
+    """Return {'fp16': ..., 'int8': ...}: fast FP16 / INT8 by compute capability.
+
+    TensorRT 10.5 deprecated ``platform_has_fast_fp16/int8`` ("query data type support from CUDA
+    directly"): fast FP16 from sm_53 except sm_61 (consumer Pascal), INT8 (DP4A) from sm_61.
+    """
+    capability = tuple(capability)
+    return {'fp16': capability >= (5, 3) and capability != (6, 1),
+            'int8': capability >= (6, 1)}

@@ -1,0 +1,264 @@
+"""The TensorRT ``Backend``: deserialize a plan, bind buffers, run on a CUDA stream.
+
+Contract (see ``backends.base`` for the array contract):
+
+- ``TensorRTBackend(engine_path, dla_core=-1, gpu_id=0, memory=None, profile_per_layer=False)``
+  deserializes the plan (``trt.Runtime.deserialize_cuda_engine``, with ``Runtime.DLA_core`` set
+  for DLA engines), checks the I/O contract (one input (1, 3, H, W) float32/float16, one output
+  (1, N, 5 + C)), and allocates: the output in device memory + a pinned host copy, an input
+  device buffer and pinned staging buffer for ``infer()``, and one stream of its own.
+- ``infer(tensor)`` (host input): copy into pinned staging, H2D, ``execute_async_v3``, D2H into
+  pinned memory, one stream sync; returns a fresh (1, N, 5 + C) float32 array.
+- ``infer_device(input_ptr, stream) -> np.ndarray``: the GPU-resident path. ``input_ptr`` is a
+  device buffer holding the preprocessed input (the CUDA preprocessor's output); it is bound
+  with ``set_tensor_address`` (no copy) and the engine runs with ``execute_async_v3`` on the
+  caller's ``stream`` after the kernel that filled it, then D2H to pinned memory and ONE sync
+  at the end. The caller must keep the buffer alive and unchanged until the call returns.
+- ``profile_per_layer``: an ``IProfiler`` collects per-layer times of every run;
+  ``profile_report()`` returns the table (TensorRT synchronizes per layer while profiling, so
+  this slows inference: development only).
+- ``from_config(config)`` prepares the engine through the cache (``builder.prepare_engine``)
+  and, if TensorRT still refuses a cached plan, invalidates it and rebuilds once.
+- Calls are serialized by a lock (one execution context); ``close()`` frees everything and is
+  idempotent. Memory/stream calls go through the ``memory`` object (``cuda_memory``), which
+  tests replace with a host-memory implementation.
+"""
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+from ...errors import ModelContractError
+from ...params import DetectorConfig
+from ..base import Backend, check_io_contract
+from .builder import BuildProgress, EngineSettings, prepare_engine
+from .common import (check_supported, import_tensorrt, make_logger, TensorRTError,
+                     trt_version, version_text)
+from .cuda_memory import CudaMemory
+
+LOGGER = logging.getLogger(__name__)
+
+
+class EngineLoadError(TensorRTError):
+    """TensorRT refused to deserialize a plan (stale, corrupt or for other hardware)."""
+
+
+def make_layer_profiler(trt: Any) -> Any:
+    """Return a ``trt.IProfiler`` that accumulates per-layer times (ms)."""
+
+    class LayerProfiler(trt.IProfiler):
+        """Collects ``report_layer_time`` calls; ``report()`` renders a table."""
+
+        def __init__(self) -> None:
+            trt.IProfiler.__init__(self)
+            self.times: Dict[str, List[float]] = {}
+            self.order: List[str] = []
+            self._lock = threading.Lock()
+
+        def report_layer_time(self, layer_name: str, ms: float) -> None:
+            with self._lock:
+                if layer_name not in self.times:
+                    self.times[layer_name] = []
+                    self.order.append(layer_name)
+                self.times[layer_name].append(float(ms))
+
+        def rows(self) -> List[Tuple[str, float, int]]:
+            with self._lock:
+                return [(name, float(np.mean(self.times[name])), len(self.times[name]))
+                        for name in self.order]
+
+        def report(self, top: int = 0) -> str:
+            rows = self.rows()
+            if not rows:
+                return 'no per-layer timings recorded (run inference first)'
+            total = sum(mean for _, mean, _ in rows)
+            ranked = sorted(rows, key=lambda r: -r[1])
+            if top:
+                ranked = ranked[:top]
+            width = max(len(name) for name, _, _ in ranked)
+            lines = [f'{"layer":<{width}}  {"mean ms":>9}  {"share":>6}  runs',
+                     '-' * (width + 27)]
+            for name, mean, runs in ranked:
+                share = 100.0 * mean / total if total else 0.0
+                lines.append(f'{name:<{width}}  {mean:9.4f}  {share:5.1f}%  {runs}')
+            lines.append(f'{"total (all layers)":<{width}}  {total:9.4f}  100.0%')
+            return '\n'.join(lines)
+
+    return LayerProfiler()
+
+
+class TensorRTBackend(Backend):
+    """YOLOX inference with a TensorRT engine; see the module contract."""
+
+    name = 'tensorrt'
+
+    def __init__(self, engine_path: Union[str, Path], dla_core: int = -1, gpu_id: int = 0,
+                 memory: Any = None, profile_per_layer: bool = False, trt: Any = None) -> None:
+        super().__init__()
+        self._trt = trt or import_tensorrt()
+        check_supported(trt_version(self._trt))
+        self.engine_path = Path(engine_path)
+        self._memory = memory or CudaMemory(gpu_id)
+        self._lock = threading.Lock()
+        self._buffers: List[Tuple[str, Any]] = []
+        self._stream = 0
+        self._context = None
+        self._engine = None
+        try:
+            self._load(dla_core, profile_per_layer)
+        except BaseException:
+            self._release()
+            raise
+
+    def _load(self, dla_core: int, profile_per_layer: bool) -> None:
+        trt = self._trt
+        self._logger = make_logger(trt)
+        self._runtime = trt.Runtime(self._logger)
+        if dla_core >= 0:
+            self._runtime.DLA_core = int(dla_core)
+        try:
+            data = self.engine_path.read_bytes()
+        except OSError as exc:
+            raise EngineLoadError(f'cannot read engine {self.engine_path}: {exc}') from exc
+        engine = self._runtime.deserialize_cuda_engine(data)
+        if engine is None:
+            raise EngineLoadError(f'TensorRT {version_text(trt_version(trt))} cannot '
+                                  f'deserialize {self.engine_path}: '
+                                  f'{self._logger.take_errors() or "no error text"}')
+        self._engine = engine
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        in_shape = tuple(int(d) for d in engine.get_tensor_shape(inputs[0])) if inputs else ()
+        out_shape = tuple(int(d) for d in engine.get_tensor_shape(outputs[0])) \
+            if outputs else ()
+        check_io_contract(in_shape, out_shape, str(self.engine_path), len(inputs),
+                          len(outputs), inputs[0] if inputs else None)
+        in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(inputs[0])))
+        out_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(outputs[0])))
+        if in_dtype not in (np.float32, np.float16) or out_dtype not in (np.float32,
+                                                                         np.float16):
+            raise ModelContractError(f'{self.engine_path}: I/O must be float32 or float16, got '
+                                     f'input {in_dtype} and output {out_dtype}')
+        self.input_name, self.output_name = inputs[0], outputs[0]
+        self.input_shape, self.output_shape = in_shape, out_shape
+        self.input_dtype = in_dtype
+        memory = self._memory
+        self._stream = memory.stream_create()
+        self._h_in = self._pinned(in_shape, in_dtype)
+        self._h_out = self._pinned(out_shape, out_dtype)
+        self._d_in = self._device(self._h_in.nbytes)
+        self._d_out = self._device(self._h_out.nbytes)
+        context = engine.create_execution_context()
+        if context is None:
+            raise TensorRTError(f'cannot create an execution context for {self.engine_path}: '
+                                f'{self._logger.take_errors()}')
+        self._context = context
+        if not context.set_tensor_address(self.output_name, int(self._d_out)):
+            raise TensorRTError(f'set_tensor_address({self.output_name}) failed: '
+                                f'{self._logger.take_errors()}')
+        self._profiler = None
+        if profile_per_layer:
+            self._profiler = make_layer_profiler(trt)
+            context.profiler = self._profiler
+            LOGGER.warning('per-layer profiling is on: inference is slower (development only)')
+        LOGGER.info('TensorRT %s: %s', version_text(trt_version(trt)), self.describe())
+
+    def _pinned(self, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        array = self._memory.pinned_empty(shape, dtype)
+        self._buffers.append(('pinned', array))
+        return array
+
+    def _device(self, nbytes: int) -> int:
+        ptr = self._memory.malloc(nbytes)
+        self._buffers.append(('device', ptr))
+        return ptr
+
+    @classmethod
+    def from_config(cls, config: DetectorConfig, memory: Any = None, trt: Any = None,
+                    progress: Optional[BuildProgress] = None) -> 'TensorRTBackend':
+        """Prepare (build or load from the cache) the engine for ``config`` and open it."""
+        trt = trt or import_tensorrt()
+        settings = EngineSettings.from_config(config)
+        memory = memory or CudaMemory(config.gpu_id)
+        prepared = prepare_engine(settings, trt, memory, progress)
+        try:
+            return cls(prepared.path, config.dla_core_id, config.gpu_id, memory,
+                       config.profile_per_layer, trt)
+        except EngineLoadError as exc:
+            if not prepared.built:
+                LOGGER.warning('cached engine %s was refused (%s); rebuilding it once',
+                               prepared.path, exc)
+                prepared.cache.invalidate(prepared.name)
+                prepared = prepare_engine(settings, trt, memory, progress)
+                return cls(prepared.path, config.dla_core_id, config.gpu_id, memory,
+                           config.profile_per_layer, trt)
+            raise
+
+    def _infer_impl(self, tensor: np.ndarray) -> np.ndarray:
+        with self._lock:
+            np.copyto(self._h_in, tensor)
+            self._memory.htod_async(self._d_in, self._h_in, self._stream)
+            return self._run(self._d_in, self._stream)
+
+    def infer_device(self, input_ptr: int, stream: int) -> np.ndarray:
+        """Run on a device-resident input bound in place (no copy); see the module contract."""
+        if self._closed:
+            raise RuntimeError(f'{self.name} backend is closed')
+        if not int(input_ptr):
+            raise ValueError('input_ptr is a null device pointer')
+        with self._lock:
+            return self._run(int(input_ptr), int(stream))
+
+    def _run(self, input_ptr: int, stream: int) -> np.ndarray:
+        context = self._context
+        if not context.set_tensor_address(self.input_name, int(input_ptr)):
+            raise TensorRTError(f'set_tensor_address({self.input_name}) failed: '
+                                f'{self._logger.take_errors()}')
+        if not context.execute_async_v3(int(stream)):
+            raise TensorRTError(f'execute_async_v3 failed: {self._logger.take_errors()}')
+        self._memory.dtoh_async(self._h_out, self._d_out, stream)
+        self._memory.synchronize(stream)
+        return np.array(self._h_out, dtype=np.float32, copy=True)
+
+    def profile_report(self, top: int = 0) -> str:
+        """Return the per-layer timing table (``profile_per_layer`` must be on)."""
+        if self._profiler is None:
+            return 'per-layer profiling is off (set profile_per_layer: true)'
+        return self._profiler.report(top)
+
+    def engine_layer_info(self) -> List[Any]:
+        """Return the engine inspector's per-layer information (JSON-decoded where possible)."""
+        import json
+
+        inspector = self._engine.create_engine_inspector()
+        fmt = self._trt.LayerInformationFormat.JSON
+        return [json.loads(inspector.get_layer_information(i, fmt))
+                for i in range(self._engine.num_layers)]
+
+    def _release(self) -> None:
+        memory = self._memory
+        if self._stream:
+            memory.synchronize(self._stream)
+        for kind, buffer in reversed(self._buffers):
+            if kind == 'device':
+                memory.free(buffer)
+            else:
+                memory.free_pinned(buffer)
+        self._buffers = []
+        if self._stream:
+            memory.stream_destroy(self._stream)
+            self._stream = 0
+        self._context = None
+        self._engine = None
+
+    def close(self) -> None:
+        """Free the buffers, the stream, the context and the engine (idempotent)."""
+        if self._closed:
+            return
+        with self._lock:
+            self._release()
+        super().close()

@@ -1,0 +1,39 @@
+"""Pytest fixtures installing the TensorRT double as ``tensorrt`` (use via ``pytest_plugins``)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from . import tensorrt as double
+from .host_memory import HostMemory
+from .models import make_tiny_yolox, write_images
+
+
+@pytest.fixture
+def host_memory() -> HostMemory:
+    """A fresh validating host-memory layer."""
+    return HostMemory()
+
+
+@pytest.fixture
+def trt(monkeypatch: pytest.MonkeyPatch, host_memory: HostMemory):
+    """The TensorRT double as ``sys.modules['tensorrt']``, reset, reading ``host_memory``."""
+    double.reset(memory=host_memory)
+    monkeypatch.setitem(sys.modules, 'tensorrt', double)
+    yield double
+    double.reset()
+
+
+@pytest.fixture(scope='session')
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny YOLOX-contract model (ReLU, SPP-like pool)."""
+    return make_tiny_yolox(tmp_path_factory.mktemp('tiny') / 'tiny.onnx')
+
+
+@pytest.fixture(scope='session')
+def calib_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of 6 calibration images."""
+    folder = tmp_path_factory.mktemp('calib')
+    write_images(folder, 6)
+    return folder
