@@ -10,8 +10,9 @@ Contract:
 - ``calibration_tensors(paths, input_hw)``: yields, per image, the (1, 3, H, W) float32 NCHW
   BGR 0-255 tensor of ``stages.preprocess.preprocess_cpu`` (the SAME preprocessing as
   inference, letterbox included), as a fresh array.
-- ``fingerprint(paths)``: sha256 over the images' names and contents, so a calibration cache or
-  an engine calibrated on other data is never reused.
+- ``fingerprint(paths, content=False)``: sha256 over the images' names, sizes and modification
+  times (``content=True``: their bytes), so a calibration cache or an engine calibrated on other
+  data is never reused. The cheap stat form is what the engine cache key uses at every start.
 """
 
 import hashlib
@@ -87,13 +88,18 @@ def calibration_tensors(paths: Sequence[Path], input_hw: Tuple[int, int],
         yield tensor
 
 
-def fingerprint(paths: Sequence[Path]) -> str:
-    """Return a sha256 hex digest of the images' file names and contents, in order."""
+def fingerprint(paths: Sequence[Path], content: bool = False) -> str:
+    """Return a sha256 hex digest of the images (names + size + mtime, or contents), in order."""
     digest = hashlib.sha256()
     for path in paths:
-        digest.update(Path(path).name.encode() + b'\0')
-        with open(path, 'rb') as handle:
-            for block in iter(lambda: handle.read(1 << 20), b''):
-                digest.update(block)
+        path = Path(path)
+        digest.update(path.name.encode() + b'\0')
+        if content:
+            with open(path, 'rb') as handle:
+                for block in iter(lambda: handle.read(1 << 20), b''):
+                    digest.update(block)
+        else:
+            stat = path.stat()
+            digest.update(f'{stat.st_size}:{stat.st_mtime_ns}'.encode())
         digest.update(b'\0')
     return digest.hexdigest()

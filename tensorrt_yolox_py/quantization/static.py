@@ -45,7 +45,7 @@ PathLike = Union[str, Path]
 
 
 def canonical_method(name: str) -> str:
-    """Return MinMax, Entropy or Percentile for ``name`` (case-insensitive; Legacy = Percentile)."""
+    """Return MinMax, Entropy or Percentile for ``name`` (any case; Legacy = Percentile)."""
     try:
         return METHOD_ALIASES[str(name).lower()]
     except KeyError:

@@ -12,13 +12,13 @@ from .models import make_tiny_yolox, write_images
 
 @pytest.fixture
 def host_memory() -> HostMemory:
-    """A fresh validating host-memory layer."""
+    """Return a fresh validating host-memory layer."""
     return HostMemory()
 
 
 @pytest.fixture
 def trt(monkeypatch: pytest.MonkeyPatch, host_memory: HostMemory):
-    """The TensorRT double as ``sys.modules['tensorrt']``, reset, reading ``host_memory``."""
+    """Install the TensorRT double as ``tensorrt``, reset, reading ``host_memory``."""
     double.reset(memory=host_memory)
     monkeypatch.setitem(sys.modules, 'tensorrt', double)
     yield double
@@ -27,13 +27,13 @@ def trt(monkeypatch: pytest.MonkeyPatch, host_memory: HostMemory):
 
 @pytest.fixture(scope='session')
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny YOLOX-contract model (ReLU, SPP-like pool)."""
+    """Write the tiny YOLOX-contract model (ReLU, SPP-like pool)."""
     return make_tiny_yolox(tmp_path_factory.mktemp('tiny') / 'tiny.onnx')
 
 
 @pytest.fixture(scope='session')
 def calib_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder of 6 calibration images."""
+    """Write a folder of 6 calibration images."""
     folder = tmp_path_factory.mktemp('calib')
     write_images(folder, 6)
     return folder

@@ -95,7 +95,7 @@ class HostMemory:
         ctypes.memmove(ptr, data, len(data))
 
     def engine_sync(self, stream: int) -> None:
-        """What the engine does on ``stream`` must use a live stream."""
+        """Check that the engine runs on a live stream."""
         self._stream(stream)
 
     # -- helpers

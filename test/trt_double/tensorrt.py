@@ -399,7 +399,7 @@ class ILayer:
 
     @property
     def precision(self) -> DataType:
-        """Requested compute precision (FLOAT when unset)."""
+        """Return the requested compute type (FLOAT when unset)."""
         return self._precision if self._precision is not None else DataType.FLOAT
 
     @precision.setter
@@ -428,7 +428,7 @@ class ILayer:
         self._output_types[index] = dtype
 
     def get_output_type(self, index: int) -> DataType:
-        """Requested output type (FLOAT when unset)."""
+        """Return the requested output type (FLOAT when unset)."""
         return self._output_types.get(index, DataType.FLOAT)
 
     def output_type_is_set(self, index: int) -> bool:
@@ -531,7 +531,7 @@ class ParserError:
         return self._desc
 
     def code(self) -> int:
-        """Error code (always INVALID_NODE here)."""
+        """Return the error number (always INVALID_NODE here)."""
         return 4
 
     def node(self) -> int:
@@ -784,15 +784,15 @@ class IProgressMonitor:
         self._trt_base_init = True
 
     def phase_start(self, phase_name: str, parent_phase: Optional[str], num_steps: int) -> None:
-        """A phase started."""
+        """Receive the start of a phase."""
         raise NotImplementedError
 
     def step_complete(self, phase_name: str, step: int) -> bool:
-        """A step finished; return False to cancel the build."""
+        """Receive the end of a step; return False to cancel the build."""
         raise NotImplementedError
 
     def phase_finish(self, phase_name: str) -> None:
-        """A phase finished."""
+        """Receive the end of a phase."""
         raise NotImplementedError
 
 
@@ -855,7 +855,7 @@ _ALGO_NAMES = {CalibrationAlgoType.ENTROPY_CALIBRATION_2: 'EntropyCalibration2',
 
 
 def _dla_supported(layer: ILayer) -> bool:
-    """The double's DLA rules (a simplification of the DLA support matrix)."""
+    """Apply the double's DLA rules (a simplification of the DLA support matrix)."""
     shape_of = [t.shape for t in layer._inputs] + [t.shape for t in layer._outputs]
     rank4 = all(len(s) == 4 for s in shape_of if s)
     if layer.type in (LayerType.CONVOLUTION, LayerType.DECONVOLUTION, LayerType.SCALE):
@@ -921,7 +921,7 @@ class IBuilderConfig:
         self._pools[pool] = int(pool_size)
 
     def get_memory_pool_limit(self, pool: MemoryPoolType) -> int:
-        """A pool's limit (defaults to a large value)."""
+        """Return a pool's limit (defaults to a large value)."""
         return self._pools.get(pool, 1 << 40)
 
     @property
@@ -1023,7 +1023,7 @@ class IBuilderConfig:
         return True
 
     def get_timing_cache(self) -> Optional[ITimingCache]:
-        """The timing cache in use."""
+        """Return the timing cache in use."""
         return self._timing_cache
 
     def add_optimization_profile(self, profile: Any) -> int:
@@ -1561,7 +1561,7 @@ class ICudaEngine:
         return Dims(entry['shape']) if entry else Dims(())
 
     def get_tensor_dtype(self, name: str) -> DataType:
-        """Data type of an I/O tensor."""
+        """Return the data type of an I/O tensor."""
         entry = self._io.get(name)
         return DataType[entry['dtype']] if entry else DataType.FLOAT
 

@@ -301,7 +301,8 @@ class EngineBuild:
             raise calibrator.error
         if plan is None:
             raise TensorRTError(f'TensorRT could not build the engine for '
-                                f'{settings.model_path}: {logger.take_errors() or "no error text"}')
+                                f'{settings.model_path}: '
+                                f'{logger.take_errors() or "no error text"}')
         self._save_timing_cache(config, timing_path)
         data = bytes(plan)
         self.report.build_seconds = round(time.perf_counter() - start, 3)
@@ -461,8 +462,11 @@ class EngineBuild:
         config.DLA_core = int(settings.dla_core)
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
         fallback = []
+        constant = getattr(trt.LayerType, 'CONSTANT', None)
         for index in range(network.num_layers):
             layer = network.get_layer(index)
+            if layer.type == constant:
+                continue  # weights / shape constants: no compute to place
             if not config.can_run_on_DLA(layer):
                 fallback.append(f'{layer.name} ({layer.type.name})')
         self.report.fallback_layers = fallback

@@ -82,7 +82,10 @@ class EngineCache:
 
     def check(self, name: str, key: str, fields: Optional[Dict[str, Any]] = None
               ) -> Tuple[Optional[Dict[str, Any]], str]:
-        """Return (sidecar metadata, '') if entry ``name`` is valid for ``key``, else (None, why)."""
+        """Return (sidecar metadata, '') if entry ``name`` is valid for ``key``, else (None, why).
+
+        ``fields`` (the wanted key fields) only improve the message of a stale entry.
+        """
         plan, sidecar, _ = self.paths(name)
         if not plan.exists() and not sidecar.exists():
             return None, 'no cached engine'
@@ -95,7 +98,8 @@ class EngineCache:
         if not isinstance(meta, dict) or meta.get('schema') != SCHEMA:
             return None, f'sidecar {sidecar.name} has another schema'
         if meta.get('key') != key:
-            return None, 'stale engine: ' + describe_change(meta.get('fields', {}), fields or {})
+            change = describe_change(meta.get('fields', {}), fields or {})
+            return None, f'stale engine: {change}'
         if not plan.is_file():
             return None, f'{plan.name} is missing'
         size = plan.stat().st_size
