@@ -118,6 +118,16 @@ def test_dataset_uses_the_inference_letterbox_and_flips_boxes():
     x1, y1, x2, y2 = (int(round(v)) for v in b[0])
     inside = t[0, :, y1 + 1:y2 - 1, x1 + 1:x2 - 1]
     assert np.all(inside[2] > 200) and np.all(inside[0] < 60)  # R plane high, B plane low
+    # Flipping the letterboxed region equals letterboxing the flipped source (exactly).
+    noisy = np.random.default_rng(3).integers(0, 256, (97, 131, 3), dtype=np.uint8)
+    nflip = train_mod.DetectionDataset([(noisy, np.zeros((0, 4)), np.zeros(0))], (64, 96),
+                                       augment=True, flip_prob=1.0, hsv_gains=(0, 0, 0))
+    ref_flip, _ = preprocess_cpu(np.ascontiguousarray(noisy[:, ::-1]), (64, 96))
+    np.testing.assert_array_equal(nflip.load(0, np.random.default_rng(0))[0], ref_flip)
+    # The in-memory cache gives the same samples.
+    nflip.build_cache(2)
+    np.testing.assert_array_equal(nflip.load(0, np.random.default_rng(0))[0], ref_flip)
+    np.testing.assert_array_equal(nflip.load(0)[0], preprocess_cpu(noisy, (64, 96))[0])
     # HSV jitter changes colours but keeps the geometry.
     hsv = train_mod.DetectionDataset(items, (64, 64), augment=True, flip_prob=0.0)
     t2, b2, _, _ = hsv.load(0, np.random.default_rng(1))
@@ -137,6 +147,20 @@ def test_lr_schedule_warmup_then_cosine():
     assert lrs[55] == pytest.approx(0.05 + 0.95 * 0.5, rel=1e-3)  # half way: mean of ends
     assert train_mod.lr_at(100, 100, 10, 1.0, 0.05) == pytest.approx(0.05)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    # A wall-clock budget that is 80 % used pushes the cosine to 80 % even at step 20.
+    assert train_mod.lr_at(20, 100, 10, 1.0, 0.05, time_fraction=0.8) == pytest.approx(
+        0.05 + 0.95 * 0.5 * (1 + math.cos(0.8 * math.pi)))
+
+
+def test_time_budget_stops_training_and_still_saves(tmp_path):
+    cfg = train_mod.TrainConfig(variant='yolox-tiny-test', input_hw=(64, 64), batch=4,
+                                epochs=50, workers=0, export=False, time_budget_s=0.01,
+                                out=str(tmp_path / 'run'), log_interval=0)
+    summary = train_mod.Trainer(cfg, make_square_items(8, 4), make_square_items(2, 5),
+                                ['red', 'green', 'blue']).fit()
+    assert summary['stopped_by_time_budget'] and summary['steps'] == 1
+    assert len(summary['history']) == 1 and 'val' in summary['history'][0]
+    assert (tmp_path / 'run' / 'best.pt').is_file()
 
 
 def test_coco_metrics_perfect_and_shifted():
@@ -197,7 +221,7 @@ def test_yolox_train_cli_trains_exports_and_detects(tmp_path):
                            '--epochs', '24', '--batch', '16', '--lr', '4e-3', '--data',
                            str(train_json), '--val-data', str(val_json), '--out', str(out),
                            '--device', 'cpu', '--workers', '0', '--eval-interval', '12',
-                           '--log-interval', '0']) == 0
+                           '--log-interval', '0', '--cache']) == 0
     for name in ('best.pt', 'last.pt', 'model.onnx', 'labels.txt', 'train_summary.json'):
         assert (out / name).is_file(), name
     summary = json.loads((out / 'train_summary.json').read_text())

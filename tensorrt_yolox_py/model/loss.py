@@ -127,10 +127,10 @@ def simota_assign(pred_boxes: 'torch.Tensor', obj_logits: 'torch.Tensor',
     m = cand_idx.numel()
     matching = torch.zeros_like(cost, dtype=torch.bool)
     topk_ious, _ = torch.topk(ious, min(TOPK_CANDIDATES, m), dim=1)
-    dynamic_ks = topk_ious.sum(1).int().clamp(min=1).tolist()
-    for gi, k in enumerate(dynamic_ks):
-        _, pos = torch.topk(cost[gi], min(k, m), largest=False)
-        matching[gi, pos] = True
+    dynamic_ks = topk_ious.sum(1).int().clamp(min=1, max=m)                # (G,)
+    _, pos = torch.topk(cost, int(dynamic_ks.max()), dim=1, largest=False)  # (G, kmax)
+    take = torch.arange(pos.shape[1], device=device)[None] < dynamic_ks[:, None]
+    matching.scatter_(1, pos, take)  # row g: its dynamic_ks[g] cheapest anchors
     multiple = matching.sum(0) > 1
     if bool(multiple.any()):
         best = cost[:, multiple].argmin(dim=0)
