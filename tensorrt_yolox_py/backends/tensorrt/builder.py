@@ -235,22 +235,53 @@ def _safe(text: str) -> str:
     return re.sub(r'[^A-Za-z0-9_.-]+', '-', text).strip('-') or 'x'
 
 
+def check_hardware(builder: Any, settings: EngineSettings, gpu: Dict[str, Any],
+                   version: Tuple[int, int, int]) -> Dict[str, bool]:
+    """Raise ParameterError if this platform lacks the DLA core or the precision; return fast.
+
+    Returns {'fp16': bool, 'int8': bool}: from ``platform_has_fast_*`` before TensorRT 10.5,
+    from the compute capability after (the platform queries are deprecated there).
+    """
+    gpu_text = _gpu_text(gpu)
+    if settings.dla_core >= 0:
+        cores = int(builder.num_DLA_cores)
+        if cores == 0:
+            raise ParameterError('device', f'{settings.device}: this platform has no DLA '
+                                 f'({gpu_text}); use device gpu')
+        if settings.dla_core >= cores:
+            raise ParameterError('device', f'{settings.device}: this platform has {cores} '
+                                 f'DLA core(s) (dla0..dla{cores - 1})')
+    if version < PLATFORM_QUERY_DEPRECATED:
+        fast = {'fp16': bool(builder.platform_has_fast_fp16),
+                'int8': bool(builder.platform_has_fast_int8)}
+    else:
+        fast = compute_capability_supports(gpu['compute_capability'])
+    if settings.precision in fast and not fast[settings.precision]:
+        raise ParameterError('precision', f'{settings.precision}: {gpu_text} has no fast '
+                             f'{settings.precision.upper()}; use '
+                             f"{'fp16' if settings.precision == 'int8' else 'fp32'}")
+    return fast
+
+
+def _gpu_text(gpu: Dict[str, Any]) -> str:
+    major, minor = gpu['compute_capability']
+    return f"{gpu['name']} (sm_{major}{minor})"
+
+
 class EngineBuild:
     """One engine build (called by the engine cache under its lock)."""
 
     def __init__(self, settings: EngineSettings, trt: Any, memory: Any, gpu: Dict[str, Any],
                  plan: Optional[Int8Plan], images: Sequence[Path], image_key: str,
-                 cache_dir: Path, progress: BuildProgress) -> None:
+                 cache_dir: Path, progress: BuildProgress, builder: Any, logger: Any,
+                 fast: Dict[str, bool]) -> None:
         self.settings, self.trt, self.memory, self.gpu = settings, trt, memory, gpu
+        self.builder, self.logger, self.fast = builder, logger, fast
         self.plan, self.images, self.image_key = plan, list(images), image_key
         self.cache_dir, self.progress = cache_dir, progress
         self.version = trt_version(trt)
         self.report = BuildReport(settings.precision, settings.device,
-                                  version_text(self.version), self._gpu_text())
-
-    def _gpu_text(self) -> str:
-        major, minor = self.gpu['compute_capability']
-        return f"{self.gpu['name']} (sm_{major}{minor})"
+                                  version_text(self.version), _gpu_text(gpu))
 
     def _artifact(self, kind: str, suffix: str) -> Path:
         digest = engine_key({'model': file_sha256(self.settings.model_path), 'kind': kind,
@@ -267,9 +298,7 @@ class EngineBuild:
         start = time.perf_counter()
         LOGGER.warning('building engine for %s (%s on %s), this can take minutes',
                        settings.model_path.name, settings.precision, settings.device)
-        logger = make_logger(trt)
-        builder = trt.Builder(logger)
-        self._check_hardware(builder)
+        logger, builder = self.logger, self.builder
         flags = 0
         if self.version < (10, 0, 0):
             flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
@@ -310,27 +339,6 @@ class EngineBuild:
         self.report.warnings = len(logger.warnings)
         LOGGER.info('engine built in %.1f s (%d bytes)', self.report.build_seconds, len(data))
         return data, self.report.to_dict()
-
-    def _check_hardware(self, builder: Any) -> None:
-        settings = self.settings
-        if settings.dla_core >= 0:
-            cores = int(builder.num_DLA_cores)
-            if cores == 0:
-                raise ParameterError('device', f'{settings.device}: this platform has no DLA '
-                                     f"({self.gpu['name']}); use device gpu")
-            if settings.dla_core >= cores:
-                raise ParameterError('device', f'{settings.device}: this platform has {cores} '
-                                     f'DLA core(s) (dla0..dla{cores - 1})')
-        if self.version < PLATFORM_QUERY_DEPRECATED:
-            fast = {'fp16': bool(builder.platform_has_fast_fp16),
-                    'int8': bool(builder.platform_has_fast_int8)}
-        else:
-            fast = compute_capability_supports(self.gpu['compute_capability'])
-        self.fast = fast
-        if settings.precision in fast and not fast[settings.precision]:
-            raise ParameterError('precision', f'{settings.precision}: {self._gpu_text()} has no '
-                                 f'fast {settings.precision.upper()}; use '
-                                 f"{'fp16' if settings.precision == 'int8' else 'fp32'}")
 
     def _model_to_parse(self) -> Path:
         plan = self.plan
@@ -492,6 +500,9 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
                              'FP16 or INT8 only')
     memory = memory or CudaMemory(settings.gpu_id)
     gpu = memory.device_info()
+    logger = make_logger(trt)
+    builder = trt.Builder(logger)
+    fast = check_hardware(builder, settings, gpu, version)
     plan = None
     images: List[Path] = []
     image_key = ''
@@ -520,7 +531,7 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
 
     def build() -> Tuple[bytes, Dict[str, Any]]:
         return EngineBuild(settings, trt, memory, gpu, plan, images, image_key,
-                           cache.directory, progress).run()
+                           cache.directory, progress, builder, logger, fast).run()
 
     try:
         entry = cache.get_or_build(name, key, fields, build)
