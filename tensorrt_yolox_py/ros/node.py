@@ -2,7 +2,8 @@
 
 Topics (private names, remapped by launch; Autoware's tensorrt_yolox names):
 
-- ``~/in/image`` (sensor_msgs/Image, bgr8 or rgb8): sensor-data QoS (best effort, keep last 1).
+- ``~/in/image`` (sensor_msgs/Image, bgr8 or rgb8): sensor-data QoS (best effort, keep last 1);
+  overridable with the standard parameters ``qos_overrides.<topic>.subscription.<policy>``.
 - ``~/out/objects`` (vision_msgs/Detection2DArray): header copied from the image; per object
   the label name, score and box centre/size in source-image pixels.
 - ``~/out/label_info`` (vision_msgs/LabelInfo): transient local, published once at start-up.
@@ -41,6 +42,7 @@ from rclpy.executors import ExternalShutdownException  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile,  # noqa: E402
                        ReliabilityPolicy)
+from rclpy.qos_overriding_options import QoSOverridingOptions  # noqa: E402
 from rclpy.time import Time  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Float64, Header  # noqa: E402
@@ -100,7 +102,9 @@ class YoloxNode(Node):
         self._worker = threading.Thread(target=self._run, daemon=True,
                                         name=f'yolox-{self.get_fully_qualified_name()}')
         self._worker.start()
-        self._sub = self.create_subscription(Image, '~/in/image', self._on_image, SENSOR_QOS)
+        self._sub = self.create_subscription(
+            Image, '~/in/image', self._on_image, SENSOR_QOS,
+            qos_overriding_options=QoSOverridingOptions.with_default_policies())
         self.get_logger().info(f'listening on {self._sub.topic_name}, publishing '
                                f'{self._objects_pub.topic_name}')
 

@@ -1,9 +1,11 @@
 """Fixtures for tests with real rclpy and real DDS (Fast DDS), kept on this machine.
 
 ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST keeps discovery on the loopback, and a ROS_DOMAIN_ID
-specific to this test run (from the process id) keeps parallel runs apart. Both are set here,
-at collection time, before any test initialises rclpy; subprocesses inherit them. Tests that
-need rclpy or vision_msgs skip cleanly when they cannot be imported.
+specific to this test run (from the process id) keeps parallel runs apart. The Fast DDS profile
+config/fastdds_large_data.xml (shared memory only, 64 MiB segments) carries camera-sized images
+to best-effort subscribers in other processes, which Fast DDS defaults mostly drop, and keeps
+every packet off the network. All are set here, at collection time, before any test initialises
+rclpy; subprocesses inherit them. Tests needing rclpy or vision_msgs skip cleanly without them.
 """
 
 import os
@@ -18,6 +20,7 @@ os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ['ROS_DOMAIN_ID'] = os.environ.get('YOLOX_TEST_ROS_DOMAIN_ID',
                                              str(10 + os.getpid() % 90))
 REPO = Path(__file__).resolve().parents[2]
+os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = str(REPO / 'config' / 'fastdds_large_data.xml')
 #: Generous limit for waits on conditions (never a fixed sleep standing in for a condition).
 TIMEOUT_S = 30.0
 

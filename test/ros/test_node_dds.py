@@ -196,3 +196,18 @@ def test_parameters_are_declared_with_descriptors(ros: Any, cpu_params: dict) ->
     assert all(d.description for d in descriptors)
     assert node.config.device == 'cpu' and node.config.model_path == cpu_params['model_path']
     assert node.get_parameter('nms_threshold').value == 0.7
+
+
+def test_input_qos_is_sensor_data_and_overridable(ros: Any, cpu_params: dict) -> None:
+    from rclpy.qos import ReliabilityPolicy
+
+    ros.yolox('det', cpu_params)
+    ros.yolox('det_reliable', {
+        **cpu_params, 'qos_overrides./det_reliable/in/image.subscription.reliability': 'reliable'})
+    peer = ros.peer()
+    assert wait_for(lambda: peer.get_subscriptions_info_by_topic('/det/in/image')
+                    and peer.get_subscriptions_info_by_topic('/det_reliable/in/image'))
+    qos = peer.get_subscriptions_info_by_topic('/det/in/image')[0].qos_profile
+    assert qos.reliability == ReliabilityPolicy.BEST_EFFORT
+    qos = peer.get_subscriptions_info_by_topic('/det_reliable/in/image')[0].qos_profile
+    assert qos.reliability == ReliabilityPolicy.RELIABLE
