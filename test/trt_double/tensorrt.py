@@ -69,6 +69,8 @@ class Hardware:
     num_dla_cores: int = 0
     fast_fp16: bool = True
     fast_int8: bool = True
+    #: Seconds a build takes (to widen race windows in the concurrency test).
+    build_delay_s: float = 0.0
 
 
 HARDWARE = Hardware()
@@ -1121,6 +1123,8 @@ class _Build:
 
     def run(self) -> bytes:
         net, cfg, flags = self.network, self.config, self.flags
+        if HARDWARE.build_delay_s:
+            time.sleep(HARDWARE.build_delay_s)
         if not net.num_inputs or not net.num_outputs or not net.onnx_bytes:
             raise _BuildError('Network must have at least one input and one output (was the '
                               'ONNX model parsed?)')
