@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The checklist to run FIRST on real TensorRT hardware (Jetson Orin or a dGPU with TensorRT 10).
+r"""The checklist to run FIRST on real TensorRT hardware (Jetson Orin or a dGPU with TensorRT 10).
 
 No real TensorRT engine has been built or run by this project: its TensorRT code was developed
 against a test double of the TensorRT 10 Python API. This script is the first real test. It:
