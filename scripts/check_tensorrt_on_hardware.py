@@ -157,7 +157,8 @@ def check_config(name: str, values: Dict[str, Any], images: Sequence[np.ndarray]
             got = detector.detect(image).detections
             want = reference.detect(image).detections
             matches = [m + n for m, n in zip(matches, match(got, want))]
-        row['device_path'] = device_path_agreement(config, backend, images, detector)
+        row['device_path'] = device_path_agreement(config, backend, images, detector,
+                                                   memory)
     row['max_score_diff'] = round(score_diff, 5)
     row['detection_f1'] = round(f1(*matches), 4)
     row['detections'] = f'{matches[1]} vs {matches[2]} (ORT)'
@@ -173,8 +174,15 @@ def check_config(name: str, values: Dict[str, Any], images: Sequence[np.ndarray]
 
 
 def device_path_agreement(config: Any, backend: Any, images: Sequence[np.ndarray],
-                          host_detector: Any) -> str:
-    """Run the CUDA-preprocessing + bound-input path; 'same' if it agrees with the host path."""
+                          host_detector: Any, memory: Any) -> str:
+    """Run the CUDA-preprocessing + bound-input path; 'same' if it agrees with the host path.
+
+    'n/a' where there is no CUDA preprocessor or the memory layer is not real CUDA memory.
+    """
+    from tensorrt_yolox_py.backends.tensorrt.cuda_memory import CudaMemory
+
+    if not isinstance(memory, CudaMemory):
+        return 'n/a'
     try:
         from tensorrt_yolox_py.cuda.preprocess import cuda_available, CudaPreprocessor
     except ImportError:
