@@ -42,6 +42,7 @@ setup(
             'yolox_make_dataset = tensorrt_yolox_py.tools.make_dataset:main',
             'yolox_evaluate = tensorrt_yolox_py.tools.evaluate_bag:main',
             'yolox_demo = tensorrt_yolox_py.tools.demo:main',
+            'yolox_train_demo = tensorrt_yolox_py.tools.train_demo:main',
         ],
     },
 )
