@@ -214,6 +214,9 @@ class TensorRTBackend(Backend):
             return self._run(int(input_ptr), int(stream))
 
     def _run(self, input_ptr: int, stream: int) -> np.ndarray:
+        activate = getattr(self._memory, 'activate', None)
+        if activate is not None:
+            activate()  # the CUDA device is per thread: the worker thread may be a new one
         context = self._context
         if not context.set_tensor_address(self.input_name, int(input_ptr)):
             raise TensorRTError(f'set_tensor_address({self.input_name}) failed: '
