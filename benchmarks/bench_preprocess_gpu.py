@@ -536,7 +536,8 @@ def markdown(res: Dict[str, Any]) -> str:
              f"L2 {dev['l2_bytes'] / 2**20:.0f} MiB, driver CUDA {dev['driver_cuda_version']}, "
              f"cuda.core {dev['cuda_core']}, cuda.bindings {dev['cuda_bindings']}. "
              f"Host CPU: {res['machine']['cpu']} ({res['machine']['cpu_count']} cores). "
-             f"Measured D2D bandwidth {bw:.0f} GB/s (read + write).", '',
+             f"Measured D2D bandwidth {bw:.0f} GB/s (read + write). Default fused variant: "
+             f"{res.get('default_variants', {})}.", '',
              'Times in microseconds, median (p90). *Amortized*: a CUDA graph of back-to-back '
              'launches between two events, per launch; *cold* rotates over buffers larger '
              'than L2, *hot* reuses one set (L2-resident). *Single*: an event pair around one '
@@ -662,7 +663,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     res: Dict[str, Any] = {'machine': machine_info(('numpy', 'cv2')), 'device': dev,
                            'bandwidth': bandwidth, 'source_hw': SRC_HW, 'iters': args.iters,
                            'launches_per_graph': args.launches, 'rotate_sets': args.rotate,
-                           'sizes': {}}
+                           'default_variants': dict(K.DEFAULT_VARIANT), 'sizes': {}}
     for label, in_hw in MODEL_SIZES.items():
         print(f'{label}: CPU', flush=True)
         cpu = bench_cpu(image, in_hw, args.iters)

@@ -125,6 +125,23 @@ def test_every_fused_variant(pres, input_hw, dtype):
                 _free(dev)
 
 
+@pytest.mark.parametrize('dtype', DTYPES, ids=['f32', 'f16'])
+def test_row_blocked_variants_on_heights_that_are_not_a_multiple_of_the_rows(dtype):
+    with CudaPreprocessor((37, 52), dtype) as pre:  # 37 rows: partial last row block
+        for variant in ('w1r2', 'w1r4', 'w1'):
+            for src_hw in ((23, 52), (75, 53), (37, 2), (300, 200)):
+                image = _image(*src_hw, seed=src_hw[0])
+                dev = _to_device(image)
+                try:
+                    _poison(pre, pre.device_ptr)
+                    used = pre.launch_fused(dev.ptr, dev.row_pitch, _lb(src_hw, (37, 52)),
+                                            False, pre.device_ptr, variant)
+                    assert used == variant
+                    _check(pre.download()[0], image, (37, 52), 'bgr8', dtype)
+                finally:
+                    _free(dev)
+
+
 def _lb(src_hw, input_hw):
     from tensorrt_yolox_py.stages.preprocess import compute_letterbox
 

@@ -22,6 +22,9 @@ Kernels (all ``extern "C"``; ``*_f32`` / ``*_f16`` by output type):
 - ``fused_b4_f32`` / ``fused_w4_f32`` / ``fused_b8_f16`` / ``fused_w8_f16``: one thread per 4
   (8) consecutive output pixels, one 16-byte store per plane. Needs in_w % 4 (8) == 0 and a
   16-byte aligned output pointer.
+- ``fused_w1r2_*`` / ``fused_w1r4_*``: word loads, one thread per output column and 2 (4)
+  consecutive rows; the x tap is computed once and the loads of all rows are issued before
+  the first use (more bytes in flight per thread).
 - ``fused_batch_*``: several images (cameras) in one launch; blockIdx.z selects the image, whose
   geometry and pointers come from a device table of ``BATCH_DESC_DTYPE`` records.
 - ``unfused_*``: the seed's 4-kernel chain kept for comparison: ``resize_u8`` (bilinear to an
@@ -204,6 +207,57 @@ extern "C" __global__ void __launch_bounds__(256) NAME(FUSED_PARAMS(unsigned sho
 FUSED8_F16(fused_b8_f16, sample_bytes)
 FUSED8_F16(fused_w8_f16, sample_words)
 
+// One thread per output column x and R consecutive rows: the x tap is computed once, and the
+// word loads of all R rows are issued before the first use (R x the bytes in flight).
+#define FUSED_ROWS(NAME, OUT_T, CVT, R)                                                 \
+extern "C" __global__ void __launch_bounds__(256) NAME(FUSED_PARAMS(OUT_T)) {          \
+    int x = blockIdx.x * blockDim.x + threadIdx.x;                                      \
+    int y0 = (blockIdx.y * blockDim.y + threadIdx.y) * R;                               \
+    if (x >= dst_w || y0 >= dst_h) return;                                              \
+    bool in_x = x < rw;                                                                 \
+    int xa, xb; float fx;                                                               \
+    axis_tap(x, sx, src_w, xa, xb, fx);                                                 \
+    if (xa == xb) { xa = src_w - 2; fx = 1.f; }                                         \
+    unsigned l0[R], h0[R], l1[R], h1[R]; float fy[R];                                   \
+    _Pragma("unroll")                                                                   \
+    for (int r = 0; r < R; ++r) {                                                       \
+        l0[r] = h0[r] = l1[r] = h1[r] = 0u; fy[r] = 0.f;                                \
+        if (in_x && y0 + r < rh) {                                                      \
+            int ya, yb;                                                                 \
+            axis_tap(y0 + r, sy, src_h, ya, yb, fy[r]);                                 \
+            load6(src + (size_t)ya * pitch + 3 * xa, l0[r], h0[r]);                     \
+            load6(src + (size_t)yb * pitch + 3 * xa, l1[r], h1[r]);                     \
+        }                                                                               \
+    }                                                                                   \
+    size_t plane = (size_t)dst_w * dst_h;                                               \
+    _Pragma("unroll")                                                                   \
+    for (int r = 0; r < R; ++r) {                                                       \
+        int y = y0 + r;                                                                 \
+        if (y < dst_h) {                                                                \
+            float c0 = PAD_F, c1 = PAD_F, c2 = PAD_F;                                   \
+            if (in_x && y < rh) {                                                       \
+                float t, b;                                                             \
+                t = lerp2(bytef(l0[r], 0), bytef(l0[r], 3), fx);                        \
+                b = lerp2(bytef(l1[r], 0), bytef(l1[r], 3), fx);                        \
+                c0 = lerp2(t, b, fy[r]);                                                \
+                t = lerp2(bytef(l0[r], 1), bytef(h0[r], 0), fx);                        \
+                b = lerp2(bytef(l1[r], 1), bytef(h1[r], 0), fx);                        \
+                c1 = lerp2(t, b, fy[r]);                                                \
+                t = lerp2(bytef(l0[r], 2), bytef(h0[r], 1), fx);                        \
+                b = lerp2(bytef(l1[r], 2), bytef(h1[r], 1), fx);                        \
+                c2 = lerp2(t, b, fy[r]);                                                \
+                if (swap_rb) { float tmp_ = c0; c0 = c2; c2 = tmp_; }                   \
+            }                                                                           \
+            size_t o = (size_t)y * dst_w + x;                                           \
+            dst[o] = CVT(c0); dst[o + plane] = CVT(c1); dst[o + 2 * plane] = CVT(c2);   \
+        }                                                                               \
+    }                                                                                   \
+}
+FUSED_ROWS(fused_w1r2_f32, float, ID, 2)
+FUSED_ROWS(fused_w1r4_f32, float, ID, 4)
+FUSED_ROWS(fused_w1r2_f16, unsigned short, f2h, 2)
+FUSED_ROWS(fused_w1r4_f16, unsigned short, f2h, 4)
+
 // Several images in one launch (one per camera). Layout must match BATCH_DESC_DTYPE.
 struct BatchDesc {
     const u8* src;
@@ -302,6 +356,7 @@ extern "C" __global__ void busy_wait(long long cycles) {
 KERNEL_NAMES = (
     'fused_b1_f32', 'fused_w1_f32', 'fused_b1_f16', 'fused_w1_f16',
     'fused_b4_f32', 'fused_w4_f32', 'fused_b8_f16', 'fused_w8_f16',
+    'fused_w1r2_f32', 'fused_w1r4_f32', 'fused_w1r2_f16', 'fused_w1r4_f16',
     'fused_batch_f32', 'fused_batch_f16',
     'unfused_resize_u8', 'unfused_letterbox_u8', 'unfused_nhwc2nchw_u8',
     'unfused_to_float_f32', 'unfused_to_float_f16', 'busy_wait',
@@ -315,11 +370,13 @@ class FusedVariant:
     name: str
     loads: str
     pixels_per_thread: int
+    rows_per_thread: int = 1
 
     def kernel_name(self, dtype: np.dtype) -> str:
         """Return the CUDA kernel name of this variant for output ``dtype``."""
         suffix = dtype_suffix(dtype)
-        kernel = f'fused_{self.loads[0]}{self.pixels_per_thread}_{suffix}'
+        rows = f'r{self.rows_per_thread}' if self.rows_per_thread > 1 else ''
+        kernel = f'fused_{self.loads[0]}{self.pixels_per_thread}{rows}_{suffix}'
         if kernel not in KERNEL_NAMES:
             raise ValueError(f'variant {self.name} has no {suffix} kernel')
         return kernel
@@ -328,13 +385,15 @@ class FusedVariant:
 #: Variants by name; 'auto' picks among them with ``choose_variant``.
 FUSED_VARIANTS: Dict[str, Tuple[FusedVariant, ...]] = {
     'float32': (FusedVariant('b1', 'bytes', 1), FusedVariant('w1', 'words', 1),
-                FusedVariant('b4', 'bytes', 4), FusedVariant('w4', 'words', 4)),
+                FusedVariant('b4', 'bytes', 4), FusedVariant('w4', 'words', 4),
+                FusedVariant('w1r2', 'words', 1, 2), FusedVariant('w1r4', 'words', 1, 4)),
     'float16': (FusedVariant('b1', 'bytes', 1), FusedVariant('w1', 'words', 1),
-                FusedVariant('b8', 'bytes', 8), FusedVariant('w8', 'words', 8)),
+                FusedVariant('b8', 'bytes', 8), FusedVariant('w8', 'words', 8),
+                FusedVariant('w1r2', 'words', 1, 2), FusedVariant('w1r4', 'words', 1, 4)),
 }
 #: Default variant per output dtype (the fastest measured on the H100, see
 #: benchmarks/results/preprocess_h100.md), used when its requirements hold.
-DEFAULT_VARIANT = {'float32': 'w1', 'float16': 'w1'}
+DEFAULT_VARIANT = {'float32': 'w1r2', 'float16': 'w1r2'}
 
 
 def dtype_suffix(dtype: np.dtype) -> str:
@@ -377,16 +436,21 @@ def choose_variant(dtype: np.dtype, src_w: int, src_ptr: int, dst_w: int, dst_pt
 
 
 def launch_geometry(width: int, height: int, pixels_per_thread: int = 1, depth: int = 1,
-                    block: Tuple[int, int] = BLOCK
+                    block: Tuple[int, int] = BLOCK, rows_per_thread: int = 1
                     ) -> Tuple[Tuple[int, int, int], Tuple[int, int, int]]:
-    """Return ``(grid, block)`` covering width x height pixels (x pixels_per_thread) x depth."""
-    if min(width, height, pixels_per_thread, depth) < 1:
+    """Return ``(grid, block)`` covering width x height x depth pixels.
+
+    Each thread covers ``pixels_per_thread`` consecutive pixels of a row (width must be a
+    multiple) and ``rows_per_thread`` consecutive rows (the last rows may be partial).
+    """
+    if min(width, height, pixels_per_thread, depth, rows_per_thread) < 1:
         raise ValueError(f'launch needs positive sizes, got {width}x{height}x{depth} '
-                         f'with {pixels_per_thread} pixels per thread')
+                         f'with {pixels_per_thread}x{rows_per_thread} pixels per thread')
     if width % pixels_per_thread:
         raise ValueError(f'width {width} is not a multiple of {pixels_per_thread}')
     threads_x = width // pixels_per_thread
-    grid = (-(-threads_x // block[0]), -(-height // block[1]), depth)
+    threads_y = -(-height // rows_per_thread)
+    grid = (-(-threads_x // block[0]), -(-threads_y // block[1]), depth)
     return grid, (block[0], block[1], 1)
 
 
