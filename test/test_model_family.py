@@ -15,6 +15,16 @@ from tensorrt_yolox_py.model.yolox import (  # noqa: E402
     build_model, canonical_variant, ELANLayer, Focus, num_anchors, SPPBottleneck, VARIANTS)
 from tensorrt_yolox_py.stages.postprocess import make_anchors  # noqa: E402
 
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_torch_thread():
+    """Run torch on one thread (2 OpenMP threads on a busy 2-core machine can be 20x slower)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 OPT_VARIANTS = ('yolox-s-opt', 'yolox-s+-opt')
 NUM_CLASSES = 8
 

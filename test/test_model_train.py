@@ -15,6 +15,16 @@ from tensorrt_yolox_py.model.yolox import HeadOutput, make_grids  # noqa: E402
 from tensorrt_yolox_py.stages.postprocess import Detections  # noqa: E402
 from tensorrt_yolox_py.stages.preprocess import preprocess_cpu  # noqa: E402
 
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_torch_thread():
+    """Run torch on one thread (2 OpenMP threads on a busy 2-core machine can be 20x slower)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 COLORS = ((0, 0, 255), (0, 255, 0), (255, 0, 0))  # BGR red, green, blue -> classes 0, 1, 2
 
 
@@ -156,7 +166,12 @@ def test_time_budget_stops_training_and_still_saves(tmp_path):
     cfg = train_mod.TrainConfig(variant='yolox-tiny-test', input_hw=(64, 64), batch=4,
                                 epochs=50, workers=0, export=False, time_budget_s=0.01,
                                 out=str(tmp_path / 'run'), log_interval=0)
-    summary = train_mod.Trainer(cfg, make_square_items(8, 4), make_square_items(2, 5),
+    # Training data streamed from a generator: letterboxed on arrival, sources dropped.
+    stream = train_mod.DetectionDataset.from_stream(iter(make_square_items(8, 4)), (64, 64))
+    assert len(stream) == 8 and stream.items[0][0].startswith('<stream')
+    ref = make_square_items(8, 4)[0][0]
+    np.testing.assert_array_equal(stream.load(0)[0], preprocess_cpu(ref, (64, 64))[0])
+    summary = train_mod.Trainer(cfg, stream, make_square_items(2, 5),
                                 ['red', 'green', 'blue']).fit()
     assert summary['stopped_by_time_budget'] and summary['steps'] == 1
     assert len(summary['history']) == 1 and 'val' in summary['history'][0]

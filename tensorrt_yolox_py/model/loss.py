@@ -205,7 +205,8 @@ class YoloxLoss:
         loss_l1 = (F.l1_loss(torch.cat(l1_preds), torch.cat(l1_targets), reduction='sum')
                    / num_fg if l1_preds else zero)
         total = self.iou_weight * loss_iou + loss_obj + loss_cls + loss_l1
-        parts = {'loss': float(total.detach()), 'iou': float(loss_iou.detach()),
-                 'obj': float(loss_obj.detach()), 'cls': float(loss_cls.detach()),
-                 'l1': float(loss_l1.detach()), 'num_fg': float(num_fg) / len(targets)}
+        parts = {name: float(value.detach()) + 0.0  # + 0.0: no '-0.0' in logs
+                 for name, value in (('loss', total), ('iou', loss_iou), ('obj', loss_obj),
+                                     ('cls', loss_cls), ('l1', loss_l1))}
+        parts['num_fg'] = float(num_fg) / len(targets)
         return total, parts

@@ -134,6 +134,27 @@ class DetectionDataset(torch.utils.data.Dataset):
         boxes, keep = letterbox_boxes(boxes, lb, self.min_box_size)
         return region, boxes[keep], labels[keep], lb
 
+    @classmethod
+    def from_stream(cls, stream: Iterable[Item], input_hw: Tuple[int, int],
+                    **kwargs: object) -> 'DetectionDataset':
+        """Letterbox items as they come (e.g. from a scene generator), dropping the sources.
+
+        Memory holds only the letterboxed regions (the cache is filled). The stored items keep the source boxes and labels (for validation metrics) with a
+        placeholder instead of the image.
+        """
+        data = cls([], input_hw, **kwargs)
+        cache: list = []
+        stored: List[Item] = []
+        for i, (image, boxes, labels) in enumerate(stream):
+            data.items = [(image, boxes, labels)]
+            cache.append(data.letterboxed(0))
+            data.items = []
+            stored.append((f'<stream item {i}>', np.asarray(boxes, np.float32).reshape(-1, 4),
+                           np.asarray(labels, np.int64).reshape(-1)))
+        data.items = stored
+        data._cache = cache
+        return data
+
     def build_cache(self, workers: int = 8) -> None:
         """Letterbox every image once (threads; OpenCV releases the GIL) and keep them."""
         from concurrent.futures import ThreadPoolExecutor
@@ -400,8 +421,8 @@ def coco_metrics(gt_items: Sequence[Item], detections: Sequence, class_names: Se
 class Trainer:
     """Owns the model, optimizer, EMA and data; ``fit()`` runs the whole schedule."""
 
-    def __init__(self, cfg: TrainConfig, train_items: Sequence[Item],
-                 val_items: Optional[Sequence[Item]] = None,
+    def __init__(self, cfg: TrainConfig, train_items: Union[Sequence[Item], DetectionDataset],
+                 val_items: Union[Sequence[Item], DetectionDataset, None] = None,
                  class_names: Optional[Sequence[str]] = None) -> None:
         self.cfg = cfg
         torch.manual_seed(cfg.seed)
@@ -410,7 +431,9 @@ class Trainer:
         self.class_names = list(class_names) if class_names else None
         num_classes = cfg.num_classes or (len(self.class_names) if self.class_names else None)
         if not num_classes:
-            labels = [int(x) for _, _, lab in train_items for x in np.asarray(lab).reshape(-1)]
+            source = (train_items.items if isinstance(train_items, DetectionDataset)
+                      else train_items)
+            labels = [int(x) for _, _, lab in source for x in np.asarray(lab).reshape(-1)]
             num_classes = (max(labels) + 1) if labels else 1
         self.num_classes = int(num_classes)
         if not self.class_names:
@@ -429,12 +452,13 @@ class Trainer:
         if self.device.type == 'cuda':
             self.model.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True
-        self.train_set = DetectionDataset(train_items, cfg.input_hw, augment=cfg.augment)
-        self.val_set = DetectionDataset(val_items or [], cfg.input_hw)
+        self.train_set = self._dataset(train_items, cfg.augment)
+        self.val_set = self._dataset(val_items or [], False)
         if cfg.cache:
             t0 = time.time()
             for data in (self.train_set, self.val_set):
-                data.build_cache(max(cfg.workers, 1))
+                if data._cache is None:
+                    data.build_cache(max(cfg.workers, 1))
             LOG.info('cached %d letterboxed images in %.1f s', len(self.train_set)
                      + len(self.val_set), time.time() - t0)
         self.loss_fn = YoloxLoss(self.num_classes)
@@ -446,6 +470,16 @@ class Trainer:
         self.history: List[Dict[str, object]] = []
         self.out = Path(cfg.out)
         self._loader: Optional['torch.utils.data.DataLoader'] = None
+
+    def _dataset(self, items: Union[Sequence[Item], DetectionDataset], augment: bool
+                 ) -> DetectionDataset:
+        if isinstance(items, DetectionDataset):
+            if items.input_hw != tuple(self.cfg.input_hw):
+                raise ValueError(f'data set letterboxes to {items.input_hw}, training input '
+                                 f'is {tuple(self.cfg.input_hw)}')
+            items.augment = augment
+            return items
+        return DetectionDataset(items, self.cfg.input_hw, augment=augment)
 
     @property
     def val_items(self) -> List[Item]:
