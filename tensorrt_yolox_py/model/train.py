@@ -139,8 +139,9 @@ class DetectionDataset(torch.utils.data.Dataset):
                     **kwargs: object) -> 'DetectionDataset':
         """Letterbox items as they come (e.g. from a scene generator), dropping the sources.
 
-        Memory holds only the letterboxed regions (the cache is filled). The stored items keep the source boxes and labels (for validation metrics) with a
-        placeholder instead of the image.
+        Memory holds only the letterboxed regions (the cache is filled). The stored items keep
+        the source boxes and labels (for validation metrics) with a placeholder instead of the
+        image.
         """
         data = cls([], input_hw, **kwargs)
         cache: list = []
