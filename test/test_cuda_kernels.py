@@ -116,6 +116,11 @@ def test_choose_variant_falls_back_when_requirements_fail():
     assert K.choose_variant(f16, 1920, 0x1002, 964, 0x2000, 'w1r4').name == 'b1'
     assert K.choose_variant(f32, 1920, 0x1000, 962, 0x2002, 'w1r2').name == 'w1r2'
     assert K.choose_variant(f32, 1920, 0x1000, 960, 0x2000).name == K.DEFAULT_VARIANT['float32']
+    assert K.choose_variant(f32, 1920, 0x1000, 960, 0x2000, 's1', sx=2.0).name == 's1'
+    assert K.choose_variant(f16, 3840, 0x1000, 960, 0x2000, 's1', sx=4.0).name == 's1'
+    assert K.choose_variant(f16, 7680, 0x1000, 960, 0x2000, 's1', sx=8.0).name == 'w1'
+    assert K.choose_variant(f16, 7680, 0x1002, 960, 0x2000, 's1', sx=2.0).name == 'b1'
+    assert K.smem_span_fits(5.3) and not K.smem_span_fits(5.4)
     with pytest.raises(ValueError, match='unknown'):
         K.choose_variant(f16, 1920, 0x1000, 960, 0x2000, 'w4')   # w4 is float32 only
     for dtype in (f32, f16):

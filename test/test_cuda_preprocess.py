@@ -118,7 +118,7 @@ def test_every_fused_variant(pres, input_hw, dtype):
                 _poison(pre, pre.device_ptr)
                 used = pre.launch_fused(dev.ptr, dev.row_pitch, _lb(src_hw, input_hw),
                                         encoding == 'rgb8', pre.device_ptr, variant.name)
-                one_wide = src_hw[1] == 1 and variant.loads == 'words'
+                one_wide = src_hw[1] == 1 and variant.loads != 'bytes'
                 assert used == ('b1' if one_wide else variant.name)
                 _check(pre.download()[0], image, input_hw, encoding, dtype)
             finally:
@@ -126,10 +126,10 @@ def test_every_fused_variant(pres, input_hw, dtype):
 
 
 @pytest.mark.parametrize('dtype', DTYPES, ids=['f32', 'f16'])
-def test_row_blocked_variants_on_heights_that_are_not_a_multiple_of_the_rows(dtype):
+def test_row_blocked_and_staged_variants_on_partial_blocks(dtype):
     with CudaPreprocessor((37, 52), dtype) as pre:  # 37 rows: partial last row block
-        for variant in ('w1r2', 'w1r4', 'w1'):
-            for src_hw in ((23, 52), (75, 53), (37, 2), (300, 200)):
+        for variant in ('w1r2', 'w1r4', 'w1', 's1'):
+            for src_hw in ((23, 52), (75, 53), (37, 2), (300, 200), (128, 300)):
                 image = _image(*src_hw, seed=src_hw[0])
                 dev = _to_device(image)
                 try:
@@ -140,6 +140,21 @@ def test_row_blocked_variants_on_heights_that_are_not_a_multiple_of_the_rows(dty
                     _check(pre.download()[0], image, (37, 52), 'bgr8', dtype)
                 finally:
                     _free(dev)
+
+
+@pytest.mark.parametrize('dtype', DTYPES, ids=['f32', 'f16'])
+def test_staged_variant_falls_back_when_the_span_does_not_fit(dtype):
+    with CudaPreprocessor((20, 256), dtype, variant='s1') as pre:
+        for src_hw, expected in (((64, 2000), 'w1'), ((64, 600), 's1')):  # x factor 7.8 / 2.3
+            image = _image(*src_hw, seed=src_hw[1])
+            dev = _to_device(image)
+            try:
+                _poison(pre, pre.device_ptr)
+                assert pre.launch_fused(dev.ptr, dev.row_pitch, _lb(src_hw, (20, 256)), True,
+                                        pre.device_ptr) == expected
+                _check(pre.download()[0], image, (20, 256), 'rgb8', dtype)
+            finally:
+                _free(dev)
 
 
 def _lb(src_hw, input_hw):

@@ -25,6 +25,9 @@ Kernels (all ``extern "C"``; ``*_f32`` / ``*_f16`` by output type):
 - ``fused_w1r2_*`` / ``fused_w1r4_*``: word loads, one thread per output column and 2 (4)
   consecutive rows; the x tap is computed once and the loads of all rows are issued before
   the first use (more bytes in flight per thread).
+- ``fused_s1_*``: shared-memory staging: a 128 x 2 block copies the 4 source rows x its x
+  span it needs with coalesced 32-bit loads (each source sector requested from L2 once), then
+  samples from shared memory. Needs W >= 2, a 4-byte aligned source and x factor <= ~5.3.
 - ``fused_batch_*``: several images (cameras) in one launch; blockIdx.z selects the image, whose
   geometry and pointers come from a device table of ``BATCH_DESC_DTYPE`` records.
 - ``unfused_*``: the seed's 4-kernel chain kept for comparison: ``resize_u8`` (bilinear to an
@@ -258,6 +261,114 @@ FUSED_ROWS(fused_w1r4_f32, float, ID, 4)
 FUSED_ROWS(fused_w1r2_f16, unsigned short, f2h, 2)
 FUSED_ROWS(fused_w1r4_f16, unsigned short, f2h, 4)
 
+// ---- shared-memory staged variant ----
+// A block (128 x 2 threads) first copies, with coalesced 32-bit loads, the source bytes its
+// 2 output rows need (4 source rows x the block's x span) into shared memory, so each source
+// sector is requested from L2 once; then every thread samples from shared memory.
+#define SMEM_ROW_WORDS 512
+
+__device__ __forceinline__ void tap_x_adj(int x, float s, int w, int& xa, float& f) {
+    int xb;
+    axis_tap(x, s, w, xa, xb, f);
+    if (xa == xb) { xa = w - 2; f = 1.f; }  // right edge: same value, stays inside the row
+}
+
+__device__ __forceinline__ void load6_smem(const unsigned* row, int off, unsigned& lo,
+                                           unsigned& hi) {
+    int base = off >> 2;
+    unsigned sh = (unsigned)(off & 3) * 8u;
+    unsigned w0 = row[base], w1 = row[base + 1];
+    unsigned w2 = (sh == 24u) ? row[base + 2] : 0u;
+    lo = __funnelshift_r(w0, w1, sh);
+    hi = __funnelshift_r(w1, w2, sh);
+}
+
+#define FUSED_SMEM(NAME, OUT_T, CVT)                                                    \
+extern "C" __global__ void __launch_bounds__(256) NAME(FUSED_PARAMS(OUT_T)) {          \
+    __shared__ unsigned rows_s[4][SMEM_ROW_WORDS];                                      \
+    const int nthreads = blockDim.x * blockDim.y;                                       \
+    const int tid = threadIdx.y * blockDim.x + threadIdx.x;                             \
+    const int x = blockIdx.x * blockDim.x + threadIdx.x;                                \
+    const int y_first = blockIdx.y * blockDim.y;                                        \
+    const int y = y_first + threadIdx.y;                                                \
+    const int x_first = blockIdx.x * blockDim.x;                                        \
+    const bool active = x < dst_w && y < dst_h;                                         \
+    const size_t plane = (size_t)dst_w * dst_h;                                         \
+    float c0 = PAD_F, c1 = PAD_F, c2 = PAD_F;                                           \
+    if (x_first < rw && y_first < rh) {  /* uniform: the block covers image pixels */   \
+        const int x_last = min(x_first + (int)blockDim.x, rw) - 1;                      \
+        int xa0, xa1; float fdum;                                                       \
+        tap_x_adj(x_first, sx, src_w, xa0, fdum);                                       \
+        tap_x_adj(x_last, sx, src_w, xa1, fdum);                                        \
+        const int byte_lo = 3 * xa0, byte_hi = 3 * xa1 + 6;                             \
+        size_t wst[4]; int nw[4];                                                       \
+        _Pragma("unroll")                                                               \
+        for (int r = 0; r < 2; ++r) {                                                   \
+            int ya, yb; float fy;                                                       \
+            axis_tap(min(y_first + r, rh - 1), sy, src_h, ya, yb, fy);                  \
+            _Pragma("unroll")                                                           \
+            for (int k = 0; k < 2; ++k) {                                               \
+                size_t row = (size_t)src + (size_t)(k ? yb : ya) * pitch;               \
+                size_t lo = (row + byte_lo) & ~(size_t)3;                               \
+                size_t hi = (row + byte_hi + 3) & ~(size_t)3;                           \
+                wst[2 * r + k] = lo;                                                    \
+                nw[2 * r + k] = (int)((hi - lo) >> 2);                                  \
+            }                                                                           \
+        }                                                                               \
+        const bool fits = max(max(nw[0], nw[1]), max(nw[2], nw[3])) <= SMEM_ROW_WORDS   \
+                          && nthreads == 256;                                           \
+        if (fits) {                                                                     \
+            unsigned v[4][2];                                                           \
+            _Pragma("unroll")                                                           \
+            for (int i = 0; i < 4; ++i)                                                 \
+                _Pragma("unroll")                                                       \
+                for (int j = 0; j < 2; ++j) {                                           \
+                    int k = tid + j * 256;                                              \
+                    v[i][j] = k < nw[i] ? __ldg((const unsigned*)wst[i] + k) : 0u;      \
+                }                                                                       \
+            _Pragma("unroll")                                                           \
+            for (int i = 0; i < 4; ++i)                                                 \
+                _Pragma("unroll")                                                       \
+                for (int j = 0; j < 2; ++j)                                             \
+                    if (tid + j * 256 < nw[i]) rows_s[i][tid + j * 256] = v[i][j];      \
+            __syncthreads();                                                            \
+        }                                                                               \
+        if (active && x < rw && y < rh) {                                               \
+            if (fits) {                                                                 \
+                int xa, ya, yb; float fx, fy;                                           \
+                tap_x_adj(x, sx, src_w, xa, fx);                                        \
+                axis_tap(y, sy, src_h, ya, yb, fy);                                     \
+                const int r = threadIdx.y;                                              \
+                size_t sa = r ? wst[2] : wst[0], sb = r ? wst[3] : wst[1];              \
+                int oa = (int)((size_t)src + (size_t)ya * pitch + 3 * xa - sa);         \
+                int ob = (int)((size_t)src + (size_t)yb * pitch + 3 * xa - sb);         \
+                unsigned l0, h0, l1, h1;                                                \
+                load6_smem(rows_s[2 * r], oa, l0, h0);                                  \
+                load6_smem(rows_s[2 * r + 1], ob, l1, h1);                              \
+                float t, b;                                                             \
+                t = lerp2(bytef(l0, 0), bytef(l0, 3), fx);                              \
+                b = lerp2(bytef(l1, 0), bytef(l1, 3), fx);                              \
+                c0 = lerp2(t, b, fy);                                                   \
+                t = lerp2(bytef(l0, 1), bytef(h0, 0), fx);                              \
+                b = lerp2(bytef(l1, 1), bytef(h1, 0), fx);                              \
+                c1 = lerp2(t, b, fy);                                                   \
+                t = lerp2(bytef(l0, 2), bytef(h0, 1), fx);                              \
+                b = lerp2(bytef(l1, 2), bytef(h1, 1), fx);                              \
+                c2 = lerp2(t, b, fy);                                                   \
+            } else {                                                                    \
+                sample_words(src, pitch, src_w, src_h, sx, sy, x, y, c0, c1, c2);       \
+            }                                                                           \
+            if (swap_rb) { float tmp_ = c0; c0 = c2; c2 = tmp_; }                       \
+        }                                                                               \
+    }                                                                                   \
+    if (active) {                                                                       \
+        size_t o = (size_t)y * dst_w + x;                                               \
+        dst[o] = CVT(c0); dst[o + plane] = CVT(c1); dst[o + 2 * plane] = CVT(c2);       \
+    }                                                                                   \
+}
+FUSED_SMEM(fused_s1_f32, float, ID)
+FUSED_SMEM(fused_s1_f16, unsigned short, f2h)
+
 // Several images in one launch (one per camera). Layout must match BATCH_DESC_DTYPE.
 struct BatchDesc {
     const u8* src;
@@ -357,6 +468,7 @@ KERNEL_NAMES = (
     'fused_b1_f32', 'fused_w1_f32', 'fused_b1_f16', 'fused_w1_f16',
     'fused_b4_f32', 'fused_w4_f32', 'fused_b8_f16', 'fused_w8_f16',
     'fused_w1r2_f32', 'fused_w1r4_f32', 'fused_w1r2_f16', 'fused_w1r4_f16',
+    'fused_s1_f32', 'fused_s1_f16',
     'fused_batch_f32', 'fused_batch_f16',
     'unfused_resize_u8', 'unfused_letterbox_u8', 'unfused_nhwc2nchw_u8',
     'unfused_to_float_f32', 'unfused_to_float_f16', 'busy_wait',
@@ -386,14 +498,18 @@ class FusedVariant:
 FUSED_VARIANTS: Dict[str, Tuple[FusedVariant, ...]] = {
     'float32': (FusedVariant('b1', 'bytes', 1), FusedVariant('w1', 'words', 1),
                 FusedVariant('b4', 'bytes', 4), FusedVariant('w4', 'words', 4),
-                FusedVariant('w1r2', 'words', 1, 2), FusedVariant('w1r4', 'words', 1, 4)),
+                FusedVariant('w1r2', 'words', 1, 2), FusedVariant('w1r4', 'words', 1, 4),
+                FusedVariant('s1', 'smem', 1)),
     'float16': (FusedVariant('b1', 'bytes', 1), FusedVariant('w1', 'words', 1),
                 FusedVariant('b8', 'bytes', 8), FusedVariant('w8', 'words', 8),
-                FusedVariant('w1r2', 'words', 1, 2), FusedVariant('w1r4', 'words', 1, 4)),
+                FusedVariant('w1r2', 'words', 1, 2), FusedVariant('w1r4', 'words', 1, 4),
+                FusedVariant('s1', 'smem', 1)),
 }
+#: Shared-memory words per staged source row of the 's1' kernels (SMEM_ROW_WORDS in the source).
+SMEM_ROW_WORDS = 512
 #: Default variant per output dtype (the fastest measured on the H100, see
 #: benchmarks/results/preprocess_h100.md), used when its requirements hold.
-DEFAULT_VARIANT = {'float32': 'w1r2', 'float16': 'w1r2'}
+DEFAULT_VARIANT = {'float32': 's1', 'float16': 's1'}
 
 
 def dtype_suffix(dtype: np.dtype) -> str:
@@ -406,10 +522,21 @@ def dtype_suffix(dtype: np.dtype) -> str:
     raise ValueError(f'output dtype must be float32 or float16, got {dtype}')
 
 
+def smem_span_fits(sx: float) -> bool:
+    """Return True when a 128-pixel block's source span (x factor ``sx``) fits the 's1' rows.
+
+    The span of 128 output pixels is at most 3 * (127 * sx + 3) bytes, plus up to 6 bytes of
+    word alignment.
+    """
+    return 3 * (127 * sx + 3) + 6 <= 4 * SMEM_ROW_WORDS
+
+
 def variant_fits(variant: FusedVariant, src_w: int, src_ptr: int, dst_w: int,
-                 dst_ptr: int, dtype: np.dtype) -> bool:
+                 dst_ptr: int, dtype: np.dtype, sx: float = 1.0) -> bool:
     """Return True when ``variant``'s alignment / size requirements hold for this launch."""
-    if variant.loads == 'words' and (src_w < 2 or src_ptr % 4):
+    if variant.loads in ('words', 'smem') and (src_w < 2 or src_ptr % 4):
+        return False
+    if variant.loads == 'smem' and not smem_span_fits(sx):
         return False
     if variant.pixels_per_thread > 1:
         if dst_w % variant.pixels_per_thread:
@@ -420,7 +547,7 @@ def variant_fits(variant: FusedVariant, src_w: int, src_ptr: int, dst_w: int,
 
 
 def choose_variant(dtype: np.dtype, src_w: int, src_ptr: int, dst_w: int, dst_ptr: int,
-                   preferred: str = 'auto') -> FusedVariant:
+                   preferred: str = 'auto', sx: float = 1.0) -> FusedVariant:
     """Pick the fused variant: ``preferred`` (or the default) if it fits, else one that does.
 
     The byte-load, one-pixel-per-thread variant ('b1') fits every launch and is the last resort.
@@ -430,7 +557,7 @@ def choose_variant(dtype: np.dtype, src_w: int, src_ptr: int, dst_w: int, dst_pt
     if name not in variants:
         raise ValueError(f"unknown fused variant '{name}' (known: {', '.join(variants)})")
     for candidate in (variants[name], variants['w1'], variants['b1']):
-        if variant_fits(candidate, src_w, src_ptr, dst_w, dst_ptr, dtype):
+        if variant_fits(candidate, src_w, src_ptr, dst_w, dst_ptr, dtype, sx):
             return candidate
     return variants['b1']  # pragma: no cover - b1 always fits
 

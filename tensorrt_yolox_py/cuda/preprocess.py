@@ -317,7 +317,7 @@ class CudaPreprocessor:
         prepared = self._prepared.get(key)
         if prepared is None:
             chosen = K.choose_variant(self.dtype, lb.src_w, src_ptr, lb.in_w, dst_ptr,
-                                      variant or self.variant)
+                                      variant or self.variant, lb.src_w / lb.resized_w)
             geometry = K.launch_geometry(lb.in_w, lb.in_h, chosen.pixels_per_thread,
                                          rows_per_thread=chosen.rows_per_thread)
             if len(self._prepared) >= 256:
