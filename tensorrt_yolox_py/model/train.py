@@ -584,14 +584,20 @@ class Trainer:
 
     def checkpoint(self, epoch: int, metrics: Dict[str, object], with_optimizer: bool
                    ) -> Dict[str, object]:
-        """Return the checkpoint dict (see ``export.load_checkpoint``)."""
+        """Return the checkpoint dict (see ``export.load_checkpoint``).
+
+        With ``with_optimizer`` (``last.pt``, for ``--init``) it holds the raw weights, the EMA
+        weights and the optimizer state; without (``best.pt``) only the weights used for
+        evaluation and export (the EMA when enabled), which halves its size.
+        """
         def cpu_state(module: YOLOX) -> Dict[str, 'torch.Tensor']:
             return {k: v.detach().float().cpu() if v.dtype.is_floating_point else v.cpu()
                     for k, v in module.state_dict().items()}
 
         ckpt: Dict[str, object] = {
-            'config': self.model.config(), 'model': cpu_state(self.model),
-            'ema': cpu_state(self.ema.ema) if self.ema else None,
+            'config': self.model.config(),
+            'model': cpu_state(self.model if with_optimizer else self.eval_model()),
+            'ema': cpu_state(self.ema.ema) if self.ema and with_optimizer else None,
             'epoch': int(epoch), 'class_names': list(self.class_names),
             'metrics': json.loads(json.dumps(metrics)), 'input_hw': list(self.cfg.input_hw)}
         if with_optimizer:
