@@ -509,7 +509,7 @@ FUSED_VARIANTS: Dict[str, Tuple[FusedVariant, ...]] = {
 SMEM_ROW_WORDS = 512
 #: Default variant per output dtype (the fastest measured on the H100, see
 #: benchmarks/results/preprocess_h100.md), used when its requirements hold.
-DEFAULT_VARIANT = {'float32': 's1', 'float16': 's1'}
+DEFAULT_VARIANT = {'float32': 'w1', 'float16': 'w1'}
 
 
 def dtype_suffix(dtype: np.dtype) -> str:
