@@ -43,7 +43,7 @@ def time_ms(fn: Callable[[], object], iters: int, warmup: int = 5) -> Dict[str, 
 
 
 def seed_three_step(image: np.ndarray, in_hw) -> np.ndarray:
-    """The seed's CPU chain: cv::resize, cv::copyMakeBorder, cv::dnn::blobFromImage."""
+    """Run the seed's CPU chain: cv::resize, cv::copyMakeBorder, cv::dnn::blobFromImage."""
     import cv2
 
     lb = compute_letterbox(image.shape[0], image.shape[1], in_hw[0], in_hw[1])
@@ -55,7 +55,7 @@ def seed_three_step(image: np.ndarray, in_hw) -> np.ndarray:
 
 
 def realistic_raw_output(input_hw, num_classes: int, rng: np.random.Generator) -> np.ndarray:
-    """A raw head output like a trained model's: low scores, ~100 candidates above 0.35."""
+    """Make a raw head output like a trained model's: low scores, ~100 hot candidates."""
     n = make_anchors(tuple(input_hw))[0].shape[0]
     out = np.empty((1, n, 5 + num_classes), np.float32)
     out[0, :, 0:2] = rng.uniform(-0.2, 1.2, (n, 2))

@@ -9,7 +9,8 @@ from .errors import MissingDependencyError
 def require(module: str, feature: str, install: str) -> ModuleType:
     """Import ``module`` or raise MissingDependencyError naming ``feature`` and ``install``.
 
-    Example: ``ort = require('onnxruntime', 'the ONNX Runtime backend', 'pip install onnxruntime')``.
+    Example: ``ort = require('onnxruntime', 'the ONNX Runtime backend',
+    'pip install onnxruntime')``.
     """
     try:
         return importlib.import_module(module)
