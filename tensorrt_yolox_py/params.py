@@ -120,9 +120,9 @@ PARAMS: Tuple[ParamSpec, ...] = (
               'if > 0: explicit dynamic range [0, clip_value] on every layer output instead of '
               'calibration (6.0 for the ReLU6 DLA recipe)', min=0.0, max=1.0e6),
     ParamSpec('quantize_first_layer', bool, False,
-              'under int8, quantize the first layer too (false keeps it in fp16)'),
+              "under int8, true keeps the first (input) layer in fp16 (Autoware's meaning)"),
     ParamSpec('quantize_last_layer', bool, False,
-              'under int8, quantize the last layer too (false keeps it in fp16)'),
+              "under int8, true keeps the last (output) layers in fp16 (Autoware's meaning)"),
     ParamSpec('dla_core_id', int, -1,
               '-1 = GPU; 0 / 1 = that DLA core with GPU fallback (set by device)',
               min=-1, max=1),

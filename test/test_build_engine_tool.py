@@ -21,7 +21,8 @@ def test_builds_with_progress_then_finds_it_in_the_cache(trt, host_memory, tiny_
     trt.reset(memory=host_memory, hardware=trt.Hardware(num_dla_cores=2))
     argv = ['--model', str(tiny_model), '--precision', 'int8', '--device', 'dla0',
             '--calibration-images', str(calib_images), '--cache-dir', str(tmp_path),
-            '--param', 'percentile=99.99', '--json', str(tmp_path / 'report.json')]
+            '--param', 'percentile=99.99', '--param', 'quantize_first_layer=true',
+            '--json', str(tmp_path / 'report.json')]
     assert run(monkeypatch, host_memory, argv) == 0
     captured = capsys.readouterr()
     assert 'calibration' in captured.err  # the tqdm bar

@@ -71,7 +71,8 @@ def test_gpu_int8_minmax_implicit_calibration(trt, host_memory, tiny_model, cali
     trt.reset('10.0.1', memory=host_memory)  # before 10.1: implicit calibration is the default
     prepared = prepare(trt, host_memory, tiny_model, tmp_path, precision='int8',
                        calibration_algorithm='MinMax',
-                       calibration_image_list_path=str(calib_images))
+                       calibration_image_list_path=str(calib_images),
+                       quantize_first_layer=True, quantize_last_layer=True)
     calls = trt.CALLS
     assert prepared.report['int8_path'] == 'implicit'
     assert 'IInt8MinMaxCalibrator' in prepared.report['int8_reason']
@@ -138,7 +139,7 @@ def test_dla0_int8_explicit_ranges_with_gpu_fallback(trt, host_memory, tmp_path)
     trt.reset(memory=host_memory, hardware=trt.Hardware(num_dla_cores=2))
     model = make_tiny_yolox(tmp_path / 'relu6.onnx', act='relu6')
     prepared = prepare(trt, host_memory, model, tmp_path, precision='int8', device='dla0',
-                       clip_value=6.0)
+                       clip_value=6.0, quantize_first_layer=True)
     calls = trt.CALLS
     report = prepared.report
     assert report['int8_path'] == 'clip' and report['device'] == 'dla0'
@@ -170,7 +171,8 @@ def test_explicit_qdq_on_tensorrt_10_1_and_later(trt, host_memory, tiny_model, c
                                                  tmp_path):
     prepared = prepare(trt, host_memory, tiny_model, tmp_path, precision='int8',
                        calibration_algorithm='Legacy', percentile=99.99,
-                       calibration_image_list_path=str(calib_images))
+                       calibration_image_list_path=str(calib_images),
+                       quantize_first_layer=True)
     report, calls = prepared.report, trt.CALLS
     assert report['int8_path'] == 'explicit' and '10.3.0' in report['int8_reason']
     parsed = calls_named(calls, 'OnnxParser.parse_from_file')[0][1]

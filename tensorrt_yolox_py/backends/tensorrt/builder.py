@@ -22,9 +22,10 @@ Contract of ``prepare_engine(settings, trt=None, memory=None, progress=None)``:
   already has Q/DQ nodes). ``auto``: TensorRT < 10.1 -> implicit; >= 10.1 (implicit
   calibration deprecated) -> explicit on the GPU; on the DLA (which takes only the Entropy2
   calibrator) -> implicit for Entropy on < 10.1, else ranges, which keeps MinMax / percentile.
-- ``quantize_first_layer`` / ``quantize_last_layer`` false: the first / last weighted layers
+- ``quantize_first_layer`` / ``quantize_last_layer`` true (Autoware's meaning: "set the
+  operating precision for the first (input) / last layer to be fp16"): those weighted layers
   stay in FP16 (layer precision + ``PREFER_PRECISION_CONSTRAINTS``; in the explicit path they
-  are left out of the Q/DQ model instead).
+  are left out of the Q/DQ model instead). Both false (the default) quantize every layer.
 - DLA: ``default_device_type = DLA``, ``DLA_core``, ``GPU_FALLBACK``; the layers that cannot
   run there (``can_run_on_DLA``) are listed in the report and the log. No DLA, a missing core,
   or FP32 on the DLA stop with a ParameterError naming ``device`` / ``precision``.
@@ -75,8 +76,8 @@ class EngineSettings:
     percentile: float = 99.9999
     int8_mode: str = 'auto'
     clip_value: float = 0.0
-    quantize_first_layer: bool = False
-    quantize_last_layer: bool = False
+    fp16_first_layer: bool = False
+    fp16_last_layer: bool = False
     workspace_size_mb: int = 2048
     cache_dir: Optional[Path] = None
 
@@ -287,8 +288,8 @@ class EngineBuild:
         digest = engine_key({'model': file_sha256(self.settings.model_path), 'kind': kind,
                              'algorithm': self.plan.algorithm if self.plan else '',
                              'percentile': self.settings.percentile, 'images': self.image_key,
-                             'first': self.settings.quantize_first_layer,
-                             'last': self.settings.quantize_last_layer,
+                             'first': self.settings.fp16_first_layer,
+                             'last': self.settings.fp16_last_layer,
                              'trt': version_text(self.version[:2] + (0,))})[:12]
         return self.cache_dir / f'{_safe(self.settings.model_path.stem)}.{kind}-{digest}{suffix}'
 
@@ -356,8 +357,8 @@ class EngineBuild:
             quantize_static_qdq(
                 self.settings.model_path, tmp, self.images, plan.algorithm,
                 percentile=self.settings.percentile, target='tensorrt',
-                quantize_first_layer=self.settings.quantize_first_layer,
-                quantize_last_layer=self.settings.quantize_last_layer,
+                quantize_first_layer=not self.settings.fp16_first_layer,
+                quantize_last_layer=not self.settings.fp16_last_layer,
                 progress=self.progress.calibration)
             tmp.replace(path)
         self.report.calibration = f'{plan.algorithm} (ONNX Runtime static quantization)'
@@ -429,13 +430,13 @@ class EngineBuild:
             self.report.calibration_images = len(self.images)
         if plan.mode in ('clip', 'ranges', 'implicit'):
             first, last = boundary_layers(trt, network)
-            pinned = (first if not settings.quantize_first_layer else []) + \
-                (last if not settings.quantize_last_layer else [])
+            pinned = (first if settings.fp16_first_layer else []) + \
+                (last if settings.fp16_last_layer else [])
             if pinned:
                 self.report.fp16_layers = keep_in_fp16(trt, pinned)
                 config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
                 LOGGER.info('kept in FP16 (quantize_first_layer=%s, quantize_last_layer=%s): %s',
-                            settings.quantize_first_layer, settings.quantize_last_layer,
+                            settings.fp16_first_layer, settings.fp16_last_layer,
                             ', '.join(self.report.fp16_layers))
         return calibrator
 
@@ -522,8 +523,8 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
                       percentile=settings.percentile if plan.algorithm == 'Legacy' else None,
                       calibration_images=image_key, num_images=len(images),
                       clip_value=settings.clip_value,
-                      quantize_first_layer=settings.quantize_first_layer,
-                      quantize_last_layer=settings.quantize_last_layer)
+                      fp16_first_layer=settings.fp16_first_layer,
+                      fp16_last_layer=settings.fp16_last_layer)
     key = engine_key(fields)
     cache = EngineCache(settings.cache_dir)
     name = f'{_safe(model.stem)}.{settings.precision}.{settings.device}'
