@@ -47,15 +47,15 @@ def make_preprocessor(config: DetectorConfig, backend: Backend) -> Any:
     if config.preprocess_on_gpu:
         reason = ''
         try:
-            from .cuda.preprocess import CudaPreprocessor, cuda_available
+            from .cuda.preprocess import CudaPreprocessor, cuda_unavailable_reason
         except ImportError as exc:
             reason = f'the CUDA preprocessing module cannot be imported ({exc})'
         else:
-            if cuda_available():
+            reason = cuda_unavailable_reason(config.gpu_id) or ''
+            if not reason:
                 LOGGER.info('preprocessing: fused CUDA kernel on GPU %d', config.gpu_id)
                 return CudaPreprocessor(backend.input_hw, dtype=backend.input_dtype,
                                         gpu_id=config.gpu_id)
-            reason = 'no CUDA GPU is available'
         LOGGER.info('preprocessing: CPU reference (preprocess_on_gpu is true but %s)', reason)
     else:
         LOGGER.info('preprocessing: CPU reference (preprocess_on_gpu is false)')
