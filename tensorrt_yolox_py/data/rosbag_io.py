@@ -12,6 +12,8 @@ Contract:
   Ground truth goes to ``<bag>/ground_truth.json`` (COCO; every image entry carries ``topic``,
   ``stamp_ns`` and ``frame_id``, so the evaluator finds a message's labels by topic + header
   stamp; boxes in the recorded image's pixels).
+- ``write_image_bag(path, records)`` records any ``BagRecord`` sequence (used by the above and
+  by tests with hand-made frames).
 - ``read_images(path, topics)`` yields ``BagImage`` records in log-time order: topic, header
   stamp (ns), log time (ns), frame_id, encoding, and ``image``: an (H, W, 3) uint8 view of the
   message data honouring ``step`` (no copy when the rows are packed).
@@ -23,7 +25,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -147,36 +149,63 @@ def bag_stamps(num_cameras: int, frames: int, seed: int, start_ns: int = 1_700_0
     return out
 
 
-def write_scene_bag(path: Union[str, Path], num_cameras: int = 3, frames: int = 10,
-                    seed: int = 0, out_hw: Optional[Tuple[int, int]] = None,
-                    config: SceneConfig = SceneConfig(), compress: bool = True,
-                    storage: str = 'mcap') -> Path:
-    """Render and record a multi-camera bag plus its ground truth; return the bag path."""
+@dataclass
+class BagRecord:
+    """One image message to record: topic, header frame_id and stamp, log time, pixels."""
+
+    topic: str
+    frame_id: str
+    stamp_ns: int
+    log_time_ns: int
+    image: np.ndarray
+    encoding: str = 'bgr8'
+
+
+def write_image_bag(path: Union[str, Path], records: Iterable[BagRecord],
+                    compress: bool = True, storage: str = 'mcap') -> Path:
+    """Record ``records`` (in the order given) as sensor_msgs/Image messages; return path."""
     rosbag2 = require('rosbags.rosbag2', 'rosbag2 writing', 'pip install rosbags')
+    if storage not in ('mcap', 'sqlite3'):
+        raise ValueError(f"storage must be 'mcap' or 'sqlite3', got {storage!r}")
     path = Path(path)
     store = _typestore()
     plugin = {'mcap': rosbag2.StoragePlugin.MCAP,
               'sqlite3': rosbag2.StoragePlugin.SQLITE3}[storage]
-    stamps = bag_stamps(num_cameras, frames, seed)
-    records = []
-    for cam in range(num_cameras):
-        scene_seed = frame_seed(BAG_SEED, int(seed) * 16 + cam)
-        for k in range(frames):
-            records.append((stamps[cam][k][1], stamps[cam][k][0], cam, k, scene_seed))
-    records.sort()
-    entries: List[Tuple[Dict[str, object], Frame]] = []
     writer = rosbag2.Writer(path, version=9, storage_plugin=plugin)
     if compress:
         mode = (rosbag2.CompressionMode.STORAGE if storage == 'mcap'
                 else rosbag2.CompressionMode.MESSAGE)
         writer.set_compression(mode, rosbag2.CompressionFormat.ZSTD)
+    conns: Dict[str, object] = {}
     with writer:
-        conns = [writer.add_connection(camera_topic(c), IMAGE_TYPE, typestore=store)
-                 for c in range(num_cameras)]
-        for log_time, stamp, cam, k, scene_seed in records:
+        for rec in records:
+            if rec.topic not in conns:
+                conns[rec.topic] = writer.add_connection(rec.topic, IMAGE_TYPE,
+                                                         typestore=store)
+            msg = make_image_msg(store, rec.image, rec.stamp_ns, rec.frame_id, rec.encoding)
+            writer.write(conns[rec.topic], rec.log_time_ns,
+                         store.serialize_cdr(msg, IMAGE_TYPE))
+    return path
+
+
+def write_scene_bag(path: Union[str, Path], num_cameras: int = 3, frames: int = 10,
+                    seed: int = 0, out_hw: Optional[Tuple[int, int]] = None,
+                    config: SceneConfig = SceneConfig(), compress: bool = True,
+                    storage: str = 'mcap') -> Path:
+    """Render and record a multi-camera bag plus its ground truth; return the bag path."""
+    if num_cameras < 1 or frames < 1:
+        raise ValueError(f'need at least one camera and one frame, got {num_cameras} x '
+                         f'{frames}')
+    path = Path(path)
+    stamps = bag_stamps(num_cameras, frames, seed)
+    order = sorted((stamps[cam][k][1], stamps[cam][k][0], cam, k)
+                   for cam in range(num_cameras) for k in range(frames))
+    entries: List[Tuple[Dict[str, object], Frame]] = []
+
+    def records() -> Iterator[BagRecord]:
+        for log_time, stamp, cam, k in order:
+            scene_seed = frame_seed(BAG_SEED, int(seed) * 16 + cam)
             frame = make_frame(scene_seed, out_hw, config, time_s=k * 0.1, camera=cam)
-            msg = make_image_msg(store, frame.image, stamp, camera_frame_id(cam))
-            writer.write(conns[cam], log_time, store.serialize_cdr(msg, IMAGE_TYPE))
             h, w = frame.image.shape[:2]
             entries.append(({'id': len(entries) + 1,
                              'file_name': f'{camera_topic(cam)}@{stamp}',
@@ -184,6 +213,10 @@ def write_scene_bag(path: Union[str, Path], num_cameras: int = 3, frames: int = 
                              'frame_id': camera_frame_id(cam), 'width': w, 'height': h,
                              'seed': scene_seed, 'time_s': round(k * 0.1, 3), 'camera': cam},
                             frame))
+            yield BagRecord(camera_topic(cam), camera_frame_id(cam), stamp, log_time,
+                            frame.image)
+
+    write_image_bag(path, records(), compress, storage)
     gt = coco_dataset(entries)
     gt['info'] = {'description': 'ground truth of a tensorrt_yolox_py generated bag',
                   'seed': int(seed), 'cameras': num_cameras, 'frames_per_camera': frames}
