@@ -81,8 +81,8 @@ def main() -> int:
             'summary': train},
         'held_out_test': {
             'split': f'TEST seeds {seeds[0]}..{seeds[-1]} (disjoint from train/val)',
-            'frames': len(frames), 'frame_size': [int(frames[0].image.shape[0]),
-                                                   int(frames[0].image.shape[1])],
+            'frames': len(frames),
+            'frame_size': [int(frames[0].image.shape[0]), int(frames[0].image.shape[1])],
             'pipeline': 'pipeline.Detector, ONNX Runtime CPU, CPU letterbox, decode + '
                         'class-aware NMS 0.7, score threshold 0.01, pycocotools',
             'accuracy': result.to_dict(),
