@@ -128,6 +128,19 @@ def test_dds_replay_into_detector_nodes(tmp_path: Path, planted_model: Path) -> 
     assert all(s['round_trip'] > 0 for s in report.samples)
 
 
+@pytest.mark.ros
+@pytest.mark.skipif(not _has_ros(), reason='rclpy or vision_msgs not installed')
+def test_evaluate_cli_over_dds(tmp_path: Path, planted_model: Path) -> None:
+    bag, _ = _planted_bag(tmp_path)
+    out = tmp_path / 'eval_dds'
+    assert evaluate_main([str(bag), '--model', str(planted_model), '--device', 'cpu',
+                          '--param', 'preprocess_on_gpu=false', '--output', str(out), '--dds',
+                          '--no-progress']) == 0
+    report = json.loads((out / 'report.json').read_text())
+    assert report['accuracy']['mAP'] == pytest.approx(1.0)
+    assert report['info']['mode'] == 'dds' and 'round_trip' in report['latency_ms']
+
+
 @pytest.mark.slow
 def test_demo_direct_on_the_bundled_bag(tmp_path: Path,
                                         capsys: pytest.CaptureFixture) -> None:

@@ -1,14 +1,18 @@
 """Replay a rosbag2 through the detector and report COCO accuracy and per-stage latency.
 
     yolox_evaluate BAG [--gt BAG/ground_truth.json] [--output out/eval] [--model m.onnx]
-        [--device cpu] [--topics T ...] [--max-frames N] [--annotate] [--param name=value]
+        [--device cpu] [--topics T ...] [--max-frames N] [--annotate] [--dds]
+        [--param name=value]
 
 Reads the bag with the pure-Python ``rosbags`` package (mcap or sqlite3; no ROS install
 needed), runs ``pipeline.Detector`` on every ``sensor_msgs/Image`` of each camera topic and
 scores the detections with pycocotools against the ground truth (a COCO JSON whose image
-entries carry ``topic`` and ``stamp_ns``; ``yolox_make_dataset --bag`` writes one beside the
-bag). Writes ``report.json``, ``summary.md``, ``pr_curves.png``, ``latency_hist.png`` (and,
-with ``--annotate``, annotated frames) to the output folder and prints the tables.
+entries carry ``topic`` and ``stamp_ns``; ``yolox_make_dataset bag`` writes one into the
+bag folder). With ``--dds`` the images go over real DDS into one detector node per topic
+instead (``evaluation.dds_replay``; latency is then the publish-to-answer round trip and the
+node's processing time). Writes ``report.json``, ``summary.md``, ``pr_curves.png``,
+``latency_hist.png`` (and, with ``--annotate``, annotated frames) to the output folder and
+prints the tables.
 
 The score threshold defaults to 0.01 here (COCO mAP integrates the whole precision-recall
 curve; the node's 0.35 would cut it short); pass ``--param score_threshold=0.35`` to score
@@ -46,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--topics', nargs='+', help='image topics (default: all)')
     parser.add_argument('--max-frames', type=int, help='stop after N messages')
     parser.add_argument('--annotate', action='store_true', help='write annotated frames')
+    parser.add_argument('--dds', action='store_true',
+                        help='replay over DDS into one detector node per topic (needs rclpy '
+                             'and vision_msgs) instead of calling the Detector directly')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
     parser.add_argument('--params-file', help='ROS 2 parameter YAML (/**: ros__parameters)')
     parser.add_argument('--param', action='append', type=parse_param, default=[],
@@ -112,13 +119,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         LOGGER.error('%s', exc)
         return 2
     out_dir = Path(args.output)
+    annotate_dir = out_dir / 'frames' if args.annotate else None
     try:
         with detector:
-            replay = replay_bag(bag, detector, ground_truth, topics=args.topics,
-                                max_frames=args.max_frames,
-                                annotate_dir=out_dir / 'frames' if args.annotate else None,
-                                progress=not args.no_progress)
             backend = detector.backend.describe()
+            labels = list(detector.labels)
+            if not args.dds:
+                replay = replay_bag(bag, detector, ground_truth, topics=args.topics,
+                                    max_frames=args.max_frames, annotate_dir=annotate_dir,
+                                    progress=not args.no_progress)
+        if args.dds:
+            from ..evaluation.dds_replay import dds_replay
+
+            replay = dds_replay(bag, ground_truth, values, labels, topics=args.topics,
+                                max_frames=args.max_frames, annotate_dir=annotate_dir,
+                                progress=not args.no_progress)
     except YoloxError as exc:
         LOGGER.error('%s', exc)
         return 2
