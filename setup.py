@@ -31,7 +31,6 @@ setup(
     description='YOLOX 2D object detection for ROS 2 (TensorRT / ONNX Runtime, CUDA '
                 'preprocessing), with a ROS-free core',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'yolox_detect = tensorrt_yolox_py.tools.detect:main',
