@@ -23,18 +23,21 @@ How the ranges are computed: the ranges come from ONNX Runtime's own classes
 (``create_calibrator``'s augmented model, ``HistogramCollector`` for Entropy / Percentile,
 ``TensorsData``) and the models from ``onnxruntime.quantization.quantize_static`` reading them
 from its calibration cache (``calibration_cache_path``), but the calibration images are
-streamed in small chunks through ONE augmented-model pass that feeds all methods at once:
+streamed in small chunks, in two passes, through ONE augmented model that feeds all methods:
 
 - ONNX Runtime's histogram calibrators keep every intermediate tensor of every calibration
   image in memory before building histograms: about 300 MB per 960x640 image for this model,
-  so 100 images would need ~30 GB and 1000 images ~300 GB. ``HistogramCollector`` merges
-  histograms chunk by chunk (the code path ONNX Runtime uses between ``collect`` calls).
+  so 100 images would need ~30 GB and 1000 images ~300 GB. Pass 1 finds each tensor's range
+  over the images; pass 2 creates the histograms with the edges ONNX Runtime's one-shot
+  ``collect`` would choose from that range and adds the images chunk by chunk, which gives the
+  same histograms. (Merging histograms whose range grows chunk after chunk, ONNX Runtime's
+  ``merge_histogram``, multiplies the bin count when an early chunk has a small range.)
 - ``CalibMaxIntermediateOutputs`` (what ``quantization.static`` passes to bound MinMax memory)
   drops the collected outputs every N images without computing their ranges in ONNX Runtime
   1.32 (microsoft/onnxruntime#18893; the fix PR #20226 was closed unmerged): MinMax then sees
   only the last ``count % N`` images and fails when the count is a multiple of N. The study
   computes MinMax as ``MinMaxCalibrater`` does without that option: the global min / max.
-- The 100-image ranges are the state after the first 100 images of the 1000-image stream.
+- The 100-image ranges are those of the first 100 images of the 1000.
 """
 
 import argparse
@@ -73,11 +76,18 @@ RELU6_MAX = 6.0
 
 # ------------------------------------------------------------------------------ calibration
 class StreamingCalibration:
-    """One augmented-model pass per image feeding MinMax, Entropy and Percentile statistics."""
+    """Two passes over the calibration images through ONE augmented model (all methods).
 
-    def __init__(self, prepared: Path, work: Path) -> None:
-        from onnxruntime.quantization.calibrate import (CalibrationMethod, HistogramCollector,
-                                                        create_calibrator)
+    Pass 1 (``observe``) records each tensor's min, max and min |x| after the first N images,
+    for every N in ``counts``. Pass 2 (``collect``) fills, for every N, ONNX Runtime's
+    ``HistogramCollector`` objects whose histograms are created up front with the edges a
+    one-shot ``collect`` over those N images would have chosen (from pass 1), so merging chunk
+    after chunk only adds counts: the histograms equal what ONNX Runtime builds when it holds
+    all N images in memory at once, without holding them.
+    """
+
+    def __init__(self, prepared: Path, work: Path, counts: Sequence[int]) -> None:
+        from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
 
         calibrator = create_calibrator(prepared, None, str(work / 'augmented.onnx'),
                                        calibrate_method=CalibrationMethod.Entropy)
@@ -87,51 +97,90 @@ class StreamingCalibration:
         self.tensors = sorted(calibrator.tensors_to_calibrate)
         keep = set(self.tensors)
         self.index = [i for i, n in enumerate(self.output_names) if n in keep]
-        # ONNX Runtime's create_calibrator defaults for each method.
-        self.collectors = {
-            'Entropy': HistogramCollector('entropy', False, 128, 128, 99.999, 'same'),
-            'Entropy-2048': HistogramCollector('entropy', False, 2048, 128, 99.999, 'same'),
-            'Percentile': HistogramCollector('percentile', True, 2048, 128, 99.999, 'same'),
-        }
-        self.low: Dict[str, np.ndarray] = {}
-        self.high: Dict[str, np.ndarray] = {}
-        self.count = 0
+        self.counts = sorted(counts)
+        self.stats: Dict[int, Dict[str, Tuple[float, float, float]]] = {}
+        self._running: Dict[str, Tuple[float, float, float]] = {}
+        self.seen = 0
+        self.collectors: Dict[int, Dict[str, object]] = {}
+        self.fed = 0
 
-    def add(self, tensors: Sequence[np.ndarray]) -> None:
-        """Run the augmented model on a chunk of input tensors and update every statistic."""
+    def _run(self, tensors: Sequence[np.ndarray]) -> Dict[str, List[np.ndarray]]:
         outputs: Dict[str, List[np.ndarray]] = {self.output_names[i]: [] for i in self.index}
         for tensor in tensors:
             values = self.session.run(None, {self.input_name: tensor})
             for i in self.index:
                 outputs[self.output_names[i]].append(values[i])
-        for name, arrays in outputs.items():
-            low = np.float32(min(np.nanmin(a) for a in arrays))
-            high = np.float32(max(np.nanmax(a) for a in arrays))
-            self.low[name] = np.minimum(self.low.get(name, low), low)
-            self.high[name] = np.maximum(self.high.get(name, high), high)
-        with contextlib.redirect_stdout(io.StringIO()):   # ORT prints per call
-            for collector in self.collectors.values():
-                collector.collect(outputs)
-        self.count += len(tensors)
+        return outputs
 
-    def ranges(self) -> Dict[str, object]:
-        """Return {config name: TensorsData} for the images seen so far."""
+    def observe(self, tensors: Sequence[np.ndarray]) -> None:
+        """Pass 1: update min / max / min |x| with a chunk (must not straddle a count)."""
+        for name, arrays in self._run(tensors).items():
+            low = float(min(np.nanmin(a) for a in arrays))
+            high = float(max(np.nanmax(a) for a in arrays))
+            low_abs = float(min(np.nanmin(np.abs(a)) for a in arrays))
+            old = self._running.get(name)
+            if old is not None:
+                low, high, low_abs = min(low, old[0]), max(high, old[1]), min(low_abs, old[2])
+            self._running[name] = (low, high, low_abs)
+        self.seen += len(tensors)
+        if self.seen in self.counts:
+            self.stats[self.seen] = dict(self._running)
+
+    def _new_collectors(self, n: int) -> Dict[str, object]:
+        from onnxruntime.quantization.calibrate import HistogramCollector
+
+        # ONNX Runtime's create_calibrator defaults for each method
+        cols = {'Entropy': HistogramCollector('entropy', False, 128, 128, 99.999, 'same'),
+                'Entropy-2048': HistogramCollector('entropy', False, 2048, 128, 99.999, 'same'),
+                'Percentile': HistogramCollector('percentile', True, 2048, 128, 99.999,
+                                                 'same')}
+        for name in self.tensors:
+            low, high, low_abs = self.stats[n][name]
+            lo, hi = np.float32(low), np.float32(high)
+            threshold = np.float32(max(abs(low), abs(high)))
+            for key in ('Entropy', 'Entropy-2048'):
+                bins = cols[key].num_bins
+                _, edges = np.histogram(np.zeros(1, np.float32), bins,
+                                        range=(-threshold, threshold))
+                cols[key].histogram_dict[name] = (np.zeros(bins, np.int64), edges, lo, hi,
+                                                  threshold)
+            _, edges = np.histogram(np.asarray([low_abs, max(abs(low), abs(high))],
+                                               np.float32), bins=2048)
+            cols['Percentile'].histogram_dict[name] = (np.zeros(2048, np.int64),
+                                                       edges.astype(np.float32), lo, hi)
+        return cols
+
+    def collect(self, tensors: Sequence[np.ndarray]) -> None:
+        """Pass 2: add a chunk to the histograms of every count it belongs to."""
+        outputs = self._run(tensors)
+        for n in self.counts:
+            if self.fed >= n:
+                continue
+            if n not in self.collectors:
+                self.collectors[n] = self._new_collectors(n)
+            with contextlib.redirect_stdout(io.StringIO()):   # ORT prints per call
+                for collector in self.collectors[n].values():
+                    collector.collect(outputs)
+        self.fed += len(tensors)
+
+    def ranges(self, n: int) -> Dict[str, object]:
+        """Return {config name: TensorsData} calibrated on the first ``n`` images."""
         from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData
 
         out: Dict[str, object] = {
             'MinMax': TensorsData(CalibrationMethod.MinMax,
-                                  {n: (np.asarray(self.low[n], np.float32),
-                                       np.asarray(self.high[n], np.float32))
-                                   for n in self.tensors})}
+                                  {name: (np.asarray(v[0], np.float32),
+                                          np.asarray(v[1], np.float32))
+                                   for name, v in self.stats[n].items()})}
+        cols = self.collectors[n]
         with contextlib.redirect_stdout(io.StringIO()):
             for name in ('Entropy', 'Entropy-2048'):
                 out[name] = TensorsData(CalibrationMethod.Entropy,
-                                        self.collectors[name].compute_collection_result())
-            pct = self.collectors['Percentile']
+                                        cols[name].compute_collection_result())
             for p in PERCENTILES:
-                pct.percentile = p
-                out[f'Percentile {p}'] = TensorsData(CalibrationMethod.Percentile,
-                                                     pct.compute_collection_result())
+                cols['Percentile'].percentile = p
+                out[f'Percentile {p}'] = TensorsData(
+                    CalibrationMethod.Percentile, cols['Percentile'].compute_collection_result())
         return out
 
 
@@ -308,26 +357,29 @@ def main() -> int:
     counts = sorted(set(args.calib))
     LOG.info('calibrating on up to %d training-split frames (chunks of %d)', counts[-1],
              args.chunk)
-    stream = StreamingCalibration(prepared, work)
+    stream = StreamingCalibration(prepared, work, counts)
     snapshots: Dict[int, Dict[str, object]] = {}
-    frames = generate_frames([frame_seed(TRAIN_SEED, i) for i in range(counts[-1])], input_hw,
-                             workers=1)
-    chunk: List[np.ndarray] = []
     t0 = time.time()
-    for frame in frames:
-        chunk.append(preprocess_cpu(frame.image, input_hw)[0])
-        if len(chunk) == args.chunk or stream.count + len(chunk) in counts:
-            stream.add(chunk)
-            chunk = []
-            if stream.count % 50 == 0:
-                LOG.info('calibration: %d images, %.0f s', stream.count, time.time() - t0)
-            if stream.count in counts:
-                snapshots[stream.count] = stream.ranges()
-                snapshots[stream.count]['ReLU6 fixed (0, 6)'], relu_counts = \
-                    relu6_fixed_ranges(prepared, snapshots[stream.count]['MinMax'],
-                                       input_name)
-                LOG.info('ranges at %d images ready (ReLU6 recipe: %s)', stream.count,
-                         relu_counts)
+    for phase in ('pass 1 (min/max)', 'pass 2 (histograms)'):
+        frames = generate_frames([frame_seed(TRAIN_SEED, i) for i in range(counts[-1])],
+                                 input_hw, workers=1)
+        chunk: List[np.ndarray] = []
+        done = 0
+        for frame in frames:
+            chunk.append(preprocess_cpu(frame.image, input_hw)[0])
+            if len(chunk) == args.chunk or done + len(chunk) in counts:
+                (stream.observe if phase.startswith('pass 1') else stream.collect)(chunk)
+                done += len(chunk)
+                chunk = []
+                if done % 100 == 0:
+                    LOG.info('%s: %d images, %.0f s', phase, done, time.time() - t0)
+                if phase.startswith('pass 2') and done in counts:
+                    snapshots[done] = stream.ranges(done)
+                    snapshots[done]['ReLU6 fixed (0, 6)'], relu_counts = relu6_fixed_ranges(
+                        prepared, snapshots[done]['MinMax'], input_name)
+                    del stream.collectors[done]
+                    LOG.info('ranges at %d images ready, %.0f s (ReLU6 recipe: %s)', done,
+                             time.time() - t0, relu_counts)
     calib_seconds = time.time() - t0
     del stream
     LOG.info('quantizing %d models', sum(len(s) for s in snapshots.values()))
