@@ -51,7 +51,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -163,8 +163,13 @@ class StreamingCalibration:
                     collector.collect(outputs)
         self.fed += len(tensors)
 
-    def ranges(self, n: int) -> Dict[str, object]:
-        """Return {config name: TensorsData} calibrated on the first ``n`` images."""
+    def ranges(self, n: int, methods: Optional[Sequence[str]] = None) -> Dict[str, object]:
+        """Return {config name: TensorsData} calibrated on the first ``n`` images.
+
+        ``methods`` limits the histogram methods computed ('Entropy', 'Entropy-2048',
+        'Percentile'); MinMax is always returned.
+        """
+        methods = ('Entropy', 'Entropy-2048', 'Percentile') if methods is None else methods
         from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData
 
         out: Dict[str, object] = {
@@ -175,9 +180,10 @@ class StreamingCalibration:
         cols = self.collectors[n]
         with contextlib.redirect_stdout(io.StringIO()):
             for name in ('Entropy', 'Entropy-2048'):
-                out[name] = TensorsData(CalibrationMethod.Entropy,
-                                        cols[name].compute_collection_result())
-            for p in PERCENTILES:
+                if name in methods:
+                    out[name] = TensorsData(CalibrationMethod.Entropy,
+                                            cols[name].compute_collection_result())
+            for p in (PERCENTILES if 'Percentile' in methods else ()):
                 cols['Percentile'].percentile = p
                 out[f'Percentile {p}'] = TensorsData(
                     CalibrationMethod.Percentile, cols['Percentile'].compute_collection_result())
