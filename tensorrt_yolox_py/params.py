@@ -59,6 +59,14 @@ class ParamSpec:
             raise ParameterError(self.name, f'{value!r} is above the maximum {self.max}')
         return value
 
+    def default_text(self) -> str:
+        """Return the default as written in YAML and in the README table."""
+        if isinstance(self.default, bool):
+            return 'true' if self.default else 'false'
+        if isinstance(self.default, str):
+            return f'"{self.default}"'
+        return repr(self.default)
+
     def range_text(self) -> str:
         """Return the allowed values as shown in the README table."""
         if self.choices is not None:
@@ -259,13 +267,6 @@ def markdown_table(specs: Iterable[ParamSpec] = PARAMS) -> str:
     lines = ['| name | type | default | range | description |',
              '|---|---|---|---|---|']
     for spec in specs:
-        default = spec.default
-        if isinstance(default, bool):
-            shown = 'true' if default else 'false'
-        elif isinstance(default, str):
-            shown = f'"{default}"'
-        else:
-            shown = str(default)
-        lines.append(f'| `{spec.name}` | {spec.type.__name__} | {shown} | '
+        lines.append(f'| `{spec.name}` | {spec.type.__name__} | {spec.default_text()} | '
                      f'{spec.range_text()} | {spec.description} |')
     return '\n'.join(lines) + '\n'

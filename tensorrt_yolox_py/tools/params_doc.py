@@ -23,14 +23,7 @@ def param_yaml() -> str:
     for spec in PARAMS:
         if spec.name in DERIVED:
             continue
-        value = spec.default
-        if isinstance(value, bool):
-            shown = 'true' if value else 'false'
-        elif isinstance(value, str):
-            shown = f'"{value}"'
-        else:
-            shown = repr(value)
-        lines.append(f'    {spec.name}: {shown}  # {spec.description}'[:200])
+        lines.append(f'    {spec.name}: {spec.default_text()}  # {spec.description}'[:200])
     return '\n'.join(lines) + '\n'
 
 
