@@ -98,11 +98,32 @@ class StreamingCalibration:
         keep = set(self.tensors)
         self.index = [i for i, n in enumerate(self.output_names) if n in keep]
         self.counts = sorted(counts)
+        self.stats_session = self._stats_session(prepared, work)
         self.stats: Dict[int, Dict[str, Tuple[float, float, float]]] = {}
         self._running: Dict[str, Tuple[float, float, float]] = {}
         self.seen = 0
         self.collectors: Dict[int, Dict[str, object]] = {}
         self.fed = 0
+
+    def _stats_session(self, prepared: Path, work: Path):
+        """Session of the model plus ReduceMin / ReduceMax / ReduceMin(Abs) of each tensor."""
+        import onnx
+        import onnxruntime
+        from onnx import helper
+
+        model = onnx.load(str(prepared))
+        for k, name in enumerate(self.tensors):
+            model.graph.node.extend([
+                helper.make_node('ReduceMin', [name], [f'_s{k}_min'], keepdims=0),
+                helper.make_node('ReduceMax', [name], [f'_s{k}_max'], keepdims=0),
+                helper.make_node('Abs', [name], [f'_s{k}_abs']),
+                helper.make_node('ReduceMin', [f'_s{k}_abs'], [f'_s{k}_absmin'], keepdims=0)])
+            for suffix in ('min', 'max', 'absmin'):
+                model.graph.output.append(helper.make_tensor_value_info(
+                    f'_s{k}_{suffix}', onnx.TensorProto.FLOAT, []))
+        path = work / 'stats.onnx'
+        onnx.save(model, str(path))
+        return onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
 
     def _run(self, tensors: Sequence[np.ndarray]) -> Dict[str, List[np.ndarray]]:
         outputs: Dict[str, List[np.ndarray]] = {self.output_names[i]: [] for i in self.index}
@@ -114,14 +135,17 @@ class StreamingCalibration:
 
     def observe(self, tensors: Sequence[np.ndarray]) -> None:
         """Pass 1: update min / max / min |x| with a chunk (must not straddle a count)."""
-        for name, arrays in self._run(tensors).items():
-            low = float(min(np.nanmin(a) for a in arrays))
-            high = float(max(np.nanmax(a) for a in arrays))
-            low_abs = float(min(np.nanmin(np.abs(a)) for a in arrays))
-            old = self._running.get(name)
-            if old is not None:
-                low, high, low_abs = min(low, old[0]), max(high, old[1]), min(low_abs, old[2])
-            self._running[name] = (low, high, low_abs)
+        names = [f'_s{k}_{s}' for k in range(len(self.tensors)) for s in ('min', 'max',
+                                                                          'absmin')]
+        for tensor in tensors:
+            values = self.stats_session.run(names, {self.input_name: tensor})
+            for k, name in enumerate(self.tensors):
+                low, high, low_abs = (float(v) for v in values[3 * k:3 * k + 3])
+                old = self._running.get(name)
+                if old is not None:
+                    low, high = min(low, old[0]), max(high, old[1])
+                    low_abs = min(low_abs, old[2])
+                self._running[name] = (low, high, low_abs)
         self.seen += len(tensors)
         if self.seen in self.counts:
             self.stats[self.seen] = dict(self._running)
