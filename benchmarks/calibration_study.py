@@ -265,8 +265,16 @@ def relu6_fixed_ranges(prepared: Path, minmax, input_name: str
 
 def quantize_with_ranges(prepared: Path, tensors_data, out_path: Path, work: Path) -> Path:
     """Quantize ``prepared`` with precomputed ranges through quantize_static's cache."""
+    import inspect
+
     from onnxruntime import quantization as quant
-    from onnxruntime.quantization.calibrate import save_tensors_data
+    from onnxruntime.quantization import calibrate
+
+    if ('calibration_cache_path' not in inspect.signature(quant.quantize_static).parameters
+            or not hasattr(calibrate, 'save_tensors_data')):
+        raise SystemExit('this study needs an ONNX Runtime whose quantize_static reads a '
+                         'calibration cache (calibration_cache_path; 1.32 has it)')
+    save_tensors_data = calibrate.save_tensors_data
 
     cache = work / f'{out_path.stem}.calibration.json'
     if cache.exists():
@@ -375,7 +383,6 @@ def main() -> int:
     ap.add_argument('--out', default=str(ROOT / 'benchmarks' / 'results'))
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
-    logging.getLogger('root').setLevel(logging.WARNING)
     t_start = time.time()
     work = Path(args.work or tempfile.mkdtemp(prefix='calib_study_'))
     work.mkdir(parents=True, exist_ok=True)
