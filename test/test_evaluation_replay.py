@@ -119,9 +119,12 @@ def test_dds_replay_into_detector_nodes(tmp_path: Path, planted_model: Path) -> 
     bag, gt = _planted_bag(tmp_path)
     params = {'model_path': str(planted_model), 'device': 'cpu', 'preprocess_on_gpu': False,
               'score_threshold': 0.01, 'num_threads': 1}
+    before = {k: os.environ.get(k) for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE')}
     report = dds_replay(bag, gt, params, list(DEFAULT_LABELS), progress=False,
-                        annotate_dir=tmp_path / 'frames')
-    assert os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] == 'LOCALHOST'
+                        annotate_dir=tmp_path / 'frames', domain_id=77)
+    assert report.info['ros_domain_id'] == '77'
+    assert report.info['ros_automatic_discovery_range'] == 'LOCALHOST'
+    assert {k: os.environ.get(k) for k in before} == before
     assert report.frames == 6 and report.scored == 6 and report.info['lost_frames'] == 0
     assert report.result.mAP == pytest.approx(1.0)
     assert len(report.info['nodes']) == 3

@@ -7,7 +7,8 @@ Contract:
   so parallel runs do not hear each other) and, when not already set, the package's Fast DDS
   profile ``config/fastdds_large_data.xml`` (shared memory with 64 MiB segments: camera images
   between participants arrive instead of being dropped by the default 512 KiB segments).
-- ``dds_replay(bag, ground_truth, params)`` starts one detector node per image topic of the
+- ``dds_replay(bag, ground_truth, params)`` sets that environment for its run (and restores
+  the previous values afterwards), starts one detector node per image topic of the
   bag with the multi-camera runner's ``create_nodes`` (``ros/multi_camera.py``; namespace
   ``/yolox_replay/<camera>``, ``~/in/image`` remapped to the bag topic, ``~/out/objects`` to
   ``/yolox_replay/objects/<camera>``), spins them with a player node in one
@@ -119,7 +120,22 @@ def dds_replay(bag: Union[str, os.PathLike], ground_truth: Mapping[str, object],
                resend_s: float = 3.0, progress: bool = True,
                domain_id: Optional[int] = None) -> ReplayReport:
     """Replay ``bag`` into detector nodes over DDS and score them; see the module contract."""
-    env = dds_environment(domain_id)
+    saved = {k: os.environ.get(k) for k in ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'ROS_DOMAIN_ID',
+                                            'FASTDDS_DEFAULT_PROFILES_FILE')}
+    try:
+        return _dds_replay(bag, ground_truth, params, labels, topics, max_frames,
+                           annotate_dir, annotate_threshold, timeout_s, resend_s, progress,
+                           dds_environment(domain_id))
+    finally:
+        for key, value in saved.items():       # leave the caller's environment as it was
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _dds_replay(bag, ground_truth, params, labels, topics, max_frames, annotate_dir,
+                annotate_threshold, timeout_s, resend_s, progress, env) -> ReplayReport:
     rclpy = require('rclpy', 'the DDS replay', 'pip install ros-rclpy (see docs/ROS_WHEELS.md)')
     require('vision_msgs.msg', 'the DDS replay', 'bash scripts/build_vision_msgs.sh .venv')
     from rclpy.executors import MultiThreadedExecutor
@@ -178,6 +194,7 @@ def dds_replay(bag: Union[str, os.PathLike], ground_truth: Mapping[str, object],
         context.try_shutdown()
     report.wall_s = time.perf_counter() - start
     report.info.update({'mode': 'dds', 'ros_domain_id': env['ROS_DOMAIN_ID'],
+                        'ros_automatic_discovery_range': env['ROS_AUTOMATIC_DISCOVERY_RANGE'],
                         'nodes': [s.namespace + '/' + s.name for s in specs]})
     return report
 
