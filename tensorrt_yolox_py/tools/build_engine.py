@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..errors import MissingDependencyError, ModelContractError, ParameterError, YoloxError
-from ..params import load_param_yaml, make_config, PARAMS_BY_NAME
-from .detect import parse_param
+from ..params import make_config, PARAMS_BY_NAME
+from .cli import add_param_options, param_values
 
 LOGGER = logging.getLogger('yolox_build_engine')
 
@@ -112,24 +112,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--int8-mode', choices=PARAMS_BY_NAME['int8_mode'].choices)
     parser.add_argument('--clip-value', type=float)
     parser.add_argument('--cache-dir', help='engine cache folder (engine_cache_dir)')
-    parser.add_argument('--params-file', help='ROS 2 parameter YAML (/**: ros__parameters)')
-    parser.add_argument('--param', action='append', type=parse_param, default=[],
-                        metavar='NAME=VALUE', help='any parameter of the schema')
+    add_param_options(parser)
     parser.add_argument('--json', help='also write the build report to this JSON file')
     parser.add_argument('--no-progress', action='store_true', help='log instead of bars')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] %(name)s: %(message)s')
 
-    values: Dict[str, Any] = load_param_yaml(args.params_file) if args.params_file else {}
-    values.update(dict(args.param))
-    for option, name in (('model', 'model_path'), ('precision', 'precision'),
-                         ('device', 'device'),
-                         ('calibration_images', 'calibration_image_list_path'),
-                         ('calibration_algorithm', 'calibration_algorithm'),
-                         ('int8_mode', 'int8_mode'), ('clip_value', 'clip_value'),
-                         ('cache_dir', 'engine_cache_dir')):
-        if getattr(args, option) is not None:
-            values[name] = getattr(args, option)
+    values = param_values(args, shortcuts={
+        'model_path': args.model, 'precision': args.precision, 'device': args.device,
+        'calibration_image_list_path': args.calibration_images,
+        'calibration_algorithm': args.calibration_algorithm, 'int8_mode': args.int8_mode,
+        'clip_value': args.clip_value, 'engine_cache_dir': args.cache_dir})
     values['build_only'] = True
     if values.get('device') == 'cpu':
         LOGGER.error('device cpu uses ONNX Runtime: there is no TensorRT engine to build')

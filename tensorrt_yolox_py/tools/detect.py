@@ -12,25 +12,14 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 from ..errors import YoloxError
-from ..params import load_param_yaml, make_config, PARAMS_BY_NAME
+from ..params import make_config, PARAMS_BY_NAME
+from .cli import add_param_options, param_values
 
 LOGGER = logging.getLogger('yolox_detect')
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
-
-
-def parse_param(text: str) -> Any:
-    """Parse ``name=value`` into (name, typed value) using the schema's type."""
-    import yaml
-
-    name, sep, raw = text.partition('=')
-    if not sep:
-        raise argparse.ArgumentTypeError(f'expected name=value, got {text!r}')
-    spec = PARAMS_BY_NAME.get(name)
-    value = raw if spec is not None and spec.type is str else yaml.safe_load(raw)
-    return name, value
 
 
 def collect_images(paths: List[str]) -> List[Path]:
@@ -52,9 +41,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--output', default='output/detect', help='output folder')
     parser.add_argument('--model', help='ONNX model (default: the bundled demo model)')
     parser.add_argument('--device', choices=PARAMS_BY_NAME['device'].choices)
-    parser.add_argument('--params-file', help='ROS 2 parameter YAML (/**: ros__parameters)')
-    parser.add_argument('--param', action='append', type=parse_param, default=[],
-                        metavar='NAME=VALUE', help='any parameter of the schema')
+    add_param_options(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] %(name)s: %(message)s')
 
@@ -63,14 +50,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..pipeline import Detector
     from ..visualize import draw_detections
 
-    values: Dict[str, Any] = load_param_yaml(args.params_file) if args.params_file else {}
-    values.update(dict(args.param))
-    if args.model:
-        values['model_path'] = args.model
-    if args.device:
-        values['device'] = args.device
     try:
-        config = make_config(values)
+        config = make_config(param_values(args, shortcuts={'model_path': args.model,
+                                                           'device': args.device}))
         detector = Detector.from_config(config)
     except YoloxError as exc:
         LOGGER.error('%s', exc)

@@ -30,8 +30,8 @@ from typing import Any, Dict, List, Optional
 
 from .. import __version__
 from ..errors import YoloxError
-from ..params import load_param_yaml, make_config, PARAMS_BY_NAME
-from .detect import parse_param
+from ..params import make_config, PARAMS_BY_NAME
+from .cli import add_param_options, param_values
 
 LOGGER = logging.getLogger('yolox_evaluate')
 EVAL_SCORE_THRESHOLD = 0.01
@@ -54,9 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help='replay over DDS into one detector node per topic (needs rclpy '
                              'and vision_msgs) instead of calling the Detector directly')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
-    parser.add_argument('--params-file', help='ROS 2 parameter YAML (/**: ros__parameters)')
-    parser.add_argument('--param', action='append', type=parse_param, default=[],
-                        metavar='NAME=VALUE', help='any parameter of the schema')
+    add_param_options(parser)
     return parser
 
 
@@ -104,14 +102,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (OSError, ValueError) as exc:
         LOGGER.error('cannot read the ground truth %s: %s', gt_path, exc)
         return 2
-    values: Dict[str, Any] = {'score_threshold': EVAL_SCORE_THRESHOLD}
-    if args.params_file:
-        values.update(load_param_yaml(args.params_file))
-    values.update(dict(args.param))
-    if args.model:
-        values['model_path'] = args.model
-    if args.device:
-        values['device'] = args.device
+    values = param_values(args, defaults={'score_threshold': EVAL_SCORE_THRESHOLD},
+                          shortcuts={'model_path': args.model, 'device': args.device})
     try:
         config = make_config(values)
         detector = Detector.from_config(config)
