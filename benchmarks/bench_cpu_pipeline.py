@@ -73,7 +73,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--iters', type=int, default=200)
-    parser.add_argument('--model', help='ONNX model to time ONNX Runtime inference with')
+    parser.add_argument('--model', help='ONNX model to time ONNX Runtime inference with (at its '
+                        'own input size; default: none)')
     parser.add_argument('--infer-iters', type=int, default=10)
     parser.add_argument('--out', default=str(RESULTS / 'cpu_pipeline.json'))
     args = parser.parse_args(argv)
@@ -99,14 +100,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         post = Postprocessor(in_hw, 0.35, 0.7, 100, 'raw')
         rows.append((f'postprocess ({raw.shape[1]} anchors, 8 cls)', in_hw,
                      time_ms(lambda: post(raw, lb), args.iters)))
-        if args.model:
-            from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend
+    if args.model:
+        from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-            with OnnxRuntimeBackend(args.model, num_threads=1) as backend:
-                if backend.input_hw == in_hw:
-                    tensor = np.zeros(backend.input_shape, backend.input_dtype)
-                    rows.append(('onnxruntime infer', in_hw,
-                                 time_ms(lambda: backend.infer(tensor), args.infer_iters, 1)))
+        with OnnxRuntimeBackend(args.model, num_threads=1) as backend:
+            in_hw = backend.input_hw
+            tensor, _ = preprocess_cpu(image, in_hw, dtype=backend.input_dtype)
+            rows.append((f'preprocess_cpu ({Path(args.model).name} input)', in_hw,
+                         time_ms(lambda: preprocess_cpu(image, in_hw), args.iters)))
+            rows.append((f'onnxruntime infer, 1 thread ({Path(args.model).name})', in_hw,
+                         time_ms(lambda: backend.infer(tensor), args.infer_iters, 1)))
+            raw = backend.infer(tensor)
+            lb = compute_letterbox(1280, 1920, *in_hw)
+            post = Postprocessor(in_hw, 0.35, 0.7, 100, 'raw')
+            rows.append((f'postprocess ({Path(args.model).name} output)', in_hw,
+                         time_ms(lambda: post(raw, lb), args.iters)))
     result = {'benchmark': 'cpu_pipeline', 'source': '1920x1280 bgr8 (random)',
               'threads': 1, 'machine': machine_info(),
               'rows': [{'stage': name, 'input_hw': list(hw), **stats}
