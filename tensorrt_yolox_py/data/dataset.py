@@ -119,8 +119,8 @@ def generate_frames(seeds: Sequence[int], out_hw: Optional[Tuple[int, int]] = No
                     ) -> Iterator[Frame]:
     """Yield the frames of ``seeds`` in order; ``workers`` processes (0 = all cores).
 
-    ``start_method`` is the multiprocessing start method (default: fork where available;
-    use 'spawn' from a process that has started CUDA or other threads).
+    ``start_method`` is the multiprocessing start method (default: 'spawn': forking a process
+    that already runs threads (ONNX Runtime, OpenCV, DDS, CUDA) can deadlock the children).
     """
     jobs = [(int(s), out_hw, config) for s in seeds]
     if workers == 0:
@@ -129,9 +129,7 @@ def generate_frames(seeds: Sequence[int], out_hw: Optional[Tuple[int, int]] = No
         for job in jobs:
             yield _worker(job)
         return
-    if start_method is None:
-        start_method = 'fork' if 'fork' in mp.get_all_start_methods() else 'spawn'
-    ctx = mp.get_context(start_method)
+    ctx = mp.get_context(start_method or 'spawn')
     with ctx.Pool(workers, initializer=_init_worker) as pool:
         yield from pool.imap(_worker, jobs, chunksize=chunksize)
 
