@@ -86,12 +86,20 @@ class StreamingCalibration:
     all N images in memory at once, without holding them.
     """
 
-    def __init__(self, prepared: Path, work: Path, counts: Sequence[int]) -> None:
+    def __init__(self, prepared: Path, work: Path, counts: Sequence[int],
+                 threads: int = 0) -> None:
+        import onnxruntime
         from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
 
         calibrator = create_calibrator(prepared, None, str(work / 'augmented.onnx'),
                                        calibrate_method=CalibrationMethod.Entropy)
+        self.threads = int(threads)
         self.session = calibrator.infer_session
+        if self.threads:
+            del calibrator.infer_session
+            self.session = onnxruntime.InferenceSession(
+                str(work / 'augmented.onnx'), self._options(),
+                providers=['CPUExecutionProvider'])
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.tensors = sorted(calibrator.tensors_to_calibrate)
@@ -104,6 +112,15 @@ class StreamingCalibration:
         self.seen = 0
         self.collectors: Dict[int, Dict[str, object]] = {}
         self.fed = 0
+
+    def _options(self):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+        return options
 
     def _stats_session(self, prepared: Path, work: Path):
         """Session of the model plus ReduceMin / ReduceMax / ReduceMin(Abs) of each tensor."""
@@ -123,7 +140,8 @@ class StreamingCalibration:
                     f'_s{k}_{suffix}', onnx.TensorProto.FLOAT, []))
         path = work / 'stats.onnx'
         onnx.save(model, str(path))
-        return onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+        return onnxruntime.InferenceSession(str(path), self._options(),
+                                            providers=['CPUExecutionProvider'])
 
     def _run(self, tensors: Sequence[np.ndarray]) -> Dict[str, List[np.ndarray]]:
         outputs: Dict[str, List[np.ndarray]] = {self.output_names[i]: [] for i in self.index}
@@ -297,29 +315,6 @@ def make_detector(model: Path, threads: int, input_hw: Tuple[int, int]) -> Detec
                     Postprocessor(backend.input_hw, 0.01, 0.7, 100, 'raw'), DEFAULT_LABELS)
 
 
-def measure(model: Path, frames: Sequence, latency_frames: int, threads: int,
-            input_hw: Tuple[int, int]) -> Dict[str, object]:
-    """Score ``model`` on ``frames`` and time its inference on the first few."""
-    with make_detector(model, threads, input_hw) as det:
-        result, timings = evaluate_frames(det.detect, frames, progress=True,
-                                          desc=model.stem[:24])
-        tensors = [preprocess_cpu(f.image, det.input_hw)[0]
-                   for f in frames[:latency_frames]]
-        for t in tensors[:2]:
-            det.backend.infer(t)
-        times = []
-        for t in tensors:
-            t0 = time.perf_counter()
-            det.backend.infer(t)
-            times.append((time.perf_counter() - t0) * 1e3)
-    return {'mAP50': result.mAP50, 'mAP': result.mAP, 'mAP75': result.mAP75,
-            'per_class_AP50': result.per_class_AP50,
-            'infer_ms_median': float(np.median(times)),
-            'infer_ms_p90': float(np.percentile(times, 90)),
-            'eval_infer_ms_median': float(np.median([x['infer'] for x in timings])),
-            'model_bytes': model.stat().st_size}
-
-
 # ------------------------------------------------------------------------------- reporting
 def markdown(rows: List[Dict[str, object]], meta: Dict[str, object]) -> str:
     """Return the README table."""
@@ -369,76 +364,237 @@ def plot(rows: List[Dict[str, object]], path: Path) -> None:
     plt.close(fig)
 
 
+# ----------------------------------------------------------- parallel, resumable driver
+_WORKER: Dict[str, object] = {}
+
+
+def _init_worker(prepared: str, work: str, counts: Sequence[int], input_hw: Tuple[int, int],
+                 chunk: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+    folder = Path(work) / f'worker_{os.getpid()}'
+    folder.mkdir(parents=True, exist_ok=True)
+    _WORKER.update(stream=StreamingCalibration(Path(prepared), folder, counts, threads=1),
+                   input_hw=tuple(input_hw), chunk=int(chunk))
+
+
+def _tensors(start: int, stop: int):
+    """Yield chunks of preprocessed training-split tensors for images [start, stop)."""
+    input_hw = _WORKER['input_hw']
+    chunk: List[np.ndarray] = []
+    for frame in generate_frames([frame_seed(TRAIN_SEED, i) for i in range(start, stop)],
+                                 input_hw, workers=1):
+        chunk.append(preprocess_cpu(frame.image, input_hw)[0])
+        if len(chunk) == _WORKER['chunk']:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _pass1_task(span: Tuple[int, int]) -> Tuple[Tuple[int, int], Dict[str, tuple]]:
+    """Return each tensor's (min, max, min |x|) over images [start, stop)."""
+    stream = _WORKER['stream']
+    stream._running, stream.seen = {}, 0
+    for chunk in _tensors(*span):
+        stream.observe(chunk)
+    return span, dict(stream._running)
+
+
+def _pass2_task(job) -> Tuple[Tuple[int, int], Dict[int, Dict[str, Dict[str, np.ndarray]]]]:
+    """Return histogram counts over images [start, stop) for every count N > start."""
+    span, stats = job
+    stream = _WORKER['stream']
+    stream.stats = stats
+    stream.collectors, stream.fed = {}, 0
+    targets = [n for n in stream.counts if span[0] < n]
+    for n in targets:
+        stream.collectors[n] = stream._new_collectors(n)
+    for chunk in _tensors(*span):
+        outputs = stream._run(chunk)
+        with contextlib.redirect_stdout(io.StringIO()):
+            for n in targets:
+                for collector in stream.collectors[n].values():
+                    collector.collect(outputs)
+    counts = {n: {method: {t: h[0] for t, h in col.histogram_dict.items()}
+                  for method, col in stream.collectors[n].items()} for n in targets}
+    return span, counts
+
+
+def _eval_task(job) -> Tuple[str, Dict[str, object]]:
+    """Accuracy of one model on the TEST frames (one thread; latency is measured apart)."""
+    key, path, eval_frames, input_hw = job
+    frames = list(generate_frames([frame_seed(TEST_SEED, i) for i in range(eval_frames)],
+                                  tuple(input_hw), workers=1))
+    with make_detector(Path(path), 1, tuple(input_hw)) as det:
+        result, _ = evaluate_frames(det.detect, frames)
+    return key, {'mAP50': result.mAP50, 'mAP': result.mAP, 'mAP75': result.mAP75,
+                 'per_class_AP50': result.per_class_AP50, 'model_bytes': Path(path).stat().st_size}
+
+
+def _checkpoint(path: Path, data: object) -> None:
+    import pickle
+
+    tmp = path.with_suffix('.tmp')
+    with open(tmp, 'wb') as f:
+        pickle.dump(data, f)
+    os.replace(tmp, path)
+
+
+def _load(path: Path, default: object) -> object:
+    import pickle
+
+    if path.exists():
+        with open(path, 'rb') as f:
+            return pickle.load(f)
+    return default
+
+
+def latency(model: Path, frames: Sequence, n: int, threads: int) -> Dict[str, float]:
+    """Median / p90 single-image inference time in ms (after two warm-up runs)."""
+    with make_detector(model, threads, (0, 0)) as det:
+        tensors = [preprocess_cpu(f.image, det.input_hw)[0] for f in frames[:n]]
+        for t in tensors[:2]:
+            det.backend.infer(t)
+        times = []
+        for t in tensors:
+            t0 = time.perf_counter()
+            det.backend.infer(t)
+            times.append((time.perf_counter() - t0) * 1e3)
+    return {'infer_ms_median': float(np.median(times)),
+            'infer_ms_p90': float(np.percentile(times, 90))}
+
+
 def main() -> int:
-    """Run the study."""
+    """Run the study (resumable: re-run with the same --work to continue)."""
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--model', default=str(DEFAULT_MODEL_PATH))
     ap.add_argument('--calib', nargs='+', type=int, default=[100, 1000])
     ap.add_argument('--eval-frames', type=int, default=300)
     ap.add_argument('--latency-frames', type=int, default=20)
-    ap.add_argument('--chunk', type=int, default=4)
-    ap.add_argument('--threads', type=int, default=0)
-    ap.add_argument('--work', default=None, help='folder for the INT8 models (default: temp)')
+    ap.add_argument('--chunk', type=int, default=4, help='images per calibration batch')
+    ap.add_argument('--task', type=int, default=50, help='images per worker task')
+    ap.add_argument('--workers', type=int, default=2, help='processes')
+    ap.add_argument('--threads', type=int, default=0, help='ORT threads for the latency')
+    ap.add_argument('--work', default=None, help='folder for models and checkpoints')
     ap.add_argument('--out', default=str(ROOT / 'benchmarks' / 'results'))
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
+    import multiprocessing as mp
+
     t_start = time.time()
     work = Path(args.work or tempfile.mkdtemp(prefix='calib_study_'))
     work.mkdir(parents=True, exist_ok=True)
     model = Path(args.model)
-    prepared = prepare_model(model, work / 'prepared.onnx')
+    prepared = work / 'prepared.onnx'
+    if not prepared.exists():
+        prepare_model(model, prepared)
     with OnnxRuntimeBackend(model) as backend:
         input_hw = backend.input_hw
         input_name = backend.input_name
     counts = sorted(set(args.calib))
-    LOG.info('calibrating on up to %d training-split frames (chunks of %d)', counts[-1],
-             args.chunk)
-    stream = StreamingCalibration(prepared, work, counts)
-    snapshots: Dict[int, Dict[str, object]] = {}
+    if any(n % args.task for n in counts):
+        raise SystemExit(f'--task ({args.task}) must divide every --calib count {counts}')
+    spans = [(a, a + args.task) for a in range(0, counts[-1], args.task)]
+    ctx = mp.get_context('spawn')
+    init = (str(prepared), str(work), counts, input_hw, args.chunk)
     t0 = time.time()
-    for phase in ('pass 1 (min/max)', 'pass 2 (histograms)'):
-        frames = generate_frames([frame_seed(TRAIN_SEED, i) for i in range(counts[-1])],
-                                 input_hw, workers=1)
-        chunk: List[np.ndarray] = []
-        done = 0
-        for frame in frames:
-            chunk.append(preprocess_cpu(frame.image, input_hw)[0])
-            if len(chunk) == args.chunk or done + len(chunk) in counts:
-                (stream.observe if phase.startswith('pass 1') else stream.collect)(chunk)
-                done += len(chunk)
-                chunk = []
-                if done % 100 == 0:
-                    LOG.info('%s: %d images, %.0f s', phase, done, time.time() - t0)
-                if phase.startswith('pass 2') and done in counts:
-                    snapshots[done] = stream.ranges(done)
-                    snapshots[done]['ReLU6 fixed (0, 6)'], relu_counts = relu6_fixed_ranges(
-                        prepared, snapshots[done]['MinMax'], input_name)
-                    del stream.collectors[done]
-                    LOG.info('ranges at %d images ready, %.0f s (ReLU6 recipe: %s)', done,
-                             time.time() - t0, relu_counts)
+
+    # pass 1: per-span ranges, merged into per-count ranges
+    ck1 = work / 'pass1.pkl'
+    done1: Dict[Tuple[int, int], Dict[str, tuple]] = _load(ck1, {})
+    todo = [s for s in spans if s not in done1]
+    if todo:
+        with ctx.Pool(args.workers, _init_worker, init) as pool:
+            for span, stats in pool.imap_unordered(_pass1_task, todo):
+                done1[span] = stats
+                _checkpoint(ck1, done1)
+                LOG.info('pass 1: %d/%d spans, %.0f s', len(done1), len(spans),
+                         time.time() - t0)
+    stats_by_count: Dict[int, Dict[str, tuple]] = {}
+    for n in counts:
+        merged: Dict[str, tuple] = {}
+        for span in spans:
+            if span[1] > n:
+                continue
+            for name, (lo, hi, la) in done1[span].items():
+                old = merged.get(name)
+                merged[name] = (lo, hi, la) if old is None else (
+                    min(lo, old[0]), max(hi, old[1]), min(la, old[2]))
+        stats_by_count[n] = merged
+
+    # pass 2: histogram counts per span (fixed edges, so they add up exactly)
+    ck2 = work / 'pass2.pkl'
+    done2: Dict[Tuple[int, int], dict] = _load(ck2, {})
+    todo = [s for s in spans if s not in done2]
+    if todo:
+        with ctx.Pool(args.workers, _init_worker, init) as pool:
+            for span, hist in pool.imap_unordered(_pass2_task,
+                                                  [(s, stats_by_count) for s in todo]):
+                done2[span] = hist
+                _checkpoint(ck2, done2)
+                LOG.info('pass 2: %d/%d spans, %.0f s', len(done2), len(spans),
+                         time.time() - t0)
     calib_seconds = time.time() - t0
-    del stream
-    LOG.info('quantizing %d models', sum(len(s) for s in snapshots.values()))
+
+    # ranges per count from the summed histograms, then one INT8 model per configuration
+    stream = StreamingCalibration(prepared, work, counts)
+    stream.stats = stats_by_count
     models: List[Tuple[str, int, Path]] = [('FP32', 0, model)]
-    for n, ranges in snapshots.items():
-        for name, data in ranges.items():
-            safe = name.replace(' ', '_').replace('(', '').replace(')', '').replace(',', '')
-            out = quantize_with_ranges(prepared, data, work / f'int8_{safe}_{n}.onnx', work)
-            models.append((name, n, out))
-    test = list(generate_frames([frame_seed(TEST_SEED, i) for i in range(args.eval_frames)],
-                                input_hw, workers=1))
+    for n in counts:
+        stream.collectors[n] = stream._new_collectors(n)
+        for span in spans:
+            if span[1] > n:
+                continue
+            for method, per_tensor in done2[span][n].items():
+                hist = stream.collectors[n][method].histogram_dict
+                for tensor, counts_arr in per_tensor.items():
+                    old = hist[tensor]
+                    hist[tensor] = (old[0] + counts_arr,) + tuple(old[1:])
+        names = ['MinMax', 'Entropy', 'Entropy-2048'] + [f'Percentile {p}'
+                                                         for p in PERCENTILES]
+        names.append('ReLU6 fixed (0, 6)')
+        paths = {name: work / ('int8_' + name.replace(' ', '_').replace('(', '').replace(
+            ')', '').replace(',', '') + f'_{n}.onnx') for name in names}
+        if not all(p.exists() for p in paths.values()):
+            ranges = stream.ranges(n)
+            ranges['ReLU6 fixed (0, 6)'], relu_counts = relu6_fixed_ranges(
+                prepared, ranges['MinMax'], input_name)
+            LOG.info('ranges at %d images ready (ReLU6 recipe: %s)', n, relu_counts)
+            for name in names:
+                if not paths[name].exists():
+                    quantize_with_ranges(prepared, ranges[name], paths[name], work)
+        models += [(name, n, paths[name]) for name in names]
+        del stream.collectors[n]
+
+    # accuracy (parallel, resumable), then latency one model at a time
+    ck3 = work / 'eval.pkl'
+    done3: Dict[str, Dict[str, object]] = _load(ck3, {})
+    jobs = [(f'{name}|{n}', str(path), args.eval_frames, list(input_hw))
+            for name, n, path in models if f'{name}|{n}' not in done3]
+    if jobs:
+        with ctx.Pool(args.workers) as pool:
+            for key, result in pool.imap_unordered(_eval_task, jobs):
+                done3[key] = result
+                _checkpoint(ck3, done3)
+                LOG.info('%s: mAP50 %.4f mAP %.4f (%d/%d models)', key, result['mAP50'],
+                         result['mAP'], len(done3), len(models))
+    latency_frames = list(generate_frames(
+        [frame_seed(TEST_SEED, i) for i in range(args.latency_frames)], input_hw, workers=1))
     rows: List[Dict[str, object]] = []
     for name, n, path in models:
         row = {'config': name, 'images': n or None}
-        row.update(measure(path, test, args.latency_frames, args.threads, input_hw))
+        row.update(done3[f'{name}|{n}'])
+        row.update(latency(path, latency_frames, args.latency_frames, args.threads))
         rows.append(row)
         LOG.info('%s (%s images): mAP50 %.4f mAP %.4f, infer %.0f ms', name, n or '-',
                  row['mAP50'], row['mAP'], row['infer_ms_median'])
     import onnxruntime
 
     meta = {'date': time.strftime('%Y-%m-%d %H:%M:%S %z'), 'model': str(model.name),
-            'model_input_hw': list(input_hw), 'eval_frames': len(test),
+            'model_input_hw': list(input_hw), 'eval_frames': args.eval_frames,
             'eval_split': f'TEST seeds from {frame_seed(TEST_SEED, 0)}',
             'calibration_split': f'TRAIN seeds from {frame_seed(TRAIN_SEED, 0)}',
             'calibration_counts': counts, 'latency_frames': args.latency_frames,
