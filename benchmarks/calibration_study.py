@@ -373,9 +373,14 @@ def _init_worker(prepared: str, work: str, counts: Sequence[int], input_hw: Tupl
     import cv2
 
     cv2.setNumThreads(1)
+    import shutil
+
     folder = Path(work) / f'worker_{os.getpid()}'
     folder.mkdir(parents=True, exist_ok=True)
-    _WORKER.update(stream=StreamingCalibration(Path(prepared), folder, counts, threads=1),
+    # a private copy: ONNX Runtime writes and deletes <model>-inferred.onnx beside the model
+    shutil.copyfile(prepared, folder / 'prepared.onnx')
+    _WORKER.update(stream=StreamingCalibration(folder / 'prepared.onnx', folder, counts,
+                                               threads=1),
                    input_hw=tuple(input_hw), chunk=int(chunk))
 
 
