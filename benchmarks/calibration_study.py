@@ -351,7 +351,8 @@ def plot(rows: List[Dict[str, object]], path: Path) -> None:
     ax1.axhline(rows[0]['mAP50'] - 0.02, color='k', lw=0.8, ls='--',
                 label='FP32 mAP50 - 2 pt')
     ax1.set_ylabel('COCO AP')
-    ax1.legend(fontsize=8)
+    ax1.set_ylim(0, 1.08)
+    ax1.legend(fontsize=8, loc='upper right', ncol=3)
     ax1.grid(axis='y', alpha=0.3)
     ax2.bar(x, [r['infer_ms_median'] for r in rows], 0.5, color='#bb5566')
     ax2.set_ylabel('CPU infer ms (median)')
@@ -510,6 +511,7 @@ def main() -> int:
     # pass 1: per-span ranges, merged into per-count ranges
     ck1 = work / 'pass1.pkl'
     done1: Dict[Tuple[int, int], Dict[str, tuple]] = _load(ck1, {})
+    resumed = bool(done1)  # timings below then cover only this invocation
     todo = [s for s in spans if s not in done1]
     if todo:
         with ctx.Pool(args.workers, _init_worker, init) as pool:
@@ -604,8 +606,9 @@ def main() -> int:
             'calibration_split': f'TRAIN seeds from {frame_seed(TRAIN_SEED, 0)}',
             'calibration_counts': counts, 'latency_frames': args.latency_frames,
             'threads': args.threads or 'ORT default', 'onnxruntime': onnxruntime.__version__,
-            'calibration_seconds': round(calib_seconds, 1),
-            'total_seconds': round(time.time() - t_start, 1),
+            'resumed_from_checkpoints': resumed,
+            'calibration_seconds_this_invocation': round(calib_seconds, 1),
+            'total_seconds_this_invocation': round(time.time() - t_start, 1),
             'load_average': [round(v, 2) for v in os.getloadavg()],
             'machine': {'host': platform.node(),
                         'processor': platform.processor() or platform.machine(),
