@@ -19,7 +19,7 @@ setup(
          glob('config/*.yaml') + glob('config/*.txt') + glob('config/*.xml')),
     ],
     install_requires=['setuptools', 'numpy', 'opencv-python-headless', 'pyyaml',
-                      'onnxruntime', 'filelock'],
+                      'onnxruntime>=1.32', 'filelock'],
     extras_require={
         'cuda': ['cuda-core>=1.2,<2', 'cuda-bindings>=12.6'],
         'train': ['torch', 'onnx', 'onnxsim'],

@@ -19,24 +19,13 @@ letterbox), scored with pycocotools on held-out TEST-split frames, plus the medi
 inference time. Writes ``benchmarks/results/calibration_study.json``, ``calibration_study.md``
 (the README table) and ``calibration_study.png``.
 
-How the ranges are computed: the ranges come from ONNX Runtime's own classes
-(``create_calibrator``'s augmented model, ``HistogramCollector`` for Entropy / Percentile,
-``TensorsData``) and the models from ``onnxruntime.quantization.quantize_static`` reading them
-from its calibration cache (``calibration_cache_path``), but the calibration images are
-streamed in small chunks, in two passes, through ONE augmented model that feeds all methods:
-
-- ONNX Runtime's histogram calibrators keep every intermediate tensor of every calibration
-  image in memory before building histograms: about 300 MB per 960x640 image for this model,
-  so 100 images would need ~30 GB and 1000 images ~300 GB. Pass 1 finds each tensor's range
-  over the images; pass 2 creates the histograms with the edges ONNX Runtime's one-shot
-  ``collect`` would choose from that range and adds the images chunk by chunk, which gives the
-  same histograms. (Merging histograms whose range grows chunk after chunk, ONNX Runtime's
-  ``merge_histogram``, multiplies the bin count when an early chunk has a small range.)
-- ``CalibMaxIntermediateOutputs`` (what ``quantization.static`` passes to bound MinMax memory)
-  drops the collected outputs every N images without computing their ranges in ONNX Runtime
-  1.32 (microsoft/onnxruntime#18893; the fix PR #20226 was closed unmerged): MinMax then sees
-  only the last ``count % N`` images and fails when the count is a multiple of N. The study
-  computes MinMax as ``MinMaxCalibrater`` does without that option: the global min / max.
+How the ranges are computed: with the package's bounded-memory calibration
+(``tensorrt_yolox_py.quantization.streaming.StreamingCalibration``, ONNX Runtime's own range
+algorithms; tested equal to ONNX Runtime's one-shot calibrators), one augmented model feeding
+every method, spans of images spread over worker processes; the models come from
+``onnxruntime.quantization.quantize_static`` reading the ranges from its calibration cache
+(``calibration_cache_path``). See that module for why ONNX Runtime's calibrators cannot run
+1000 images of this model (memory; ``CalibMaxIntermediateOutputs`` drops images).
 - The 100-image ranges are those of the first 100 images of the 1000.
 """
 
@@ -51,7 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -65,7 +54,12 @@ from tensorrt_yolox_py.evaluation.frames import evaluate_frames  # noqa: E402
 from tensorrt_yolox_py.labels import DEFAULT_LABELS  # noqa: E402
 from tensorrt_yolox_py.params import DEFAULT_MODEL_PATH  # noqa: E402
 from tensorrt_yolox_py.pipeline import Detector  # noqa: E402
-from tensorrt_yolox_py.quantization.static import prepare_model  # noqa: E402
+from tensorrt_yolox_py.quantization.static import (prepare_model,  # noqa: E402
+                                                   save_tensors_data)
+from tensorrt_yolox_py.quantization.streaming import (ENTROPY_2048,  # noqa: E402
+                                                      ENTROPY_ORT_DEFAULT,
+                                                      PERCENTILE_ORT_DEFAULT,
+                                                      StreamingCalibration)
 from tensorrt_yolox_py.stages.postprocess import Postprocessor  # noqa: E402
 from tensorrt_yolox_py.stages.preprocess import CpuPreprocessor, preprocess_cpu  # noqa: E402
 
@@ -75,161 +69,10 @@ RELU6_MAX = 6.0
 
 
 # ------------------------------------------------------------------------------ calibration
-class StreamingCalibration:
-    """Two passes over the calibration images through ONE augmented model (all methods).
-
-    Pass 1 (``observe``) records each tensor's min, max and min |x| after the first N images,
-    for every N in ``counts``. Pass 2 (``collect``) fills, for every N, ONNX Runtime's
-    ``HistogramCollector`` objects whose histograms are created up front with the edges a
-    one-shot ``collect`` over those N images would have chosen (from pass 1), so merging chunk
-    after chunk only adds counts: the histograms equal what ONNX Runtime builds when it holds
-    all N images in memory at once, without holding them.
-    """
-
-    def __init__(self, prepared: Path, work: Path, counts: Sequence[int],
-                 threads: int = 0) -> None:
-        import onnxruntime
-        from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
-
-        calibrator = create_calibrator(prepared, None, str(work / 'augmented.onnx'),
-                                       calibrate_method=CalibrationMethod.Entropy)
-        self.threads = int(threads)
-        self.session = calibrator.infer_session
-        if self.threads:
-            del calibrator.infer_session
-            self.session = onnxruntime.InferenceSession(
-                str(work / 'augmented.onnx'), self._options(),
-                providers=['CPUExecutionProvider'])
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [o.name for o in self.session.get_outputs()]
-        self.tensors = sorted(calibrator.tensors_to_calibrate)
-        keep = set(self.tensors)
-        self.index = [i for i, n in enumerate(self.output_names) if n in keep]
-        self.counts = sorted(counts)
-        self.stats_session = self._stats_session(prepared, work)
-        self.stats: Dict[int, Dict[str, Tuple[float, float, float]]] = {}
-        self._running: Dict[str, Tuple[float, float, float]] = {}
-        self.seen = 0
-        self.collectors: Dict[int, Dict[str, object]] = {}
-        self.fed = 0
-
-    def _options(self):
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        if self.threads:
-            options.intra_op_num_threads = self.threads
-            options.inter_op_num_threads = 1
-        return options
-
-    def _stats_session(self, prepared: Path, work: Path):
-        """Session of the model plus ReduceMin / ReduceMax / ReduceMin(Abs) of each tensor."""
-        import onnx
-        import onnxruntime
-        from onnx import helper
-
-        model = onnx.load(str(prepared))
-        for k, name in enumerate(self.tensors):
-            model.graph.node.extend([
-                helper.make_node('ReduceMin', [name], [f'_s{k}_min'], keepdims=0),
-                helper.make_node('ReduceMax', [name], [f'_s{k}_max'], keepdims=0),
-                helper.make_node('Abs', [name], [f'_s{k}_abs']),
-                helper.make_node('ReduceMin', [f'_s{k}_abs'], [f'_s{k}_absmin'], keepdims=0)])
-            for suffix in ('min', 'max', 'absmin'):
-                model.graph.output.append(helper.make_tensor_value_info(
-                    f'_s{k}_{suffix}', onnx.TensorProto.FLOAT, []))
-        path = work / 'stats.onnx'
-        onnx.save(model, str(path))
-        return onnxruntime.InferenceSession(str(path), self._options(),
-                                            providers=['CPUExecutionProvider'])
-
-    def _run(self, tensors: Sequence[np.ndarray]) -> Dict[str, List[np.ndarray]]:
-        outputs: Dict[str, List[np.ndarray]] = {self.output_names[i]: [] for i in self.index}
-        for tensor in tensors:
-            values = self.session.run(None, {self.input_name: tensor})
-            for i in self.index:
-                outputs[self.output_names[i]].append(values[i])
-        return outputs
-
-    def observe(self, tensors: Sequence[np.ndarray]) -> None:
-        """Pass 1: update min / max / min |x| with a chunk (must not straddle a count)."""
-        names = [f'_s{k}_{s}' for k in range(len(self.tensors)) for s in ('min', 'max',
-                                                                          'absmin')]
-        for tensor in tensors:
-            values = self.stats_session.run(names, {self.input_name: tensor})
-            for k, name in enumerate(self.tensors):
-                low, high, low_abs = (float(v) for v in values[3 * k:3 * k + 3])
-                old = self._running.get(name)
-                if old is not None:
-                    low, high = min(low, old[0]), max(high, old[1])
-                    low_abs = min(low_abs, old[2])
-                self._running[name] = (low, high, low_abs)
-        self.seen += len(tensors)
-        if self.seen in self.counts:
-            self.stats[self.seen] = dict(self._running)
-
-    def _new_collectors(self, n: int) -> Dict[str, object]:
-        from onnxruntime.quantization.calibrate import HistogramCollector
-
-        # ONNX Runtime's create_calibrator defaults for each method
-        cols = {'Entropy': HistogramCollector('entropy', False, 128, 128, 99.999, 'same'),
-                'Entropy-2048': HistogramCollector('entropy', False, 2048, 128, 99.999, 'same'),
-                'Percentile': HistogramCollector('percentile', True, 2048, 128, 99.999,
-                                                 'same')}
-        for name in self.tensors:
-            low, high, low_abs = self.stats[n][name]
-            lo, hi = np.float32(low), np.float32(high)
-            threshold = np.float32(max(abs(low), abs(high)))
-            for key in ('Entropy', 'Entropy-2048'):
-                bins = cols[key].num_bins
-                _, edges = np.histogram(np.zeros(1, np.float32), bins,
-                                        range=(-threshold, threshold))
-                cols[key].histogram_dict[name] = (np.zeros(bins, np.int64), edges, lo, hi,
-                                                  threshold)
-            _, edges = np.histogram(np.asarray([low_abs, max(abs(low), abs(high))],
-                                               np.float32), bins=2048)
-            cols['Percentile'].histogram_dict[name] = (np.zeros(2048, np.int64),
-                                                       edges.astype(np.float32), lo, hi)
-        return cols
-
-    def collect(self, tensors: Sequence[np.ndarray]) -> None:
-        """Pass 2: add a chunk to the histograms of every count it belongs to."""
-        outputs = self._run(tensors)
-        for n in self.counts:
-            if self.fed >= n:
-                continue
-            if n not in self.collectors:
-                self.collectors[n] = self._new_collectors(n)
-            with contextlib.redirect_stdout(io.StringIO()):   # ORT prints per call
-                for collector in self.collectors[n].values():
-                    collector.collect(outputs)
-        self.fed += len(tensors)
-
-    def ranges(self, n: int, methods: Optional[Sequence[str]] = None) -> Dict[str, object]:
-        """Return {config name: TensorsData} calibrated on the first ``n`` images.
-
-        ``methods`` limits the histogram methods computed ('Entropy', 'Entropy-2048',
-        'Percentile'); MinMax is always returned.
-        """
-        methods = ('Entropy', 'Entropy-2048', 'Percentile') if methods is None else methods
-        from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData
-
-        out: Dict[str, object] = {
-            'MinMax': TensorsData(CalibrationMethod.MinMax,
-                                  {name: (np.asarray(v[0], np.float32),
-                                          np.asarray(v[1], np.float32))
-                                   for name, v in self.stats[n].items()})}
-        cols = self.collectors[n]
-        with contextlib.redirect_stdout(io.StringIO()):
-            for name in ('Entropy', 'Entropy-2048'):
-                if name in methods:
-                    out[name] = TensorsData(CalibrationMethod.Entropy,
-                                            cols[name].compute_collection_result())
-            for p in (PERCENTILES if 'Percentile' in methods else ()):
-                cols['Percentile'].percentile = p
-                out[f'Percentile {p}'] = TensorsData(
-                    CalibrationMethod.Percentile, cols['Percentile'].compute_collection_result())
-        return out
+#: The study's histogram configurations: ONNX Runtime's defaults for Entropy and Percentile,
+#: and Entropy with TensorRT's 2048-bin histogram (what the package's Entropy uses).
+HISTOGRAMS = {'Entropy': ENTROPY_ORT_DEFAULT, 'Entropy-2048': ENTROPY_2048,
+              'Percentile': PERCENTILE_ORT_DEFAULT}
 
 
 def relu6_fixed_ranges(prepared: Path, minmax, input_name: str
@@ -283,16 +126,7 @@ def relu6_fixed_ranges(prepared: Path, minmax, input_name: str
 
 def quantize_with_ranges(prepared: Path, tensors_data, out_path: Path, work: Path) -> Path:
     """Quantize ``prepared`` with precomputed ranges through quantize_static's cache."""
-    import inspect
-
     from onnxruntime import quantization as quant
-    from onnxruntime.quantization import calibrate
-
-    if ('calibration_cache_path' not in inspect.signature(quant.quantize_static).parameters
-            or not hasattr(calibrate, 'save_tensors_data')):
-        raise SystemExit('this study needs an ONNX Runtime whose quantize_static reads a '
-                         'calibration cache (calibration_cache_path; 1.32 has it)')
-    save_tensors_data = calibrate.save_tensors_data
 
     cache = work / f'{out_path.stem}.calibration.json'
     if cache.exists():
@@ -381,7 +215,7 @@ def _init_worker(prepared: str, work: str, counts: Sequence[int], input_hw: Tupl
     # a private copy: ONNX Runtime writes and deletes <model>-inferred.onnx beside the model
     shutil.copyfile(prepared, folder / 'prepared.onnx')
     _WORKER.update(stream=StreamingCalibration(folder / 'prepared.onnx', folder, counts,
-                                               threads=1),
+                                               HISTOGRAMS, threads=1),
                    input_hw=tuple(input_hw), chunk=int(chunk))
 
 
@@ -402,10 +236,10 @@ def _tensors(start: int, stop: int):
 def _pass1_task(span: Tuple[int, int]) -> Tuple[Tuple[int, int], Dict[str, tuple]]:
     """Return each tensor's (min, max, min |x|) over images [start, stop)."""
     stream = _WORKER['stream']
-    stream._running, stream.seen = {}, 0
+    stream.running, stream.seen = {}, 0
     for chunk in _tensors(*span):
         stream.observe(chunk)
-    return span, dict(stream._running)
+    return span, dict(stream.running)
 
 
 def _pass2_task(job) -> Tuple[Tuple[int, int], Dict[int, Dict[str, Dict[str, np.ndarray]]]]:
@@ -416,9 +250,9 @@ def _pass2_task(job) -> Tuple[Tuple[int, int], Dict[int, Dict[str, Dict[str, np.
     stream.collectors, stream.fed = {}, 0
     targets = [n for n in stream.counts if span[0] < n]
     for n in targets:
-        stream.collectors[n] = stream._new_collectors(n)
+        stream.collectors[n] = stream.new_collectors(n)
     for chunk in _tensors(*span):
-        outputs = stream._run(chunk)
+        outputs = stream.run(chunk)
         with contextlib.redirect_stdout(io.StringIO()):
             for n in targets:
                 for collector in stream.collectors[n].values():
@@ -547,11 +381,11 @@ def main() -> int:
     calib_seconds = time.time() - t0
 
     # ranges per count from the summed histograms, then one INT8 model per configuration
-    stream = StreamingCalibration(prepared, work, counts)
+    stream = StreamingCalibration(prepared, work, counts, HISTOGRAMS)
     stream.stats = stats_by_count
     models: List[Tuple[str, int, Path]] = [('FP32', 0, model)]
     for n in counts:
-        stream.collectors[n] = stream._new_collectors(n)
+        stream.collectors[n] = stream.new_collectors(n)
         for span in spans:
             if span[1] > n:
                 continue
@@ -566,7 +400,7 @@ def main() -> int:
         paths = {name: work / ('int8_' + name.replace(' ', '_').replace('(', '').replace(
             ')', '').replace(',', '') + f'_{n}.onnx') for name in names}
         if not all(p.exists() for p in paths.values()):
-            ranges = stream.ranges(n)
+            ranges = stream.ranges(n, PERCENTILES)
             ranges['ReLU6 fixed (0, 6)'], relu_counts = relu6_fixed_ranges(
                 prepared, ranges['MinMax'], input_name)
             LOG.info('ranges at %d images ready (ReLU6 recipe: %s)', n, relu_counts)

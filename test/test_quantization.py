@@ -14,8 +14,11 @@ from tensorrt_yolox_py.errors import InputError, ParameterError
 from tensorrt_yolox_py.quantization import (calibration_tensors, compute_tensor_ranges,
                                             fingerprint, list_calibration_images,
                                             quantize_static_qdq, weighted_boundary_nodes)
-from tensorrt_yolox_py.quantization.static import make_reader
-from tensorrt_yolox_py.stages.preprocess import preprocess_cpu
+from tensorrt_yolox_py.quantization import calibrate
+from tensorrt_yolox_py.quantization.static import HISTOGRAMS
+from tensorrt_yolox_py.quantization.streaming import (ENTROPY_2048, ENTROPY_ORT_DEFAULT,
+                                                      PERCENTILE_ORT_DEFAULT, HistogramSpec,
+                                                      StreamingCalibration)
 
 pytest_plugins = ['trt_double.fixtures']
 
@@ -73,8 +76,12 @@ def test_cpu_qdq_graph_and_accuracy(tmp_path, tiny_model, calib_images, method):
     out = np.concatenate([_run(result.output_path, x[i:i + 1]) for i in range(len(x))])
     scores_err = np.abs(out[..., 4:] - ref[..., 4:]).max()
     reg_err = np.abs(out[..., :4] - ref[..., :4]).max() / np.abs(ref[..., :4]).max()
-    assert scores_err < 0.1, scores_err
-    assert reg_err < 0.15, reg_err
+    assert np.isfinite(out).all()
+    if method != 'Entropy':
+        # Entropy (2048-bin histogram, as TensorRT's) clips tails (the calibration study's
+        # finding; here too: its ranges are tested against ONNX Runtime's instead).
+        assert scores_err < 0.1, scores_err
+        assert reg_err < 0.15, reg_err
     assert not np.array_equal(out, ref)  # it really is quantized
 
 
@@ -124,19 +131,113 @@ def test_real_yolox_export_quantizes_every_conv_bias(tmp_path, calib_images):
     assert all(dtype == np.int32 for dtype, _ in biases.values())
 
 
-def test_reader_feeds_the_inference_preprocessing(calib_images):
+class _Reader:
+    """ONNX Runtime CalibrationDataReader over fixed tensors (the one-shot reference)."""
+
+    def __init__(self, tensors):
+        self._it = iter(tensors)
+
+    def get_next(self):
+        tensor = next(self._it, None)
+        return None if tensor is None else {'images': tensor}
+
+
+def _ort_one_shot(model: Path, tensors, method: str, work: Path, **extra):
+    """Ranges from ONNX Runtime's own calibrator holding every image in memory."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
+
+    calibrator = create_calibrator(model, None, str(work / f'aug_{method}.onnx'),
+                                   calibrate_method=getattr(CalibrationMethod, method),
+                                   extra_options=extra)
+    calibrator.collect_data(_Reader(tensors))
+    return {name: tuple(float(np.ravel(v)[0]) for v in value.range_value)
+            for name, value in calibrator.compute_data().data.items()}
+
+
+def _flat(data):
+    return {name: tuple(float(np.ravel(v)[0]) for v in value.range_value)
+            for name, value in data.data.items()}
+
+
+#: A non-degenerate entropy histogram that is quick to search (2048 bins take ~1 s per tensor).
+ENTROPY_512 = HistogramSpec('entropy', False, 512, 128)
+
+
+@pytest.mark.parametrize('chunks', [(1, 1, 1, 1, 1, 1), (2, 4)])
+def test_streaming_calibration_equals_onnxruntime_one_shot(tmp_path, tiny_model, calib_images,
+                                                           chunks):
+    """Chunked passes give exactly the ranges ONNX Runtime computes over all images at once."""
+    tensors = list(calibration_tensors(list_calibration_images(calib_images), (64, 64)))
+    stream = StreamingCalibration(tiny_model, tmp_path, [2, 6], {
+        'E128': ENTROPY_ORT_DEFAULT, 'E512': ENTROPY_512, 'P': PERCENTILE_ORT_DEFAULT})
+    for feed in (stream.observe, stream.collect):
+        start = 0
+        for size in chunks:
+            feed(tensors[start:start + size])
+            start += size
+    for n in (2, 6):
+        ours = stream.ranges(n, [99.99, 99.9999])
+        ref = {'MinMax': _ort_one_shot(tiny_model, tensors[:n], 'MinMax', tmp_path),
+               'E128': _ort_one_shot(tiny_model, tensors[:n], 'Entropy', tmp_path),
+               'E512': _ort_one_shot(tiny_model, tensors[:n], 'Entropy', tmp_path,
+                                     num_bins=512),
+               'Percentile 99.99': _ort_one_shot(tiny_model, tensors[:n], 'Percentile',
+                                                 tmp_path, percentile=99.99),
+               'Percentile 99.9999': _ort_one_shot(tiny_model, tensors[:n], 'Percentile',
+                                                   tmp_path, percentile=99.9999)}
+        for key, expected in ref.items():
+            assert _flat(ours[key]) == expected, (n, key)
+        # ONNX Runtime's default Entropy (128 of 128 bins) has one candidate: MinMax's range.
+        assert ref['E128'] == ref['MinMax']
+        assert ref['E512'] != ref['MinMax']
+    with pytest.raises(RuntimeError, match='pass 1 has not seen 3'):
+        stream.ranges(3)
+
+
+def test_calibrate_uses_every_image_where_onnxruntime_drops_some(tmp_path, tiny_model):
+    """Regression: ORT 1.32's max_intermediate_outputs drops the images of full batches.
+
+    16 images, the black and white extremes first: with that option MinMax raised 'No data
+    is collected'; with 20 it saw only the last 4. Every image counts here, in every method.
+    """
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'black.png'), np.zeros((48, 80, 3), np.uint8))
+    cv2.imwrite(str(folder / 'white.png'), np.full((48, 80, 3), 255, np.uint8))
+    cv2.imwrite(str(folder / 'gray.png'), np.full((48, 80, 3), 100, np.uint8))
+    for count in (16, 20):
+        listing = tmp_path / f'list{count}.txt'
+        listing.write_text('black.png\nwhite.png\n' + 'gray.png\n' * (count - 2))
+        listing.rename(folder / listing.name)
+        images = list_calibration_images(folder / listing.name)
+        assert len(images) == count
+        seen = []
+        data = calibrate(tiny_model, images, 'MinMax', progress=lambda d, t: seen.append((d, t)))
+        assert _flat(data)['images'] == (0.0, 255.0)
+        assert seen[-1] == (count, count)
+        seen.clear()
+        data = calibrate(tiny_model, images, 'Percentile', progress=lambda d, t: seen.append(
+            (d, t)))
+        assert seen[-1] == (2 * count, 2 * count)   # two passes
+        assert _flat(data)['images'][1] > 250   # the white image counted (gray: 100, pad: 114)
+        assert compute_tensor_ranges(tiny_model, images, 'MinMax')['images'] == (0.0, 255.0)
+    result = quantize_static_qdq(tiny_model, tmp_path / 'q.onnx', images, 'MinMax')
+    assert result.num_images == 20 and result.output_path.is_file()
+
+
+def test_package_methods_and_their_histograms(tmp_path, tiny_model, calib_images):
+    """Entropy means TensorRT's 2048-bin histogram; Legacy / Percentile ONNX Runtime's."""
+    assert HISTOGRAMS == {'Entropy': ENTROPY_2048, 'Percentile': PERCENTILE_ORT_DEFAULT}
+    assert ENTROPY_2048.num_bins == 2048 and ENTROPY_2048.num_quantized_bins == 128
     images = list_calibration_images(calib_images)
-    seen = []
-    reader = make_reader(images, 'images', (64, 64), progress=lambda d, t: seen.append((d, t)))
-    fed = []
-    while (batch := reader.get_next()) is not None:
-        fed.append(batch['images'])
-    assert len(fed) == len(images) and seen[-1] == (6, 6)
-    for tensor, path in zip(fed, images):
-        expected, _ = preprocess_cpu(cv2.imread(str(path)), (64, 64))
-        np.testing.assert_array_equal(tensor, expected)
-    reader.rewind()
-    np.testing.assert_array_equal(reader.get_next()['images'], fed[0])
+    tensors = list(calibration_tensors(images, (64, 64)))
+    percent = _flat(calibrate(tiny_model, images, 'Legacy', percentile=99.9, work=tmp_path))
+    assert percent == _ort_one_shot(tiny_model, tensors, 'Percentile', tmp_path,
+                                    percentile=99.9)
+    with pytest.raises(ParameterError, match='no calibration images'):
+        calibrate(tiny_model, [], 'MinMax')
+    with pytest.raises(ParameterError, match='unknown calibration method'):
+        calibrate(tiny_model, images, 'KL')
 
 
 def test_tensor_ranges_minmax_match_the_data(tiny_model, calib_images):

@@ -1,14 +1,15 @@
 """INT8 quantization shared by the TensorRT builder and the ONNX Runtime INT8 study.
 
 ``images``: the calibration image set and its batches (the inference preprocessing);
-``static``: ONNX Runtime static QDQ quantization and per-tensor calibration ranges.
+``static``: ONNX Runtime static QDQ quantization and per-tensor calibration ranges;
+``streaming``: the bounded-memory calibration both use (ONNX Runtime's range algorithms).
 Heavy dependencies (onnx, onnxruntime) are imported only when a function needs them.
 """
 
 from .images import calibration_tensors, fingerprint, list_calibration_images, load_image
-from .static import (QuantizationResult, canonical_method, compute_tensor_ranges,
+from .static import (QuantizationResult, calibrate, canonical_method, compute_tensor_ranges,
                      quantize_static_qdq, weighted_boundary_nodes)
 
-__all__ = ['QuantizationResult', 'calibration_tensors', 'canonical_method',
+__all__ = ['QuantizationResult', 'calibrate', 'calibration_tensors', 'canonical_method',
            'compute_tensor_ranges', 'fingerprint', 'list_calibration_images', 'load_image',
            'quantize_static_qdq', 'weighted_boundary_nodes']

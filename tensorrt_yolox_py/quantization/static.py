@@ -7,9 +7,15 @@ Contract:
 - ``prepare_model``: shape inference + graph optimisation (ONNX Runtime's quantization
   pre-processing) so that every Conv weight AND bias is an initializer; otherwise biases that
   come through Identity nodes stay float. ``quantize_static_qdq`` always runs it first.
-- ``quantize_static_qdq``: writes a QDQ model (QuantizeLinear/DequantizeLinear pairs) with
-  calibration method MinMax, Entropy or Percentile(p). ``target='cpu'``: uint8 activations,
-  int8 per-channel weights, int32 biases (ONNX Runtime CPU kernels). ``target='tensorrt'``:
+- ``calibrate``: ONNX Runtime ``TensorsData`` (per-tensor ranges) for MinMax, Entropy or
+  Percentile(p), computed with ONNX Runtime's algorithms in bounded memory for any image count
+  (``streaming``; ONNX Runtime's own calibrators hold every intermediate tensor of every image,
+  and its memory-bounding MinMax option drops images). Entropy uses a 2048-bin histogram like
+  TensorRT's entropy calibrator (ONNX Runtime's default 128 bins would make it MinMax).
+- ``quantize_static_qdq``: writes a QDQ model (QuantizeLinear/DequantizeLinear pairs) with the
+  ranges of ``calibrate`` (through ONNX Runtime's calibration cache, onnxruntime >= 1.32).
+  ``target='cpu'``: uint8 activations, int8 per-channel weights, int32 biases (ONNX Runtime CPU
+  kernels). ``target='tensorrt'``:
   symmetric int8 activations and weights (zero point 0, the only form TensorRT accepts) and
   float biases (TensorRT's DequantizeLinear takes no int32), i.e. an explicit-quantization
   model for ``trt.OnnxParser``.
@@ -20,8 +26,8 @@ Contract:
   float.
 """
 
+import contextlib
 import logging
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -33,6 +39,7 @@ import numpy as np
 from .._lazy import require
 from ..errors import ModelContractError, ParameterError
 from .images import calibration_tensors
+from .streaming import ENTROPY_2048, PERCENTILE_ORT_DEFAULT, StreamingCalibration
 
 LOGGER = logging.getLogger(__name__)
 
@@ -56,34 +63,6 @@ def canonical_method(name: str) -> str:
 def _ort_quantization():
     return require('onnxruntime.quantization', 'static INT8 quantization',
                    'pip install onnxruntime')
-
-
-def make_reader(image_paths: Sequence[Path], input_name: str, input_hw: Tuple[int, int],
-                progress: Optional[ProgressFn] = None):
-    """Return an ONNX Runtime ``CalibrationDataReader`` over the preprocessed images."""
-    quant = _ort_quantization()
-
-    class ImageCalibrationReader(quant.CalibrationDataReader):
-        """Feeds ``{input_name: preprocess_cpu(image)}`` once per calibration image."""
-
-        def __init__(self) -> None:
-            self.count = 0
-            self._tensors = calibration_tensors(image_paths, input_hw)
-
-        def get_next(self) -> Optional[Dict[str, np.ndarray]]:
-            tensor = next(self._tensors, None)
-            if tensor is None:
-                return None
-            self.count += 1
-            if progress is not None:
-                progress(self.count, len(image_paths))
-            return {input_name: tensor}
-
-        def rewind(self) -> None:
-            self.count = 0
-            self._tensors = calibration_tensors(image_paths, input_hw)
-
-    return ImageCalibrationReader()
 
 
 def model_input(model_path: PathLike) -> Tuple[str, Tuple[int, int]]:
@@ -192,6 +171,62 @@ def _ensure_node_names(model) -> None:
             used.add(name)
 
 
+#: The histogram each histogram method uses. Entropy: 2048 bins, the size TensorRT's entropy
+#: calibrator uses (ONNX Runtime's default, 128 bins, degenerates to MinMax); Percentile: ONNX
+#: Runtime's default (2048 bins of |x|).
+HISTOGRAMS = {'Entropy': ENTROPY_2048, 'Percentile': PERCENTILE_ORT_DEFAULT}
+
+
+def calibrate(model_path: PathLike, image_paths: Sequence[Path], method: str = 'MinMax',
+              percentile: float = 99.999, progress: Optional[ProgressFn] = None,
+              work: Optional[PathLike] = None):
+    """Return ONNX Runtime ``TensorsData`` for ``method`` calibrated on the images.
+
+    Memory stays bounded whatever the image count (``streaming.StreamingCalibration``): MinMax
+    takes one pass over the images, Entropy / Percentile two (``progress`` counts both passes,
+    so its total is twice the image count). Models are written to ``work`` (default: a
+    temporary folder).
+    """
+    method = canonical_method(method)
+    if not image_paths:
+        raise ParameterError('calibration_image_list_path', 'no calibration images given')
+    _, input_hw = model_input(model_path)
+    count = len(image_paths)
+    specs = {method: HISTOGRAMS[method]} if method in HISTOGRAMS else {}
+    total = count * (2 if specs else 1)
+    with contextlib.ExitStack() as stack:
+        folder = Path(work) if work is not None else Path(stack.enter_context(
+            tempfile.TemporaryDirectory(prefix='yolox_calib_')))
+        stream = StreamingCalibration(Path(model_path), folder, [count], specs)
+        passes = [stream.observe] + ([stream.collect] if specs else [])
+        done = 0
+        for feed in passes:
+            for tensor in calibration_tensors(image_paths, input_hw):
+                feed([tensor])
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        ranges = stream.ranges(count, [percentile])
+    return ranges[f'Percentile {percentile}' if method == 'Percentile' else method]
+
+
+def save_tensors_data(data, path: Path) -> None:
+    """Write ``data`` as an ONNX Runtime calibration cache (``quantize_static`` reads it)."""
+    import inspect
+
+    quant = _ort_quantization()
+    from onnxruntime.quantization import calibrate as ort_calibrate
+
+    if ('calibration_cache_path' not in inspect.signature(quant.quantize_static).parameters
+            or not hasattr(ort_calibrate, 'save_tensors_data')):
+        import onnxruntime
+
+        raise RuntimeError(f'ONNX Runtime {onnxruntime.__version__} cannot quantize from '
+                           'calibration ranges (quantize_static has no calibration_cache_path);'
+                           ' install onnxruntime>=1.32')
+    ort_calibrate.save_tensors_data(data, path)
+
+
 @dataclass
 class QuantizationResult:
     """What ``quantize_static_qdq`` wrote and how."""
@@ -223,7 +258,7 @@ def quantize_static_qdq(model_path: PathLike, output_path: PathLike,
         raise ValueError(f"target must be 'cpu' or 'tensorrt', got {target!r}")
     if not image_paths:
         raise ParameterError('calibration_image_list_path', 'no calibration images given')
-    input_name, input_hw = model_input(model_path)
+    model_input(model_path)            # raises ModelContractError before any work
     start = time.perf_counter()
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
@@ -239,9 +274,11 @@ def quantize_static_qdq(model_path: PathLike, output_path: PathLike,
         if not quantize_last_layer:
             excluded += last
         excluded = sorted(set(excluded))
-        extra = {'CalibMaxIntermediateOutputs': 16}
-        if method == 'Percentile':
-            extra['CalibPercentile'] = float(percentile)
+        data = calibrate(prepared, image_paths, method, percentile, progress,
+                         work=Path(tmp))
+        cache = Path(tmp) / 'calibration.json'
+        save_tensors_data(data, cache)
+        extra: Dict[str, object] = {}
         if target == 'tensorrt':
             extra.update(ActivationSymmetric=True, WeightSymmetric=True, QuantizeBias=False)
             activation_type = quant.QuantType.QInt8
@@ -250,12 +287,12 @@ def quantize_static_qdq(model_path: PathLike, output_path: PathLike,
         LOGGER.info('quantizing %s for %s with %s calibration on %d images%s', model_path,
                     target, method if method != 'Percentile' else f'Percentile({percentile})',
                     len(image_paths), f' (float: {", ".join(excluded)})' if excluded else '')
-        reader = make_reader(image_paths, input_name, input_hw, progress)
         quant.quantize_static(
-            str(prepared), str(output_path), reader, quant_format=quant.QuantFormat.QDQ,
+            str(prepared), str(output_path), calibration_data_reader=None,
+            calibration_cache_path=str(cache), quant_format=quant.QuantFormat.QDQ,
             per_channel=per_channel, activation_type=activation_type,
             weight_type=quant.QuantType.QInt8, nodes_to_exclude=excluded,
-            calibrate_method=getattr(quant.CalibrationMethod, method), extra_options=extra)
+            calibrate_method=data.calibration_method, extra_options=extra)
     seconds = time.perf_counter() - start
     LOGGER.info('wrote %s (%.1f s)', output_path, seconds)
     return QuantizationResult(output_path, method, float(percentile), target,
@@ -271,27 +308,12 @@ def compute_tensor_ranges(model_path: PathLike, image_paths: Sequence[Path],
     The names are the ONNX tensor names of ``model_path``, which TensorRT's ONNX parser keeps for
     the matching layer outputs.
     """
-    quant = _ort_quantization()
-    from onnxruntime.quantization.calibrate import create_calibrator
-
     method = canonical_method(method)
     if not image_paths:
         raise ParameterError('calibration_image_list_path', 'no calibration images given')
-    input_name, input_hw = model_input(model_path)
-    extra: Dict[str, object] = {'max_intermediate_outputs': 16}
-    if method == 'Percentile':
-        extra['percentile'] = float(percentile)
     with tempfile.TemporaryDirectory(prefix='yolox_ranges_') as tmp:
-        calibrator = create_calibrator(
-            str(model_path), None, os.path.join(tmp, 'augmented.onnx'),
-            calibrate_method=getattr(quant.CalibrationMethod, method), extra_options=extra)
-        try:
-            calibrator.collect_data(make_reader(image_paths, input_name, input_hw, progress))
-            data = calibrator.compute_data()
-        finally:
-            clear = getattr(calibrator, 'clear', None)
-            if callable(clear):
-                clear()
+        data = calibrate(model_path, image_paths, method, percentile, progress,
+                         work=Path(tmp))
     ranges: Dict[str, Tuple[float, float]] = {}
     for name, value in data.data.items():
         low, high = value.range_value if hasattr(value, 'range_value') else value
