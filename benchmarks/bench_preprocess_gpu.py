@@ -289,6 +289,16 @@ def bench_size(label: str, in_hw: Tuple[int, int], image: np.ndarray, iters: int
                       f' h2d+k {rec["h2d_kernel_single_us"]["median"]:.1f} us'
                       f' roofline {roofline_us:.2f} us', flush=True)
             result['gpu'][f'h2d_only_{tag}'] = gpu.time_events(h2d, iters)
+            # practical roofline at this size: a D2D copy moving the same bytes (half read,
+            # half written), cold (rotating sets) like the kernels
+            half = (src_bytes + out_bytes) // 2
+            pairs = [(gpu.alloc(half), gpu.alloc(half)) for _ in range(rotate)]
+            copy = lambda i: cuda_call(gpu.drv.cuMemcpyDtoDAsync(  # noqa: E731
+                pairs[i % rotate][1], pairs[i % rotate][0], half, gpu.stream))
+            result['gpu'][f'd2d_copy_same_bytes_{tag}'] = {
+                'bytes_moved': 2 * half,
+                'amortized_cold_us': gpu.amortized(copy, launches, iters),
+                'amortized_hot_us': gpu.amortized(lambda i: copy(0), launches, iters)}
             # correctness of what was timed: every variant equals the CPU reference within 1
             ref, _ = preprocess_cpu(image, in_hw)
             worst = {}
@@ -552,7 +562,8 @@ def markdown(res: Dict[str, Any]) -> str:
                   '|---|---|---|---|---|---|---|---|---|']
         gpu = size['gpu']
         for key, rec in gpu.items():
-            if not (isinstance(rec, dict) and 'amortized_cold_us' in rec):
+            if not (isinstance(rec, dict) and 'amortized_cold_us' in rec) \
+                    or key.startswith('d2d_copy'):
                 continue
             tag = key.rsplit('_', 1)[1]
             diff = gpu[f'max_abs_diff_vs_cpu_{tag}'][key.rsplit('_', 1)[0]]
@@ -567,6 +578,12 @@ def markdown(res: Dict[str, Any]) -> str:
         for tag in DTYPES:
             lines.append(f"| H2D only (pinned, {tag} case) | | | "
                          f"{gpu[f'h2d_only_{tag}']['median']:.1f} | | | | | |")
+        for tag in DTYPES:
+            copy = gpu.get(f'd2d_copy_same_bytes_{tag}')
+            if copy:
+                lines.append(f"| D2D copy of the fused {tag} bytes | "
+                             f"{copy['amortized_cold_us']['median']:.2f} | "
+                             f"{copy['amortized_hot_us']['median']:.2f} | | | | | | |")
         for key, rec in cpu.items():
             if isinstance(rec, dict):
                 lines.append(f"| CPU {key} | | | {rec['median']:.0f} ({rec['p90']:.0f}) "

@@ -164,10 +164,11 @@ class CudaPreprocessor:
     """Letterbox preprocessing on a CUDA GPU; see the module docstring for the contract.
 
     ``fused`` selects the single fused kernel (default) or the seed's unfused 4-kernel chain.
-    ``variant`` picks a fused kernel variant ('auto', 'b1', 'w1', 'b4'/'w4' for float32,
-    'b8'/'w8' for float16; see ``kernels.py``). ``use_graph`` replays H2D + kernel as a cached
-    CUDA graph (one launch call). ``overlap_h2d`` copies on a second stream with two staging
-    slots, so the next frame's H2D overlaps this frame's kernel and inference.
+    ``variant`` picks a fused kernel variant ('auto' = the default 'c1'; 'b1', 'w1', 'c1',
+    'w1r2', 'w1r4', 's1'; 'b4'/'w4' for float32, 'b8'/'w8' for float16; see ``kernels.py``).
+    ``use_graph`` replays H2D + kernel as a cached CUDA graph (one launch call).
+    ``overlap_h2d`` copies on a second stream with two staging slots, so the next frame's H2D
+    overlaps this frame's kernel and inference.
     """
 
     name = 'cuda'
