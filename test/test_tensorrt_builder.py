@@ -1,6 +1,7 @@
 """TensorRT engine building against the TensorRT 10 API double: calls, order, INT8 paths, DLA."""
 
 import warnings
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -186,6 +187,24 @@ def test_explicit_qdq_on_tensorrt_10_1_and_later(trt, host_memory, tiny_model, c
     layers = engine_layers(trt, prepared.path)
     assert layers['dark2']['precision'] == 'INT8'
     assert layers['stem']['precision'] == 'HALF'  # left out of the Q/DQ model
+
+
+def test_calibration_version_is_part_of_the_keys(trt, host_memory, tiny_model, calib_images,
+                                                 tmp_path, monkeypatch):
+    """An engine calibrated by an older calibration implementation is rebuilt, not reused."""
+    import tensorrt_yolox_py.backends.tensorrt.builder as builder_module
+
+    options = dict(precision='int8', calibration_image_list_path=str(calib_images))
+    first = prepare(trt, host_memory, tiny_model, tmp_path, **options)
+    assert first.report['int8_path'] == 'explicit' and first.built
+    again = prepare(trt, host_memory, tiny_model, tmp_path, **options)
+    assert not again.built and again.key == first.key
+    monkeypatch.setattr(builder_module, 'CALIBRATION_VERSION',
+                        builder_module.CALIBRATION_VERSION + 1)
+    newer = prepare(trt, host_memory, tiny_model, tmp_path, **options)
+    assert newer.built and newer.key != first.key
+    qdq = sorted(p.name for p in Path(first.path).parent.glob('*.qdq-*.onnx'))
+    assert len(qdq) == 2   # the Q/DQ artifact was made again too
 
 
 def test_model_that_already_has_qdq_is_parsed_as_is(trt, host_memory, tiny_model,

@@ -171,6 +171,11 @@ def _ensure_node_names(model) -> None:
             used.add(name)
 
 
+#: Version of the ranges ``calibrate`` computes: part of the TensorRT engine / artifact cache
+#: keys, so an engine calibrated by an older implementation is never reused. 2: bounded-memory
+#: streaming calibration (every image counts), Entropy over 2048 bins.
+CALIBRATION_VERSION = 2
+
 #: The histogram each histogram method uses. Entropy: 2048 bins, the size TensorRT's entropy
 #: calibrator uses (ONNX Runtime's default, 128 bins, degenerates to MinMax); Percentile: ONNX
 #: Runtime's default (2048 bins of |x|).

@@ -47,6 +47,7 @@ import numpy as np
 from ...errors import ModelContractError, ParameterError
 from ...params import DetectorConfig
 from ...quantization.images import fingerprint, list_calibration_images
+from ...quantization.static import CALIBRATION_VERSION
 from ..base import check_io_contract
 from .calibration import make_calibrator, write_atomic
 from .common import (IMPLICIT_INT8_DEPRECATED, PLATFORM_QUERY_DEPRECATED, TensorRTError,
@@ -290,6 +291,7 @@ class EngineBuild:
                              'percentile': self.settings.percentile, 'images': self.image_key,
                              'first': self.settings.fp16_first_layer,
                              'last': self.settings.fp16_last_layer,
+                             'calibration_version': CALIBRATION_VERSION,
                              'trt': version_text(self.version[:2] + (0,))})[:12]
         return self.cache_dir / f'{_safe(self.settings.model_path.stem)}.{kind}-{digest}{suffix}'
 
@@ -525,6 +527,8 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
                       clip_value=settings.clip_value,
                       fp16_first_layer=settings.fp16_first_layer,
                       fp16_last_layer=settings.fp16_last_layer)
+        if plan.mode in ('explicit', 'ranges'):   # ranges made by quantization.calibrate
+            fields['calibration_version'] = CALIBRATION_VERSION
     key = engine_key(fields)
     cache = EngineCache(settings.cache_dir)
     name = f'{_safe(model.stem)}.{settings.precision}.{settings.device}'
