@@ -154,6 +154,14 @@ def _ort_one_shot(model: Path, tensors, method: str, work: Path, **extra):
             for name, value in calibrator.compute_data().data.items()}
 
 
+def _assert_close(got, ref, tol):
+    assert set(got) == set(ref)
+    for name, (low, high) in ref.items():
+        scale = max(abs(low), abs(high), 1e-6)
+        assert abs(got[name][0] - low) <= tol * scale, (name, got[name], ref[name])
+        assert abs(got[name][1] - high) <= tol * scale, (name, got[name], ref[name])
+
+
 def _flat(data):
     return {name: tuple(float(np.ravel(v)[0]) for v in value.range_value)
             for name, value in data.data.items()}
@@ -169,7 +177,8 @@ def test_streaming_calibration_equals_onnxruntime_one_shot(tmp_path, tiny_model,
     """Chunked passes give exactly the ranges ONNX Runtime computes over all images at once."""
     tensors = list(calibration_tensors(list_calibration_images(calib_images), (64, 64)))
     stream = StreamingCalibration(tiny_model, tmp_path, [2, 6], {
-        'E128': ENTROPY_ORT_DEFAULT, 'E512': ENTROPY_512, 'P': PERCENTILE_ORT_DEFAULT})
+        'E128': ENTROPY_ORT_DEFAULT, 'E512': ENTROPY_512, 'P': PERCENTILE_ORT_DEFAULT},
+        optimize=False)
     for feed in (stream.observe, stream.collect):
         start = 0
         for size in chunks:
@@ -192,6 +201,24 @@ def test_streaming_calibration_equals_onnxruntime_one_shot(tmp_path, tiny_model,
         assert ref['E512'] != ref['MinMax']
     with pytest.raises(RuntimeError, match='pass 1 has not seen 3'):
         stream.ranges(3)
+
+
+def test_optimized_sessions_stay_within_rounding_of_onnxruntime(
+        tmp_path, tiny_model, calib_images):
+    """The default (optimised graph, ~2x faster) matches ORT to float rounding / one bin."""
+    images = list_calibration_images(calib_images)
+    tensors = list(calibration_tensors(images, (64, 64)))
+    stream = StreamingCalibration(tiny_model, tmp_path, [6], {'P': PERCENTILE_ORT_DEFAULT})
+    assert stream.optimize
+    stream.observe(tensors)
+    stream.collect(tensors)
+    ours = stream.ranges(6, [99.99])
+    for key, method, extra in (('MinMax', 'MinMax', {}),
+                               ('Percentile 99.99', 'Percentile', {'percentile': 99.99})):
+        # MinMax: float rounding; percentile: at most one of 2048 histogram bins
+        _assert_close(_flat(ours[key]), _ort_one_shot(tiny_model, tensors, method, tmp_path,
+                                                      **extra),
+                      1e-5 if key == 'MinMax' else 1.0 / 2048)
 
 
 def test_calibrate_uses_every_image_where_onnxruntime_drops_some(tmp_path, tiny_model):
@@ -232,8 +259,8 @@ def test_package_methods_and_their_histograms(tmp_path, tiny_model, calib_images
     images = list_calibration_images(calib_images)
     tensors = list(calibration_tensors(images, (64, 64)))
     percent = _flat(calibrate(tiny_model, images, 'Legacy', percentile=99.9, work=tmp_path))
-    assert percent == _ort_one_shot(tiny_model, tensors, 'Percentile', tmp_path,
-                                    percentile=99.9)
+    _assert_close(percent, _ort_one_shot(tiny_model, tensors, 'Percentile', tmp_path,
+                                         percentile=99.9), 1.0 / 2048)
     with pytest.raises(ParameterError, match='no calibration images'):
         calibrate(tiny_model, [], 'MinMax')
     with pytest.raises(ParameterError, match='unknown calibration method'):
