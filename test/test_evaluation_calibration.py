@@ -1,4 +1,6 @@
-"""The INT8 study's streamed calibration equals ONNX Runtime's one-shot calibrators."""
+"""The INT8 study's calibration: the package's streamed calibration (with the study's histogram
+configurations, on a YOLOX-shaped model) equals ONNX Runtime's one-shot calibrators; the ReLU6
+fixed-range recipe."""
 
 import contextlib
 import importlib.util
@@ -41,15 +43,17 @@ def test_streamed_ranges_equal_one_shot_onnxruntime(tmp_path: Path,
                                                     create_calibrator)
     from tensorrt_yolox_py.quantization.static import prepare_model
 
+    from tensorrt_yolox_py.quantization.streaming import StreamingCalibration
+
     study = _study()
     prepared = prepare_model(planted_model, tmp_path / 'prepared.onnx')
     images = _images(5)
-    stream = study.StreamingCalibration(prepared, tmp_path, [3, 5])
+    stream = StreamingCalibration(prepared, tmp_path, [3, 5], study.HISTOGRAMS, optimize=False)
     for chunk in (images[:2], images[2:3], images[3:]):   # chunks never straddle a count
         stream.observe(chunk)
     for chunk in (images[:2], images[2:3], images[3:]):
         stream.collect(chunk)
-    mine = {3: stream.ranges(3, methods=['Percentile']), 5: stream.ranges(5)}
+    mine = {3: stream.ranges(3, study.PERCENTILES), 5: stream.ranges(5, study.PERCENTILES)}
 
     class Reader(CalibrationDataReader):
         def __init__(self, data: List[np.ndarray]) -> None:
