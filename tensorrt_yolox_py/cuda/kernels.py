@@ -497,7 +497,11 @@ KERNEL_NAMES = (
 
 @dataclass(frozen=True)
 class FusedVariant:
-    """One fused-kernel variant: its loads ('bytes'/'words') and output pixels per thread."""
+    """One fused-kernel variant: its loads and output pixels (and rows) per thread.
+
+    loads: 'bytes', 'words' (32-bit words), 'cs-words' (words with streaming cache
+    hints) or 'smem' (staged in shared memory); its first letter names the kernel.
+    """
 
     name: str
     loads: str
