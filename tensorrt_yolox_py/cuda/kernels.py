@@ -499,7 +499,7 @@ KERNEL_NAMES = (
 class FusedVariant:
     """One fused-kernel variant: its loads and output pixels (and rows) per thread.
 
-    loads: 'bytes', 'words' (32-bit words), 'cs-words' (words with streaming cache
+    ``loads``: 'bytes', 'words' (32-bit words), 'cs-words' (words with streaming cache
     hints) or 'smem' (staged in shared memory); its first letter names the kernel.
     """
 
