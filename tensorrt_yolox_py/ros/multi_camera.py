@@ -15,13 +15,12 @@ import logging
 from typing import Any, List, Optional, Sequence
 
 from .._lazy import require
-from ..errors import YoloxError
 from ..params import PARAMS_BY_NAME, load_param_yaml
 from .camera_mapping import NodeSpec, load_cameras_file
-from .node import DetectorFactory, YoloxNode, report_startup_error
+from .node import DetectorFactory, YoloxNode, run_until_shutdown
 
 rclpy = require('rclpy', 'the multi-camera runner', 'pip install ros-rclpy')
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 LOGGER = logging.getLogger(__name__)
@@ -71,11 +70,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Start every camera's node and spin them until Ctrl-C / SIGTERM."""
     import sys
 
-    logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
     argv = sys.argv[1:] if argv is None else list(argv)
     ros_args = argv[argv.index('--ros-args'):] if '--ros-args' in argv else []
     options = parse_args(argv[:len(argv) - len(ros_args)])
-    try:
+
+    def body() -> None:
         specs = load_cameras_file(options.cameras)
         base = load_param_yaml(options.params_file) if options.params_file else {}
         with rclpy.init(args=['yolox_multi_camera'] + ros_args):
@@ -91,11 +90,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 executor.shutdown()
                 for node in nodes:
                     node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (YoloxError, OSError) as exc:
-        return report_startup_error(exc)
-    return 0
+
+    return run_until_shutdown(body)
 
 
 if __name__ == '__main__':

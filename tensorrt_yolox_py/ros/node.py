@@ -210,24 +210,35 @@ def report_startup_error(exc: BaseException) -> int:
     return 2 if isinstance(exc, ParameterError) else 1
 
 
-def main(args: Optional[List[str]] = None) -> int:
-    """Run one detector node until Ctrl-C, SIGTERM or context shutdown (console: yolox_node)."""
+def run_until_shutdown(body: Callable[[], Optional[int]]) -> int:
+    """Run a console entry point's ``body`` (init rclpy, spin) and return its exit status.
+
+    Ctrl-C, SIGTERM and context shutdown end it quietly (0); start-up errors (bad parameters,
+    missing files) print one line, no traceback (``report_startup_error``).
+    """
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
     try:
+        return body() or 0
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    except (YoloxError, OSError) as exc:
+        return report_startup_error(exc)
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    """Run one detector node until Ctrl-C, SIGTERM or context shutdown (console: yolox_node)."""
+    def body() -> None:
         with rclpy.init(args=args):
             node = YoloxNode()
             try:
                 if node.config.build_only:
                     node.get_logger().info('build_only is true: the model is ready, exiting')
-                    return 0
+                    return
                 rclpy.spin(node)
             finally:
                 node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (YoloxError, OSError) as exc:
-        return report_startup_error(exc)
-    return 0
+
+    return run_until_shutdown(body)
 
 
 if __name__ == '__main__':
