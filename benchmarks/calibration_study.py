@@ -30,8 +30,6 @@ every method, spans of images spread over worker processes; the models come from
 """
 
 import argparse
-import contextlib
-import io
 import json
 import logging
 import os
@@ -247,18 +245,13 @@ def _pass2_task(job) -> Tuple[Tuple[int, int], Dict[int, Dict[str, Dict[str, np.
     span, stats = job
     stream = _WORKER['stream']
     stream.stats = stats
-    stream.collectors, stream.fed = {}, 0
-    targets = [n for n in stream.counts if span[0] < n]
-    for n in targets:
-        stream.collectors[n] = stream.new_collectors(n)
+    # as if the images before the span had been fed: collect() then fills the histograms of
+    # every count N > start (spans never straddle a count), starting from empty ones
+    stream.collectors, stream.fed = {}, span[0]
     for chunk in _tensors(*span):
-        outputs = stream.run(chunk)
-        with contextlib.redirect_stdout(io.StringIO()):
-            for n in targets:
-                for collector in stream.collectors[n].values():
-                    collector.collect(outputs)
+        stream.collect(chunk)
     counts = {n: {method: {t: h[0] for t, h in col.histogram_dict.items()}
-                  for method, col in stream.collectors[n].items()} for n in targets}
+                  for method, col in cols.items()} for n, cols in stream.collectors.items()}
     return span, counts
 
 
