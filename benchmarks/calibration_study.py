@@ -53,6 +53,7 @@ from tensorrt_yolox_py.labels import DEFAULT_LABELS  # noqa: E402
 from tensorrt_yolox_py.params import DEFAULT_MODEL_PATH  # noqa: E402
 from tensorrt_yolox_py.pipeline import Detector  # noqa: E402
 from tensorrt_yolox_py.quantization.static import (prepare_model,  # noqa: E402
+                                                   require_calibration_cache,
                                                    save_tensors_data)
 from tensorrt_yolox_py.quantization.streaming import (ENTROPY_2048,  # noqa: E402
                                                       ENTROPY_ORT_DEFAULT,
@@ -322,6 +323,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     model = Path(args.model)
     prepared = work / 'prepared.onnx'
+    require_calibration_cache()        # fail now, not after an hour of calibration
     if not prepared.exists():
         prepare_model(model, prepared)
     with OnnxRuntimeBackend(model) as backend:

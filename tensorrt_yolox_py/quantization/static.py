@@ -215,8 +215,11 @@ def calibrate(model_path: PathLike, image_paths: Sequence[Path], method: str = '
     return ranges[f'Percentile {percentile}' if method == 'Percentile' else method]
 
 
-def save_tensors_data(data, path: Path) -> None:
-    """Write ``data`` as an ONNX Runtime calibration cache (``quantize_static`` reads it)."""
+def require_calibration_cache() -> None:
+    """Raise unless ONNX Runtime's ``quantize_static`` can quantize from saved ranges.
+
+    Called before calibrating, so an old ONNX Runtime fails at once, not after the passes.
+    """
     import inspect
 
     quant = _ort_quantization()
@@ -229,6 +232,13 @@ def save_tensors_data(data, path: Path) -> None:
         raise RuntimeError(f'ONNX Runtime {onnxruntime.__version__} cannot quantize from '
                            'calibration ranges (quantize_static has no calibration_cache_path);'
                            ' install onnxruntime>=1.32')
+
+
+def save_tensors_data(data, path: Path) -> None:
+    """Write ``data`` as an ONNX Runtime calibration cache (``quantize_static`` reads it)."""
+    require_calibration_cache()
+    from onnxruntime.quantization import calibrate as ort_calibrate
+
     ort_calibrate.save_tensors_data(data, path)
 
 
@@ -264,6 +274,7 @@ def quantize_static_qdq(model_path: PathLike, output_path: PathLike,
     if not image_paths:
         raise ParameterError('calibration_image_list_path', 'no calibration images given')
     model_input(model_path)            # raises ModelContractError before any work
+    require_calibration_cache()
     start = time.perf_counter()
     output_path = Path(output_path)
     output_path.parent.mkdir(parents=True, exist_ok=True)
