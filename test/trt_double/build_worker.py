@@ -15,14 +15,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parents[1])]
 
-from trt_double import tensorrt as double  # noqa: E402
+from trt_double.control import DoubleTensorRT, Hardware  # noqa: E402
 from trt_double.host_memory import HostMemory  # noqa: E402
 
 
 def main(model: str, cache: str, ready: str, go: str, result: str) -> int:
     memory = HostMemory()
-    double.reset(memory=memory, hardware=double.Hardware(build_delay_s=1.0))
-    sys.modules['tensorrt'] = double
+    double = DoubleTensorRT(memory=memory, hardware=Hardware(build_delay_s=1.0))
+    sys.modules['tensorrt'] = double.module
     from tensorrt_yolox_py.backends.tensorrt.builder import EngineSettings, prepare_engine
 
     settings = EngineSettings(Path(model), precision='fp16', cache_dir=Path(cache))
@@ -32,7 +32,7 @@ def main(model: str, cache: str, ready: str, go: str, result: str) -> int:
         if time.time() > deadline:
             return 1
         time.sleep(0.002)
-    prepared = prepare_engine(settings, trt=double, memory=memory)
+    prepared = prepare_engine(settings, trt=double.module, memory=memory)
     builds = sum(1 for c in double.CALLS if c[0] == 'Builder.build_serialized_network')
     digest = hashlib.sha256(prepared.path.read_bytes()).hexdigest()
     Path(result).write_text(json.dumps({'built': prepared.built, 'builds': builds,

@@ -19,18 +19,18 @@ def main() -> int:
     import importlib.util
 
     from tensorrt_yolox_py.backends.tensorrt.cuda_memory import CudaMemory
-    from trt_double import tensorrt as double
+    from trt_double.control import DoubleTensorRT, Hardware
     from trt_double.cuda_access import CudaAccess
 
     info = CudaMemory(0).device_info()
-    double.reset(memory=CudaAccess(), hardware=double.Hardware(
+    double = DoubleTensorRT(memory=CudaAccess(), hardware=Hardware(
         gpu_name=info['name'], compute_capability=tuple(info['compute_capability'])))
-    sys.modules['tensorrt'] = double
+    sys.modules['tensorrt'] = double.module
     script = HERE.parents[1] / 'scripts' / 'check_tensorrt_on_hardware.py'
     spec = importlib.util.spec_from_file_location('check_tensorrt_on_hardware', script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.run(sys.argv[1:], trt=double)[0]
+    return module.run(sys.argv[1:], trt=double.module)[0]
 
 
 if __name__ == '__main__':

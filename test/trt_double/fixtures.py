@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from . import tensorrt as double
+from .control import DoubleTensorRT
 from .host_memory import HostMemory
 from .models import make_tiny_yolox, write_images
 
@@ -18,12 +18,10 @@ def host_memory() -> HostMemory:
 
 @pytest.fixture
 def trt(monkeypatch: pytest.MonkeyPatch, host_memory: HostMemory):
-    """Install the TensorRT double as ``tensorrt``, reset, reading ``host_memory``."""
-    double.reset(memory=host_memory)
-    host_memory.calls = double.CALLS  # one journal: memory calls interleave with TensorRT's
-    monkeypatch.setitem(sys.modules, 'tensorrt', double)
-    yield double
-    double.reset()
+    """Install the TensorRT double (10.3.0 mode) as ``tensorrt``, reading ``host_memory``."""
+    control = DoubleTensorRT(memory=host_memory)  # one journal: memory calls interleave
+    control.install(monkeypatch)
+    yield control
 
 
 @pytest.fixture(scope='session')

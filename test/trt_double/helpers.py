@@ -34,3 +34,17 @@ def first_missing(calls: Sequence[Tuple[Any, ...]], expected: Sequence[Tuple[Any
         if not in_order(calls, expected[:count]):
             return expected[count - 1]
     return None
+
+
+def recording_logger(trt: Any) -> Any:
+    """Return a ``trt.ILogger`` that keeps ``(severity, msg)`` in ``messages`` (test use)."""
+
+    class RecordingLogger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.messages: List[Tuple[Any, str]] = []
+
+        def log(self, severity: Any, msg: str) -> None:
+            self.messages.append((severity, msg))
+
+    return RecordingLogger()

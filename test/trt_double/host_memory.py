@@ -30,7 +30,10 @@ class HostMemory:
         return {'name': self.name, 'compute_capability': self.capability, 'uuid': 'host'}
 
     def malloc(self, nbytes: int) -> int:
-        buffer = np.zeros(int(nbytes), np.uint8)
+        # 256-byte aligned, as cudaMalloc is (TensorRT checks I/O address alignment)
+        raw = np.zeros(int(nbytes) + 256, np.uint8)
+        offset = (-raw.ctypes.data) % 256
+        buffer = raw[offset:offset + int(nbytes)]
         ptr = buffer.ctypes.data
         self.device[ptr] = buffer
         self.calls.append(('malloc', int(nbytes)))

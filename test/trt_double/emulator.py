@@ -1,107 +1,76 @@
-"""A faithful, small test double of the TensorRT 10 Python API subset tensorrt_yolox_py uses.
+"""The TensorRT double's ``tensorrt`` module, executed anew for each version mode.
 
-It is installed as ``sys.modules['tensorrt']`` by the ``trt`` fixture (``trt_double.fixtures``),
-so the production code runs unchanged against it. What it does:
+``control.build_module`` executes this file with ``_CONTROL`` (the test-side controller),
+``_API`` (the real manifest of the emulated version's API surface, ``trt_api.api``) and
+``__version__`` set, then ``conform`` deletes every public name and member that real version
+lacks and wraps every method to check calls against its real pybind11 signatures. What stays
+is no more permissive than the real module:
 
-- Same names as TensorRT 10: ``Builder``, ``IBuilderConfig`` (``set_flag``,
-  ``set_memory_pool_limit``, ``default_device_type``, ``DLA_core``, ``int8_calibrator``,
-  ``can_run_on_DLA``, ``create_timing_cache`` / ``set_timing_cache``, ``progress_monitor``),
-  ``OnnxParser`` (``parse``, ``parse_from_file``, ``num_errors``, ``get_error``),
-  ``INetworkDefinition`` / ``ILayer`` / ``ITensor`` (``set_dynamic_range``, ``precision``,
-  ``set_output_type``), the calibrator bases ``IInt8EntropyCalibrator2`` /
-  ``IInt8MinMaxCalibrator`` / ``IInt8LegacyCalibrator``, ``IProfiler``, ``ILogger``,
-  ``IProgressMonitor``, ``Runtime.deserialize_cuda_engine``, ``ICudaEngine`` (``num_io_tensors``,
-  ``get_tensor_name/shape/dtype/mode``, ``create_engine_inspector``), ``IExecutionContext``
-  (``set_tensor_address``, ``execute_async_v3``, ``profiler``) and the enums.
-- It records every call in ``CALLS`` (tuples ``('Class.method', args...)``) so tests can check
-  the order of calls, and rejects misuse the way TensorRT does: errors go to the ILogger and
-  ``build_serialized_network`` / ``deserialize_cuda_engine`` return ``None``;
-  ``set_tensor_address`` / ``execute_async_v3`` return ``False``; bad argument types raise
-  ``TypeError`` (as pybind11 does). Rejected: DLA without FP16/INT8, a DLA core that does not
-  exist (or any DLA on a platform without one), a DLA layer that cannot run there without
-  GPU_FALLBACK, a non-Entropy2 calibrator for the DLA ("the required calibrator for DLA" in the
-  API documentation), INT8 with neither calibrator, dynamic ranges nor Q/DQ, a calibrator whose
-  ``get_batch`` returns the wrong number of pointers or a buffer too small for the input, Q/DQ
-  with a non-zero zero point or a non-int8 quantized type (TensorRT quantizes symmetrically, in
-  INT8), Q/DQ networks without the INT8 flag, dynamic input shapes without an optimization
-  profile, unknown ONNX operators, a plan from another TensorRT version or GPU, a truncated or
-  foreign plan, ``set_tensor_address`` with an unknown name or a null pointer, and
-  ``execute_async_v3`` before every I/O address is set. Subclasses of the interface classes
-  must call the base ``__init__`` (pybind11 rule).
-- It parses the ONNX file with the ``onnx`` package into layers and tensors (one layer per
-  node; Conv weights folded into the layer, other initializers become CONSTANT layers),
-  "builds" a plan (a header with the build decisions + the ONNX bytes) that deserializes back,
-  calibrates by running the ONNX with ONNX Runtime on the batches the calibrator hands over
-  (reading them through ``MEMORY``), and "runs" by executing the ONNX with ONNX Runtime on the
-  bytes behind the bound input address, writing the output to the bound output address.
+- names, classes, members and enum values are the real ones of that version (the enums are
+  built from the manifest, strict as pybind11's: equal only to members of the same enum, no
+  arithmetic, ``int()`` / ``index()`` work); TensorRT 11 mode has no ``BuilderFlag.FP16`` /
+  ``INT8`` / ``PREFER_PRECISION_CONSTRAINTS``, no ``int8_calibrator``, no ``IInt8*Calibrator``,
+  no ``set_dynamic_range``, no layer ``precision`` / ``set_output_type``, no
+  ``platform_has_fast_*``, no ``EXPLICIT_BATCH``, and every network is strongly typed;
+- callbacks (logger, progress monitor, profiler, calibrators) are called the way the real
+  trampolines call them: any exception raised inside one, ``KeyboardInterrupt`` included, is
+  caught, printed (``[ERROR] Exception caught in get_batch(): ...``) and replaced by the real
+  default (``get_batch`` -> no more data, ``step_complete`` -> cancel the build,
+  ``read_calibration_cache`` -> no cache, ``get_batch_size`` -> -1);
+- ``write_calibration_cache`` receives a read-only ``memoryview`` that is released when the
+  call returns; ``IHostMemory`` has the buffer protocol, ``nbytes`` and ``dtype`` only;
+- deprecation warnings as the binding sources issue them ("Use <text> instead."):
+  ``int8_calibrator``, ``set_dynamic_range`` / ``dynamic_range`` / ``reset_dynamic_range``
+  from 10.1; layer ``precision`` setter, ``precision_is_set``, ``reset_precision``,
+  ``set_output_type`` and friends from 10.12; ``platform_has_fast_*`` never warn;
+- ``set_tensor_address(name, 0)`` resets the address; any other address must be 256-byte
+  aligned; ``ParserError.code()`` returns an ``ErrorCode``;
+- the engine inspector answers in TensorRT's DETAILED JSON shape (``Name``, ``LayerType`` such
+  as ``CaskConvolution``, ``Inputs`` / ``Outputs`` with ``Format/Datatype``, ``TacticName``,
+  ``Metadata``; DLA subgraphs as one ``{ForeignNode[first...last]}`` layer); the engine
+  information lists ``Bindings`` (``I/O Tensors`` from 11).
 
-What it does NOT model: kernels, tactics, real timings, layer fusion, INT8 arithmetic (the run is
-float32), and DLA support beyond the simple ``can_run_on_DLA`` rules below. Passing these tests
-says the calls are right; only a run on real TensorRT (scripts/check_tensorrt_on_hardware.py)
-says the engine is.
+What it does: parses the ONNX file with the ``onnx`` package into layers and tensors,
+"builds" a plan (a header with the build decisions + the ONNX bytes) that deserializes back,
+calibrates by running the ONNX with ONNX Runtime on the batches the calibrator hands over
+(reading them through ``_CONTROL.memory``), and "runs" by executing the ONNX with ONNX Runtime
+on the bytes behind the bound input address, writing the output to the bound output address.
+It rejects misuse the way TensorRT does: errors go to the ILogger and
+``build_serialized_network`` / ``deserialize_cuda_engine`` return ``None``;
+``set_tensor_address`` / ``execute_async_v3`` return ``False``.
+
+What it does NOT model: kernels, tactics, real timings, real layer fusion, INT8 arithmetic
+(the run is float32), and DLA support beyond the simple ``can_run_on_DLA`` rules. Passing
+these tests says the calls are right; only a run on real TensorRT
+(scripts/check_tensorrt_on_hardware.py) says the engine is.
 """
 
-import ctypes
-import enum
-import io
-import json
-import struct
-import time
-import warnings
-from dataclasses import dataclass
-from pathlib import Path
+from __future__ import annotations
+
+import builtins as _builtins
+import ctypes as _ctypes
+import json as _json
+import struct as _struct
+import sys as _sys
+import time as _time
+import warnings as _warnings
+from pathlib import Path as _Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
+import numpy as _np
 
-__version__ = '10.3.0'
-
-#: Every recorded call, in order: ('Class.method', arg, ...).
-CALLS: List[Tuple[Any, ...]] = []
-
-
-@dataclass
-class Hardware:
-    """The platform the double pretends to be (set by tests)."""
-
-    gpu_name: str = 'Double GPU'
-    compute_capability: Tuple[int, int] = (8, 7)
-    num_dla_cores: int = 0
-    fast_fp16: bool = True
-    fast_int8: bool = True
-    #: Seconds a build takes (to widen race windows in the concurrency test).
-    build_delay_s: float = 0.0
-
-
-HARDWARE = Hardware()
-
-
-class _CtypesMemory:
-    """Default memory access: pointers are host addresses (ctypes), no validation."""
-
-    def read(self, ptr: int, nbytes: int) -> bytes:
-        return ctypes.string_at(ptr, nbytes)
-
-    def write(self, ptr: int, data: bytes) -> None:
-        ctypes.memmove(ptr, data, len(data))
-
-
-#: How the double reads/writes the memory behind pointers (a test sets a validating one).
-MEMORY: Any = _CtypesMemory()
-
-
-def reset(version: str = '10.3.0', hardware: Optional[Hardware] = None,
-          memory: Any = None) -> None:
-    """Reset the recorded calls, the version, the hardware and the memory access."""
-    global __version__, HARDWARE, MEMORY
-    CALLS.clear()
-    __version__ = version
-    HARDWARE = hardware or Hardware()
-    MEMORY = memory or _CtypesMemory()
+_bool = _builtins.bool   # the module defines `bool` (DataType.BOOL) as the real one does
+_CONTROL: Any   # set by control.build_module before this file runs
+_API: Any       # idem: trt_api.api.Api of the emulated surface
+__version__: str  # idem
 
 
 def _record(*entry: Any) -> None:
-    CALLS.append(entry)
+    _CONTROL.record(*entry)
+
+
+def _hw() -> Any:
+    return _CONTROL.hardware
 
 
 def _version_tuple() -> Tuple[int, int, int]:
@@ -109,18 +78,28 @@ def _version_tuple() -> Tuple[int, int, int]:
     return tuple(parts + [0] * (3 - len(parts)))  # type: ignore[return-value]
 
 
-def _deprecated(what: str) -> None:
-    if _version_tuple() >= (10, 1, 0):
-        _record('DeprecationWarning', what)
-        warnings.warn(f'{what} is deprecated: Deprecated in TensorRT 10.1. Superseded by '
-                      'explicit quantization.', DeprecationWarning, stacklevel=3)
-
-
-def _deprecated_since(version: Tuple[int, int, int], what: str, instead: str) -> None:
+def _deprecated_since(version: Tuple[int, int, int], what: str, text: str) -> None:
+    """Warn as the real bindings' utils::deprecate does, from ``version`` on."""
     if _version_tuple() >= version:
         _record('DeprecationWarning', what)
-        warnings.warn(f'{what} is deprecated since TensorRT {version[0]}.{version[1]}: '
-                      f'{instead}', DeprecationWarning, stacklevel=3)
+        _warnings.warn(f'Use {text} instead.', DeprecationWarning, stacklevel=3)
+
+
+_EXPLICIT_QUANT = 'Deprecated in TensorRT 10.1. Superseded by explicit quantization.'
+_STRONG_TYPING = 'Deprecated in TensorRT 10.12. Superseded by strong typing.'
+
+
+def _deprecated_implicit(what: str) -> None:
+    _deprecated_since((10, 1, 0), what, _EXPLICIT_QUANT)
+
+
+def _deprecated_weak(what: str) -> None:
+    _deprecated_since((10, 12, 0), what, _STRONG_TYPING)
+
+
+def _strongly_typed_only() -> bool:
+    """TensorRT 11 builds strongly typed networks only."""
+    return _version_tuple() >= (11, 0, 0)
 
 
 def _require_base_init(obj: Any, base: str) -> None:
@@ -129,166 +108,143 @@ def _require_base_init(obj: Any, base: str) -> None:
                         f'__init__ (call {base}.__init__(self))')
 
 
+def _callback(obj: Any, name: str, default: Any, *args: Any) -> Any:
+    """Call an application callback the way the real trampolines do (see the docstring)."""
+    try:
+        return getattr(obj, name)(*args)
+    except BaseException as exc:  # noqa: B902 - the real trampolines catch everything
+        _CONTROL.callback_errors.append((name, exc))
+        _sys.stderr.write(f'[ERROR] Exception caught in {name}(): {type(exc).__name__}: '
+                          f'{exc}\n')
+        return default
+
+
 # ----------------------------------------------------------------------------- enums
 
-class DataType(enum.IntEnum):
-    """tensorrt.DataType."""
+class _EnumValue:
+    """A pybind11 enum member: strict equality, no arithmetic, int() / index()."""
 
-    FLOAT = 0
-    HALF = 1
-    INT8 = 2
-    INT32 = 3
-    BOOL = 4
-    UINT8 = 5
-    FP8 = 6
-    BF16 = 7
-    INT64 = 8
-    INT4 = 9
+    __slots__ = ('_value',)
+    __members__: Dict[str, Any] = {}
+
+    def __init__(self, value: int) -> None:
+        if isinstance(value, _EnumValue) or not isinstance(value, int):
+            raise TypeError(f'__init__(): incompatible constructor arguments: {value!r}')
+        self._value = int(value)
 
     @property
-    def itemsize(self) -> int:
-        """Bytes per element."""
-        return {0: 4, 1: 2, 2: 1, 3: 4, 4: 1, 5: 1, 6: 1, 7: 2, 8: 8}.get(int(self), 1)
+    def value(self) -> int:
+        return self._value
+
+    @property
+    def name(self) -> str:
+        for key, member in type(self).__members__.items():
+            if member._value == self._value:
+                return key
+        return '???'
+
+    def __int__(self) -> int:
+        return self._value
+
+    def __index__(self) -> int:
+        return self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __eq__(self, other: Any) -> bool:
+        return type(other) is type(self) and other._value == self._value
+
+    def __ne__(self, other: Any) -> bool:
+        return not self == other
+
+    def _order(self, other: Any) -> int:
+        if type(other) is not type(self):
+            raise TypeError('Expected an enumeration of matching type!')
+        return other._value
+
+    def __lt__(self, other: Any) -> bool:
+        return self._value < self._order(other)
+
+    def __le__(self, other: Any) -> bool:
+        return self._value <= self._order(other)
+
+    def __gt__(self, other: Any) -> bool:
+        return self._value > self._order(other)
+
+    def __ge__(self, other: Any) -> bool:
+        return self._value >= self._order(other)
+
+    def __repr__(self) -> str:
+        return f'<{type(self).__name__}.{self.name}: {self._value}>'
+
+    def __str__(self) -> str:
+        return f'{type(self).__name__}.{self.name}'
 
 
-float32, float16, int8, int32 = DataType.FLOAT, DataType.HALF, DataType.INT8, DataType.INT32
-uint8, int64 = DataType.UINT8, DataType.INT64
-
-_NP = {DataType.FLOAT: np.float32, DataType.HALF: np.float16, DataType.INT8: np.int8,
-       DataType.INT32: np.int32, DataType.BOOL: np.bool_, DataType.UINT8: np.uint8,
-       DataType.INT64: np.int64}
+_ITEMSIZE = {'FLOAT': 4, 'HALF': 2, 'BF16': 2, 'INT8': 1, 'INT32': 4, 'INT64': 8, 'BOOL': 1,
+             'UINT8': 1, 'FP8': 1, 'INT4': 1, 'FP4': 1, 'E8M0': 1}
 
 
-def nptype(trt_type: DataType) -> type:
-    """Return the numpy type of a DataType."""
-    return _NP[DataType(trt_type)]
+def _enum(qualname: str) -> Any:
+    """Build the real enum ``qualname`` of this version from its manifest (None if absent)."""
+    entry = _API.enums.get(qualname)
+    if entry is None:
+        return None
+    short = qualname.rpartition('.')[2]
+    namespace: Dict[str, Any] = {'__slots__': (), '__qualname__': qualname,
+                                 '__module__': 'tensorrt'}
+    if 'itemsize' in entry.get('extra', {}):
+        namespace['itemsize'] = property(lambda self: _ITEMSIZE.get(self.name, 1))
+    cls = type(short, (_EnumValue,), namespace)
+    members = {}
+    for name, value in entry['members'].items():
+        members[name] = cls(value)
+        setattr(cls, name, members[name])
+    cls.__members__ = members
+    return cls
 
 
-def volume(shape: Sequence[int]) -> int:
-    """Return the product of the dimensions."""
+def _member(enum_cls: Any, name: str) -> Any:
+    """Return ``enum_cls.name`` or None where this version lacks it."""
+    return getattr(enum_cls, name, None) if enum_cls is not None else None
+
+
+DataType = _enum('DataType')
+BuilderFlag = _enum('BuilderFlag')
+NetworkDefinitionCreationFlag = _enum('NetworkDefinitionCreationFlag')
+MemoryPoolType = _enum('MemoryPoolType')
+DeviceType = _enum('DeviceType')
+ProfilingVerbosity = _enum('ProfilingVerbosity')
+TensorIOMode = _enum('TensorIOMode')
+LayerInformationFormat = _enum('LayerInformationFormat')
+CalibrationAlgoType = _enum('CalibrationAlgoType')
+LayerType = _enum('LayerType')
+ErrorCode = _enum('ErrorCode')
+_Severity = _enum('ILogger.Severity')
+
+_DTYPE_ALIASES = {'float32': 'FLOAT', 'float16': 'HALF', 'bfloat16': 'BF16', 'int8': 'INT8',
+                  'int32': 'INT32', 'int64': 'INT64', 'bool': 'BOOL', 'uint8': 'UINT8',
+                  'fp8': 'FP8', 'int4': 'INT4', 'fp4': 'FP4', 'e8m0': 'E8M0'}
+for _alias, _name in _DTYPE_ALIASES.items():
+    if _alias in _API.data['module'] and hasattr(DataType, _name):
+        globals()[_alias] = getattr(DataType, _name)
+
+_NP = {'FLOAT': _np.float32, 'HALF': _np.float16, 'INT8': _np.int8, 'INT32': _np.int32,
+       'BOOL': _np.bool_, 'UINT8': _np.uint8, 'INT64': _np.int64}
+
+
+def nptype(trt_type: Any) -> type:
+    """Return the numpy type of a DataType (tensorrt.nptype)."""
+    return _NP[trt_type.name]
+
+
+def volume(iterable: Sequence[int]) -> int:
+    """Return the product of the dimensions (tensorrt.volume)."""
     out = 1
-    for dim in shape:
+    for dim in iterable:
         out *= int(dim)
     return out
-
-
-class BuilderFlag(enum.IntEnum):
-    """tensorrt.BuilderFlag (TensorRT 10; STRICT_TYPES was removed)."""
-
-    FP16 = 0
-    INT8 = 1
-    DEBUG = 2
-    GPU_FALLBACK = 3
-    REFIT = 4
-    DISABLE_TIMING_CACHE = 5
-    TF32 = 6
-    SPARSE_WEIGHTS = 7
-    SAFETY_SCOPE = 8
-    OBEY_PRECISION_CONSTRAINTS = 9
-    PREFER_PRECISION_CONSTRAINTS = 10
-    DIRECT_IO = 11
-    REJECT_EMPTY_ALGORITHMS = 12
-    VERSION_COMPATIBLE = 13
-    EXCLUDE_LEAN_RUNTIME = 14
-    FP8 = 15
-    ERROR_ON_TIMING_CACHE_MISS = 16
-    BF16 = 17
-    DISABLE_COMPILATION_CACHE = 18
-    STRIP_PLAN = 19
-    REFIT_IDENTICAL = 20
-    WEIGHT_STREAMING = 21
-    INT4 = 22
-
-
-class NetworkDefinitionCreationFlag(enum.IntEnum):
-    """tensorrt.NetworkDefinitionCreationFlag (EXPLICIT_BATCH: deprecated, ignored in 10)."""
-
-    EXPLICIT_BATCH = 0
-    STRONGLY_TYPED = 1
-
-
-class MemoryPoolType(enum.IntEnum):
-    """tensorrt.MemoryPoolType."""
-
-    WORKSPACE = 0
-    DLA_MANAGED_SRAM = 1
-    DLA_LOCAL_DRAM = 2
-    DLA_GLOBAL_DRAM = 3
-    TACTIC_DRAM = 4
-
-
-class DeviceType(enum.IntEnum):
-    """tensorrt.DeviceType."""
-
-    GPU = 0
-    DLA = 1
-
-
-class ProfilingVerbosity(enum.IntEnum):
-    """tensorrt.ProfilingVerbosity."""
-
-    LAYER_NAMES_ONLY = 0
-    NONE = 1
-    DETAILED = 2
-
-
-class TensorIOMode(enum.IntEnum):
-    """tensorrt.TensorIOMode."""
-
-    NONE = 0
-    INPUT = 1
-    OUTPUT = 2
-
-
-class LayerInformationFormat(enum.IntEnum):
-    """tensorrt.LayerInformationFormat."""
-
-    ONELINE = 0
-    JSON = 1
-
-
-class CalibrationAlgoType(enum.IntEnum):
-    """tensorrt.CalibrationAlgoType."""
-
-    LEGACY_CALIBRATION = 0
-    ENTROPY_CALIBRATION = 1
-    ENTROPY_CALIBRATION_2 = 2
-    MINMAX_CALIBRATION = 3
-
-
-class LayerType(enum.IntEnum):
-    """tensorrt.LayerType (the subset the double's parser produces)."""
-
-    CONVOLUTION = 0
-    ACTIVATION = 2
-    POOLING = 3
-    SCALE = 5
-    SOFTMAX = 6
-    DECONVOLUTION = 7
-    CONCATENATION = 8
-    ELEMENTWISE = 9
-    UNARY = 11
-    PADDING = 12
-    SHUFFLE = 13
-    REDUCE = 14
-    MATRIX_MULTIPLY = 17
-    CONSTANT = 19
-    IDENTITY = 20
-    SLICE = 22
-    SHAPE = 23
-    RESIZE = 25
-    GATHER = 26
-    QUANTIZE = 33
-    DEQUANTIZE = 34
-    CAST = 40
-
-
-class _Severity(enum.IntEnum):
-    INTERNAL_ERROR = 0
-    ERROR = 1
-    WARNING = 2
-    INFO = 3
-    VERBOSE = 4
 
 
 # ----------------------------------------------------------------------------- logging
@@ -303,29 +259,28 @@ class ILogger:
     def __init__(self) -> None:
         self._trt_base_init = True
 
-    def log(self, severity: _Severity, msg: str) -> None:
-        """Receive one message."""
-        raise NotImplementedError
+    def log(self, severity: Any, msg: str) -> None:
+        """Receive one message (pure virtual)."""
+        raise RuntimeError('Tried to call pure virtual function "ILogger::log"')
 
 
 class Logger(ILogger):
-    """The built-in logger: keeps the messages at or above ``min_severity``."""
+    """The built-in logger: prints messages at or above ``min_severity``."""
 
-    def __init__(self, min_severity: _Severity = _Severity.WARNING) -> None:
+    def __init__(self, min_severity: Any = _Severity.WARNING) -> None:
         super().__init__()
         self.min_severity = min_severity
-        self.messages: List[Tuple[_Severity, str]] = []
 
-    def log(self, severity: _Severity, msg: str) -> None:
-        """Keep the message if it is severe enough."""
+    def log(self, severity: Any, msg: str) -> None:
+        """Print the message if it is severe enough."""
         if severity <= self.min_severity:
-            self.messages.append((severity, msg))
+            _sys.stderr.write(f'[TRT] {msg}\n')
 
 
-def _log(logger: Any, severity: _Severity, msg: str) -> None:
+def _log(logger: Any, severity: Any, msg: str) -> None:
     _record('ILogger.log', severity.name, msg)
     if logger is not None:
-        logger.log(severity, msg)
+        _callback(logger, 'log', None, severity, msg)
 
 
 # ----------------------------------------------------------------------------- network
@@ -348,9 +303,9 @@ class ITensor:
 
     def set_dynamic_range(self, min: float, max: float) -> bool:  # noqa: A002
         """Set the tensor's [min, max] for implicit INT8; False if the range is invalid."""
-        _deprecated('set_dynamic_range')
+        _deprecated_implicit('set_dynamic_range')
         _record('ITensor.set_dynamic_range', self.name, float(min), float(max))
-        if not (np.isfinite(min) and np.isfinite(max)) or min > max:
+        if not (_np.isfinite(min) and _np.isfinite(max)) or min > max:
             return False
         self._range = (float(min), float(max))
         return True
@@ -358,11 +313,12 @@ class ITensor:
     @property
     def dynamic_range(self) -> Optional[Tuple[float, float]]:
         """The tensor's dynamic range, or None."""
-        _deprecated('dynamic_range')
+        _deprecated_implicit('dynamic_range')
         return self._range
 
     def reset_dynamic_range(self) -> None:
         """Forget the dynamic range."""
+        _deprecated_implicit('reset_dynamic_range')
         self._range = None
 
 
@@ -373,10 +329,10 @@ class ILayer:
                  inputs: List[ITensor], outputs: List[ITensor], attrs: Dict[str, Any]) -> None:
         self.name = name
         self.type = layer_type
-        self.op_type = op_type
+        self._op_type = op_type
         self._inputs = inputs
         self._outputs = outputs
-        self.attrs = attrs
+        self._attrs = attrs
         self._precision: Optional[DataType] = None
         self._output_types: Dict[int, DataType] = {}
         self.metadata = ''
@@ -406,24 +362,30 @@ class ILayer:
 
     @precision.setter
     def precision(self, value: DataType) -> None:
-        if not isinstance(value, DataType):
-            raise TypeError('precision must be a tensorrt.DataType')
-        if _NETWORK_OF.get(id(self)) is not None and _NETWORK_OF[id(self)].strongly_typed:
-            raise TypeError('setting layer precision is not allowed in a strongly typed network')
+        _deprecated_weak('ILayer.precision')
+        network = _NETWORK_OF.get(id(self))
+        if network is not None and network._strongly_typed:
+            _log(network._logger, _Severity.ERROR, f'Error Code 3: API Usage Error (Parameter '
+                 f'check failed, condition: !mNetwork->usingStronglyTyped(). setPrecision '
+                 f'cannot be called on layer {self.name} of a strongly typed network.)')
+            return
         _record('ILayer.precision', self.name, value.name)
         self._precision = value
 
     @property
     def precision_is_set(self) -> bool:
         """Whether a precision was requested."""
+        _deprecated_weak('ILayer.precision_is_set')
         return self._precision is not None
 
     def reset_precision(self) -> None:
         """Forget the requested precision."""
+        _deprecated_weak('ILayer.reset_precision')
         self._precision = None
 
     def set_output_type(self, index: int, dtype: DataType) -> None:
         """Request output ``index``'s type."""
+        _deprecated_weak('ILayer.set_output_type')
         if not 0 <= index < len(self._outputs):
             raise IndexError(index)
         _record('ILayer.set_output_type', self.name, index, dtype.name)
@@ -435,6 +397,7 @@ class ILayer:
 
     def output_type_is_set(self, index: int) -> bool:
         """Whether output ``index``'s type was requested."""
+        _deprecated_weak('ILayer.output_type_is_set')
         return index in self._output_types
 
 
@@ -444,15 +407,26 @@ _NETWORK_OF: Dict[int, 'INetworkDefinition'] = {}
 class INetworkDefinition:
     """A network definition (filled by OnnxParser)."""
 
-    def __init__(self, flags: int) -> None:
-        self.flags = int(flags)
-        typed_bit = 1 << int(NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-        self.strongly_typed = bool(flags & typed_bit)
+    def __init__(self, flags: int, logger: Any = None) -> None:
+        self._flags = int(flags)
+        typed = _member(NetworkDefinitionCreationFlag, 'STRONGLY_TYPED')
+        self._strongly_typed = _strongly_typed_only() or _bool(
+            typed is not None and flags & (1 << int(typed)))
+        self._logger = logger
         self._layers: List[ILayer] = []
         self._inputs: List[ITensor] = []
         self._outputs: List[ITensor] = []
-        self.onnx_bytes = b''
+        self._onnx_bytes = b''
         self.name = ''
+
+    @property
+    def flags(self) -> int:
+        """Creation flags (bit mask)."""
+        return self._flags
+
+    def get_flag(self, network_definition_creation_flag: Any) -> bool:
+        """Whether a creation flag is set."""
+        return _bool(self._flags & (1 << int(network_definition_creation_flag)))
 
     @property
     def num_layers(self) -> int:
@@ -516,8 +490,9 @@ _PARAM_INPUTS = {'Conv': (1, 2), 'ConvTranspose': (1, 2), 'Gemm': (1, 2),
                  'Resize': (1, 2, 3), 'Slice': (1, 2, 3, 4), 'Split': (1,), 'Pad': (1, 2, 3),
                  'Squeeze': (1,), 'Unsqueeze': (1,), 'ReduceMax': (1,), 'ReduceMean': (1,),
                  'ReduceSum': (1,)}
-_ONNX_TO_TRT = {1: DataType.FLOAT, 10: DataType.HALF, 3: DataType.INT8, 2: DataType.UINT8,
-                6: DataType.INT32, 7: DataType.INT64, 9: DataType.BOOL}
+_ONNX_TO_TRT = {onnx_type: getattr(DataType, name) for onnx_type, name in (
+    (1, 'FLOAT'), (10, 'HALF'), (3, 'INT8'), (2, 'UINT8'), (6, 'INT32'), (7, 'INT64'),
+    (9, 'BOOL')) if hasattr(DataType, name)}
 
 
 class ParserError:
@@ -532,9 +507,9 @@ class ParserError:
         """Error description."""
         return self._desc
 
-    def code(self) -> int:
-        """Return the error number (always INVALID_NODE here)."""
-        return 4
+    def code(self) -> Any:
+        """Return the ErrorCode (always INVALID_NODE here)."""
+        return ErrorCode.INVALID_NODE
 
     def node(self) -> int:
         """Index of the failing node, -1 if none."""
@@ -561,8 +536,8 @@ class OnnxParser:
         if not isinstance(network, INetworkDefinition):
             raise TypeError('OnnxParser(network, logger): network must be an '
                             'INetworkDefinition')
-        self.network = network
-        self.logger = logger
+        self._network = network
+        self._logger = logger
         self._errors: List[ParserError] = []
 
     @property
@@ -582,7 +557,7 @@ class OnnxParser:
         """Parse the ONNX file at ``model``."""
         _record('OnnxParser.parse_from_file', str(model))
         try:
-            data = Path(model).read_bytes()
+            data = _Path(model).read_bytes()
         except OSError as exc:
             self._fail(f'Failed to open file: {model} ({exc})')
             return False
@@ -596,7 +571,7 @@ class OnnxParser:
     def _fail(self, desc: str, node: int = -1, name: str = '', op: str = '') -> None:
         error = ParserError(desc, node, name, op)
         self._errors.append(error)
-        _log(self.logger, _Severity.ERROR, str(error))
+        _log(self._logger, _Severity.ERROR, str(error))
 
     def _parse(self, data: bytes) -> bool:
         import onnx
@@ -617,7 +592,7 @@ class OnnxParser:
             dims = tuple(d.dim_value if d.HasField('dim_value') else -1
                          for d in tensor_type.shape.dim)
             types[info.name] = (_ONNX_TO_TRT.get(tensor_type.elem_type, DataType.FLOAT), dims)
-        network = self.network
+        network = self._network
         tensors: Dict[str, ITensor] = {}
 
         def tensor(name: str) -> ITensor:
@@ -671,7 +646,7 @@ class OnnxParser:
             t = tensor(graph_output.name)
             t.is_network_output = True
             network._outputs.append(t)
-        network.onnx_bytes = data
+        network._onnx_bytes = data
         network.name = graph.name
         return True
 
@@ -682,10 +657,10 @@ class OnnxParser:
             if zero is None:
                 return 'zero point must be a constant initializer'
             values = numpy_helper.to_array(zero)
-            if values.dtype != np.int8:
+            if values.dtype != _np.int8:
                 return (f'{node.op_type}: quantized type {values.dtype} is not supported '
                         '(TensorRT quantizes to signed INT8)')
-            if np.any(values != 0):
+            if _np.any(values != 0):
                 return (f'{node.op_type}: zero point must be 0; TensorRT only supports '
                         'symmetric quantization')
         if node.op_type == 'DequantizeLinear' and node.input[0] in inits:
@@ -702,70 +677,72 @@ class OnnxParser:
 class IInt8Calibrator:
     """Base of the INT8 calibrators: ``get_batch_size``, ``get_batch(names)``, caches."""
 
-    _algorithm = CalibrationAlgoType.ENTROPY_CALIBRATION_2
+    _algorithm_name = 'ENTROPY_CALIBRATION_2'
 
     def __init__(self) -> None:
         self._trt_base_init = True
 
-    def get_algorithm(self) -> CalibrationAlgoType:
+    def get_algorithm(self) -> Any:
         """Which algorithm TensorRT runs with this calibrator."""
-        return self._algorithm
+        return getattr(CalibrationAlgoType, self._algorithm_name)
 
     def get_batch_size(self) -> int:
-        """Calibration batch size (deprecated in TensorRT 10: must match the network)."""
-        raise NotImplementedError
+        """Calibration batch size (pure virtual; deprecated from Python in TensorRT 10)."""
+        _deprecated_since((10, 0, 0), 'get_batch_size',
+                          'Implicit batch dimensions support has been removed')
+        raise RuntimeError('Tried to call pure virtual function "IInt8Calibrator::getBatchSize"')
 
     def get_batch(self, names: List[str]) -> Optional[List[int]]:
         """Return one device pointer per input name, or None when the data is exhausted."""
-        raise NotImplementedError
+        raise RuntimeError('Tried to call pure virtual function "get_batch"')
 
-    def read_calibration_cache(self) -> Optional[bytes]:
-        """Return a previously written cache, or None."""
-        raise NotImplementedError
+    def read_calibration_cache(self) -> Any:
+        """Return a previously written cache (a buffer), or None."""
+        raise RuntimeError('Tried to call pure virtual function "read_calibration_cache"')
 
-    def write_calibration_cache(self, cache: bytes) -> None:
-        """Store the cache."""
-        raise NotImplementedError
+    def write_calibration_cache(self, cache: Any) -> None:
+        """Store the cache (a memoryview valid during the call only)."""
+        raise RuntimeError('Tried to call pure virtual function "write_calibration_cache"')
 
 
 class IInt8EntropyCalibrator2(IInt8Calibrator):
     """Entropy calibrator 2 (the one the DLA requires)."""
 
-    _algorithm = CalibrationAlgoType.ENTROPY_CALIBRATION_2
+    _algorithm_name = 'ENTROPY_CALIBRATION_2'
 
 
 class IInt8EntropyCalibrator(IInt8Calibrator):
     """Legacy entropy calibrator."""
 
-    _algorithm = CalibrationAlgoType.ENTROPY_CALIBRATION
+    _algorithm_name = 'ENTROPY_CALIBRATION'
 
 
 class IInt8MinMaxCalibrator(IInt8Calibrator):
     """MinMax calibrator: the range is the largest absolute value seen."""
 
-    _algorithm = CalibrationAlgoType.MINMAX_CALIBRATION
+    _algorithm_name = 'MINMAX_CALIBRATION'
 
 
 class IInt8LegacyCalibrator(IInt8Calibrator):
     """Legacy calibrator: quantile / regression cutoff chosen by the application."""
 
-    _algorithm = CalibrationAlgoType.LEGACY_CALIBRATION
+    _algorithm_name = 'LEGACY_CALIBRATION'
 
     def get_quantile(self) -> float:
         """Quantile (0-1) of |x| that sets the range."""
-        raise NotImplementedError
+        raise RuntimeError('Tried to call pure virtual function "get_quantile"')
 
     def get_regression_cutoff(self) -> float:
         """Regression cutoff (0-1)."""
-        raise NotImplementedError
+        raise RuntimeError('Tried to call pure virtual function "get_regression_cutoff"')
 
-    def read_histogram_cache(self, length: int) -> Optional[bytes]:
+    def read_histogram_cache(self, length: int) -> Any:
         """Return a previously written histogram cache, or None."""
-        raise NotImplementedError
+        raise RuntimeError('Tried to call pure virtual function "read_histogram_cache"')
 
-    def write_histogram_cache(self, data: bytes, length: int) -> None:
+    def write_histogram_cache(self, data: Any, length: int) -> None:
         """Store the histogram cache."""
-        raise NotImplementedError
+        raise RuntimeError('Tried to call pure virtual function "write_histogram_cache"')
 
 
 class IProfiler:
@@ -776,7 +753,7 @@ class IProfiler:
 
     def report_layer_time(self, layer_name: str, ms: float) -> None:
         """Receive one layer's time."""
-        raise NotImplementedError
+        raise RuntimeError('Tried to call pure virtual function "IProfiler::reportLayerTime"')
 
 
 class IProgressMonitor:
@@ -787,60 +764,77 @@ class IProgressMonitor:
 
     def phase_start(self, phase_name: str, parent_phase: Optional[str], num_steps: int) -> None:
         """Receive the start of a phase."""
-        raise NotImplementedError
+        raise RuntimeError('Tried to call pure virtual function "phase_start"')
 
     def step_complete(self, phase_name: str, step: int) -> bool:
         """Receive the end of a step; return False to cancel the build."""
-        raise NotImplementedError
+        raise RuntimeError('Tried to call pure virtual function "step_complete"')
 
     def phase_finish(self, phase_name: str) -> None:
         """Receive the end of a phase."""
-        raise NotImplementedError
+        raise RuntimeError('Tried to call pure virtual function "phase_finish"')
 
 
-class IHostMemory(bytes):
-    """Serialized data owned by TensorRT (supports the buffer protocol)."""
+class IHostMemory:
+    """Memory owned by TensorRT: the buffer protocol, ``nbytes`` and ``dtype`` only."""
+
+    __slots__ = ()
 
     @property
     def nbytes(self) -> int:
         """Size in bytes."""
-        return len(self)
+        return _ctypes.sizeof(self)
 
     @property
-    def dtype(self) -> DataType:
+    def dtype(self) -> Any:
         """Element type (bytes)."""
         return DataType.UINT8
+
+    def __len__(self) -> int:
+        raise TypeError("object of type 'tensorrt.tensorrt.IHostMemory' has no len()")
+
+    def __getitem__(self, key: Any) -> Any:
+        raise TypeError("'tensorrt.tensorrt.IHostMemory' object is not subscriptable")
+
+    def __iter__(self) -> Any:
+        raise TypeError("'tensorrt.tensorrt.IHostMemory' object is not iterable")
+
+
+def _host_memory(data: bytes) -> IHostMemory:
+    """Wrap ``data`` in an IHostMemory (ctypes storage gives the buffer protocol)."""
+    cls = type('IHostMemory', (IHostMemory, _ctypes.c_ubyte * len(data)), {'__slots__': ()})
+    return cls.from_buffer_copy(data)
 
 
 class ITimingCache:
     """A timing cache: layer key -> 'tactic', tagged with the TensorRT version and GPU."""
 
-    MAGIC = 'trt-double-timing-cache'
+    _MAGIC = 'trt-double-timing-cache'
 
     def __init__(self, entries: Optional[Dict[str, str]] = None, version: str = '',
                  gpu: str = '') -> None:
-        self.entries = dict(entries or {})
-        self.version = version or __version__
-        self.gpu = gpu or HARDWARE.gpu_name
-        self.hits = 0
-        self.misses = 0
+        self._entries = dict(entries or {})
+        self._version = version or __version__
+        self._gpu = gpu or _hw().gpu_name
+        self._hits = 0
+        self._misses = 0
 
     def serialize(self) -> IHostMemory:
         """Return the cache as bytes."""
-        return IHostMemory(json.dumps({'magic': self.MAGIC, 'version': self.version,
-                                       'gpu': self.gpu, 'entries': self.entries}).encode())
+        return _host_memory(_json.dumps({'magic': self._MAGIC, 'version': self._version,
+                                         'gpu': self._gpu, 'entries': self._entries}).encode())
 
     def combine(self, input_cache: 'ITimingCache', ignore_mismatch: bool) -> bool:
         """Merge another cache into this one."""
-        if not ignore_mismatch and (input_cache.version, input_cache.gpu) != (self.version,
-                                                                              self.gpu):
+        if not ignore_mismatch and (input_cache._version, input_cache._gpu) != (self._version,
+                                                                                self._gpu):
             return False
-        self.entries.update(input_cache.entries)
+        self._entries.update(input_cache._entries)
         return True
 
     def reset(self) -> bool:
         """Empty the cache."""
-        self.entries.clear()
+        self._entries.clear()
         return True
 
 
@@ -850,10 +844,10 @@ _INT8_LAYERS = {LayerType.CONVOLUTION, LayerType.DECONVOLUTION, LayerType.ACTIVA
                 LayerType.POOLING, LayerType.ELEMENTWISE, LayerType.CONCATENATION,
                 LayerType.SCALE, LayerType.MATRIX_MULTIPLY, LayerType.RESIZE}
 _DLA_ACTIVATIONS = {'Relu', 'Clip', 'Sigmoid', 'Tanh', 'LeakyRelu'}
-_ALGO_NAMES = {CalibrationAlgoType.ENTROPY_CALIBRATION_2: 'EntropyCalibration2',
-               CalibrationAlgoType.ENTROPY_CALIBRATION: 'EntropyCalibration',
-               CalibrationAlgoType.MINMAX_CALIBRATION: 'MinMaxCalibration',
-               CalibrationAlgoType.LEGACY_CALIBRATION: 'LegacyCalibration'}
+_ALGO_NAMES = {'ENTROPY_CALIBRATION_2': 'EntropyCalibration2',
+               'ENTROPY_CALIBRATION': 'EntropyCalibration',
+               'MINMAX_CALIBRATION': 'MinMaxCalibration',
+               'LEGACY_CALIBRATION': 'LegacyCalibration'}
 
 
 def _dla_supported(layer: ILayer) -> bool:
@@ -863,14 +857,14 @@ def _dla_supported(layer: ILayer) -> bool:
     if layer.type in (LayerType.CONVOLUTION, LayerType.DECONVOLUTION, LayerType.SCALE):
         return rank4
     if layer.type == LayerType.ACTIVATION:
-        return layer.op_type in _DLA_ACTIVATIONS and rank4
+        return layer._op_type in _DLA_ACTIVATIONS and rank4
     if layer.type == LayerType.POOLING:
-        window = layer.attrs.get('kernel_shape', [1, 1])
+        window = layer._attrs.get('kernel_shape', [1, 1])
         return max(window) <= 8 and rank4
     if layer.type == LayerType.ELEMENTWISE:
-        return layer.op_type in ('Add', 'Sub', 'Mul', 'Max', 'Min') and rank4
+        return layer._op_type in ('Add', 'Sub', 'Mul', 'Max', 'Min') and rank4
     if layer.type == LayerType.CONCATENATION:
-        return int(layer.attrs.get('axis', 1)) == 1 and rank4
+        return int(layer._attrs.get('axis', 1)) == 1 and rank4
     if layer.type in (LayerType.RESIZE, LayerType.SHUFFLE, LayerType.SOFTMAX):
         return rank4
     return False
@@ -881,32 +875,29 @@ class IBuilderConfig:
 
     def __init__(self) -> None:
         self._flags = set()
-        self._pools: Dict[MemoryPoolType, int] = {}
+        self._pools: Dict[Any, int] = {}
         self._default_device = DeviceType.GPU
         self._dla_core = -1
         self._calibrator: Optional[IInt8Calibrator] = None
-        self._device_of: Dict[int, DeviceType] = {}
+        self._device_of: Dict[int, Any] = {}
         self.profiling_verbosity = ProfilingVerbosity.LAYER_NAMES_ONLY
         self._timing_cache: Optional[ITimingCache] = None
         self._progress: Optional[IProgressMonitor] = None
         self.avg_timing_iterations = 1
         self.builder_optimization_level = 3
-        self.profiles: List[Any] = []
+        self._profiles: List[Any] = []
 
-    def set_flag(self, flag: BuilderFlag) -> None:
+    def set_flag(self, flag: Any) -> None:
         """Enable a builder flag."""
-        if not isinstance(flag, BuilderFlag):
-            raise TypeError('set_flag(): incompatible function arguments (expected '
-                            'tensorrt.BuilderFlag)')
         _record('IBuilderConfig.set_flag', flag.name)
         self._flags.add(flag)
 
-    def clear_flag(self, flag: BuilderFlag) -> None:
+    def clear_flag(self, flag: Any) -> None:
         """Disable a builder flag."""
         _record('IBuilderConfig.clear_flag', flag.name)
         self._flags.discard(flag)
 
-    def get_flag(self, flag: BuilderFlag) -> bool:
+    def get_flag(self, flag: Any) -> bool:
         """Whether a flag is set."""
         return flag in self._flags
 
@@ -915,26 +906,22 @@ class IBuilderConfig:
         """Flags as a bit mask."""
         return sum(1 << int(f) for f in self._flags)
 
-    def set_memory_pool_limit(self, pool: MemoryPoolType, pool_size: int) -> None:
+    def set_memory_pool_limit(self, pool: Any, pool_size: int) -> None:
         """Limit a memory pool."""
-        if not isinstance(pool, MemoryPoolType) or int(pool_size) < 0:
-            raise TypeError('set_memory_pool_limit(pool: MemoryPoolType, pool_size: int)')
         _record('IBuilderConfig.set_memory_pool_limit', pool.name, int(pool_size))
         self._pools[pool] = int(pool_size)
 
-    def get_memory_pool_limit(self, pool: MemoryPoolType) -> int:
+    def get_memory_pool_limit(self, pool: Any) -> int:
         """Return a pool's limit (defaults to a large value)."""
         return self._pools.get(pool, 1 << 40)
 
     @property
-    def default_device_type(self) -> DeviceType:
+    def default_device_type(self) -> Any:
         """Device every layer runs on unless set per layer."""
         return self._default_device
 
     @default_device_type.setter
-    def default_device_type(self, value: DeviceType) -> None:
-        if not isinstance(value, DeviceType):
-            raise TypeError('default_device_type must be a tensorrt.DeviceType')
+    def default_device_type(self, value: Any) -> None:
         _record('IBuilderConfig.default_device_type', value.name)
         self._default_device = value
 
@@ -951,13 +938,13 @@ class IBuilderConfig:
     @property
     def int8_calibrator(self) -> Optional[IInt8Calibrator]:
         """The INT8 calibrator."""
+        _deprecated_implicit('int8_calibrator')
         return self._calibrator
 
     @int8_calibrator.setter
     def int8_calibrator(self, value: Optional[IInt8Calibrator]) -> None:
+        _deprecated_implicit('int8_calibrator')
         if value is not None:
-            if not isinstance(value, IInt8Calibrator):
-                raise TypeError('int8_calibrator must be an IInt8Calibrator')
             _require_base_init(value, type(value).__mro__[1].__name__)
         _record('IBuilderConfig.int8_calibrator', type(value).__mro__[1].__name__
                 if value is not None else None)
@@ -971,18 +958,16 @@ class IBuilderConfig:
     @progress_monitor.setter
     def progress_monitor(self, value: Optional[IProgressMonitor]) -> None:
         if value is not None:
-            if not isinstance(value, IProgressMonitor):
-                raise TypeError('progress_monitor must be an IProgressMonitor')
             _require_base_init(value, 'IProgressMonitor')
         _record('IBuilderConfig.progress_monitor', value is not None)
         self._progress = value
 
-    def set_device_type(self, layer: ILayer, device_type: DeviceType) -> None:
+    def set_device_type(self, layer: ILayer, device_type: Any) -> None:
         """Run ``layer`` on ``device_type``."""
         _record('IBuilderConfig.set_device_type', layer.name, device_type.name)
         self._device_of[id(layer)] = device_type
 
-    def get_device_type(self, layer: ILayer) -> DeviceType:
+    def get_device_type(self, layer: ILayer) -> Any:
         """Device ``layer`` is assigned to (default device unless set)."""
         return self._device_of.get(id(layer), self._default_device)
 
@@ -999,15 +984,15 @@ class IBuilderConfig:
         _record('IBuilderConfig.can_run_on_DLA', layer.name)
         return _dla_supported(layer)
 
-    def create_timing_cache(self, serialized_timing_cache: bytes) -> Optional[ITimingCache]:
-        """Create a timing cache from bytes (empty bytes: a new cache)."""
-        data = bytes(serialized_timing_cache)
+    def create_timing_cache(self, serialized_timing_cache: Any) -> Optional[ITimingCache]:
+        """Create a timing cache from a buffer (empty: a new cache)."""
+        data = bytes(memoryview(serialized_timing_cache))
         _record('IBuilderConfig.create_timing_cache', len(data))
         if not data:
             return ITimingCache()
         try:
-            blob = json.loads(data.decode())
-            if blob.get('magic') != ITimingCache.MAGIC:
+            blob = _json.loads(data.decode())
+            if blob.get('magic') != ITimingCache._MAGIC:
                 raise ValueError('bad magic')
         except (ValueError, UnicodeDecodeError):
             return None
@@ -1015,11 +1000,9 @@ class IBuilderConfig:
 
     def set_timing_cache(self, cache: ITimingCache, ignore_mismatch: bool) -> bool:
         """Use ``cache``; False when it was made by another version or GPU."""
-        _record('IBuilderConfig.set_timing_cache', bool(ignore_mismatch))
-        if not isinstance(cache, ITimingCache):
-            raise TypeError('set_timing_cache(cache: ITimingCache, ignore_mismatch: bool)')
-        if not ignore_mismatch and (cache.version, cache.gpu) != (__version__,
-                                                                  HARDWARE.gpu_name):
+        _record('IBuilderConfig.set_timing_cache', _bool(ignore_mismatch))
+        if not ignore_mismatch and (cache._version, cache._gpu) != (__version__,
+                                                                    _hw().gpu_name):
             return False
         self._timing_cache = cache
         return True
@@ -1030,58 +1013,59 @@ class IBuilderConfig:
 
     def add_optimization_profile(self, profile: Any) -> int:
         """Add an optimization profile (dynamic shapes)."""
-        self.profiles.append(profile)
-        return len(self.profiles) - 1
+        self._profiles.append(profile)
+        return len(self._profiles) - 1
 
 
 class Builder:
     """tensorrt.Builder."""
 
     def __init__(self, logger: ILogger) -> None:
-        if not isinstance(logger, ILogger):
-            raise TypeError('Builder(logger): logger must be a tensorrt.ILogger')
         _require_base_init(logger, 'ILogger')
         _record('Builder', type(logger).__name__)
-        self.logger = logger
+        self._logger = logger
         self.max_threads = 0
 
     @property
+    def logger(self) -> ILogger:
+        """The logger given at construction."""
+        return self._logger
+
+    @property
     def platform_has_fast_fp16(self) -> bool:
-        """Whether FP16 is fast here (deprecated in 10.5: query CUDA instead)."""
-        _deprecated_since((10, 5, 0), 'platform_has_fast_fp16', 'query data type support '
-                          'from CUDA directly')
-        return HARDWARE.fast_fp16
+        """Whether FP16 is fast here (no Python warning in any version; gone in 11)."""
+        return _hw().fast_fp16
 
     @property
     def platform_has_fast_int8(self) -> bool:
-        """Whether INT8 is fast here (deprecated in 10.5: query CUDA instead)."""
-        _deprecated_since((10, 5, 0), 'platform_has_fast_int8', 'query data type support '
-                          'from CUDA directly')
-        return HARDWARE.fast_int8
+        """Whether INT8 is fast here (no Python warning in any version; gone in 11)."""
+        return _hw().fast_int8
 
     @property
     def platform_has_tf32(self) -> bool:
         """Whether TF32 is available."""
-        return HARDWARE.compute_capability >= (8, 0)
+        return _hw().compute_capability >= (8, 0)
 
     @property
     def num_DLA_cores(self) -> int:  # noqa: N802 - TensorRT's name
         """Number of DLA cores."""
-        return HARDWARE.num_dla_cores
+        return _hw().num_dla_cores
 
     @property
     def max_DLA_batch_size(self) -> int:  # noqa: N802 - TensorRT's name
         """Largest DLA batch."""
-        return 4096 if HARDWARE.num_dla_cores else 1
+        return 4096 if _hw().num_dla_cores else 1
 
     def create_network(self, flags: int = 0) -> INetworkDefinition:
         """Create an empty network."""
         _record('Builder.create_network', int(flags))
-        if flags & (1 << int(NetworkDefinitionCreationFlag.EXPLICIT_BATCH)) and \
+        explicit = _member(NetworkDefinitionCreationFlag, 'EXPLICIT_BATCH')
+        if explicit is not None and flags & (1 << int(explicit)) and \
                 _version_tuple() >= (10, 0, 0):
-            _log(self.logger, _Severity.WARNING, 'NetworkDefinitionCreationFlag::kEXPLICIT_BATCH '
-                 'is deprecated and has no effect (networks are always explicit batch).')
-        return INetworkDefinition(flags)
+            _log(self._logger, _Severity.WARNING, 'NetworkDefinitionCreationFlag::'
+                 'kEXPLICIT_BATCH is deprecated and has no effect (networks are always '
+                 'explicit batch).')
+        return INetworkDefinition(flags, self._logger)
 
     def create_builder_config(self) -> IBuilderConfig:
         """Create a builder config."""
@@ -1097,9 +1081,9 @@ class Builder:
         """Build and serialize an engine; None (errors logged) on failure."""
         _record('Builder.build_serialized_network')
         try:
-            return IHostMemory(_Build(self.logger, network, config).run())
+            return _host_memory(_Build(self._logger, network, config).run())
         except _BuildError as exc:
-            _log(self.logger, _Severity.ERROR, str(exc))
+            _log(self._logger, _Severity.ERROR, str(exc))
             return None
 
 
@@ -1107,7 +1091,7 @@ class _BuildError(Exception):
     pass
 
 
-PLAN_MAGIC = b'TRTDBLPLAN1\0'
+_PLAN_MAGIC = b'TRTDBLPLAN1\0'
 
 
 class _Build:
@@ -1118,29 +1102,34 @@ class _Build:
         self.logger, self.network, self.config = logger, network, config
         self.flags = config._flags
 
+    def has(self, name: str) -> bool:
+        """Whether builder flag ``name`` is set (False where this version lacks it)."""
+        flag = _member(BuilderFlag, name)
+        return flag is not None and flag in self.flags
+
     def warn(self, msg: str) -> None:
         _log(self.logger, _Severity.WARNING, msg)
 
     def run(self) -> bytes:
         net, cfg, flags = self.network, self.config, self.flags
-        if HARDWARE.build_delay_s:
-            time.sleep(HARDWARE.build_delay_s)
-        if not net.num_inputs or not net.num_outputs or not net.onnx_bytes:
+        if _hw().build_delay_s:
+            _time.sleep(_hw().build_delay_s)
+        if not net.num_inputs or not net.num_outputs or not net._onnx_bytes:
             raise _BuildError('Network must have at least one input and one output (was the '
                               'ONNX model parsed?)')
         for tensor in net._inputs:
-            if any(d < 0 for d in tensor.shape) and not cfg.profiles:
+            if any(d < 0 for d in tensor.shape) and not cfg._profiles:
                 raise _BuildError(f'Network has dynamic or shape inputs, but no optimization '
                                   f'profile has been defined (input {tensor.name} '
                                   f'{tuple(tensor.shape)}).')
         qdq = any(layer.type in (LayerType.QUANTIZE, LayerType.DEQUANTIZE)
                   for layer in net._layers)
-        int8 = BuilderFlag.INT8 in flags
-        fp16 = BuilderFlag.FP16 in flags
-        if net.strongly_typed and (int8 or fp16):
+        int8 = self.has('INT8')
+        fp16 = self.has('FP16')
+        if net._strongly_typed and (int8 or fp16):
             raise _BuildError('BuilderFlag::kFP16 / kINT8 cannot be used with a strongly typed '
                               'network.')
-        if qdq and not int8 and not net.strongly_typed:
+        if qdq and not int8 and not net._strongly_typed:
             raise _BuildError('Network contains Q/DQ layers (explicit quantization) but '
                               'BuilderFlag::kINT8 is not set.')
         devices = self.assign_devices(int8, fp16)
@@ -1149,11 +1138,13 @@ class _Build:
         self.report_progress()
         self.use_timing_cache(precisions)
         layers = [{'name': layer.name, 'type': layer.type.name, 'device': devices[i].name,
-                   'precision': precisions[i].name}
+                   'precision': precisions[i].name,
+                   'inputs': [[t.name, list(t.shape)] for t in layer._inputs],
+                   'outputs': [[t.name, list(t.shape)] for t in layer._outputs]}
                   for i, layer in enumerate(net._layers) if layer.type != LayerType.CONSTANT]
         header = {
-            'version': __version__, 'gpu': HARDWARE.gpu_name,
-            'compute_capability': list(HARDWARE.compute_capability),
+            'version': __version__, 'gpu': _hw().gpu_name,
+            'compute_capability': list(_hw().compute_capability),
             'dla_core': cfg.DLA_core if any(d == DeviceType.DLA for d in devices) else -1,
             'io': [{'name': t.name, 'mode': 'INPUT', 'shape': list(t.shape),
                     'dtype': t.dtype.name} for t in net._inputs]
@@ -1164,22 +1155,22 @@ class _Build:
             'scales': scales, 'profiling_verbosity': cfg.profiling_verbosity.name,
             'workspace': cfg.get_memory_pool_limit(MemoryPoolType.WORKSPACE),
         }
-        head = json.dumps(header).encode()
-        return (PLAN_MAGIC + struct.pack('<QQ', len(head), len(net.onnx_bytes)) + head
-                + net.onnx_bytes)
+        head = _json.dumps(header).encode()
+        return (_PLAN_MAGIC + _struct.pack('<QQ', len(head), len(net._onnx_bytes)) + head
+                + net._onnx_bytes)
 
     def assign_devices(self, int8: bool, fp16: bool) -> List[DeviceType]:
         net, cfg = self.network, self.config
         wanted = [cfg.get_device_type(layer) for layer in net._layers]
         if not any(d == DeviceType.DLA for d in wanted):
             return wanted
-        if HARDWARE.num_dla_cores == 0:
+        if _hw().num_dla_cores == 0:
             raise _BuildError('DLA is not available on this platform (0 DLA cores); cannot '
                               'build for DeviceType::kDLA.')
-        if not 0 <= cfg.DLA_core < HARDWARE.num_dla_cores:
+        if not 0 <= cfg.DLA_core < _hw().num_dla_cores:
             raise _BuildError(f'DLA core {cfg.DLA_core} is out of range: this platform has '
-                              f'{HARDWARE.num_dla_cores} DLA core(s).')
-        if not (int8 or fp16):
+                              f'{_hw().num_dla_cores} DLA core(s).')
+        if not (int8 or fp16 or net._strongly_typed):
             raise _BuildError('DLA supports only FP16 and INT8 precision: set '
                               'BuilderFlag::kFP16 or BuilderFlag::kINT8.')
         devices = []
@@ -1188,7 +1179,7 @@ class _Build:
                 if layer.type == LayerType.CONSTANT:
                     devices.append(DeviceType.GPU)
                     continue
-                if BuilderFlag.GPU_FALLBACK not in self.flags:
+                if not self.has('GPU_FALLBACK'):
                     raise _BuildError(f'{layer.name} ({layer.type.name}) is not supported on '
                                       'DLA and falling back to GPU is not enabled '
                                       '(BuilderFlag::kGPU_FALLBACK).')
@@ -1212,7 +1203,7 @@ class _Build:
         cfg = self.config
         if not int8:
             return {}
-        calibrator = cfg.int8_calibrator
+        calibrator = cfg._calibrator
         if qdq:
             if calibrator is not None:
                 self.warn("Calibrator won't be used in explicit quantization mode. Use "
@@ -1223,9 +1214,9 @@ class _Build:
         if calibrator is not None:
             algorithm = calibrator.get_algorithm()
             if any(d == DeviceType.DLA for d in devices) and \
-                    algorithm != CalibrationAlgoType.ENTROPY_CALIBRATION_2:
+                    algorithm.name != 'ENTROPY_CALIBRATION_2':
                 raise _BuildError(f'DLA requires IInt8EntropyCalibrator2; got '
-                                  f'{_ALGO_NAMES[algorithm]}.')
+                                  f'{_ALGO_NAMES[algorithm.name]}.')
             scales = _Calibration(self, calibrator).run()
         for tensor in self.float_tensors():
             if tensor._range is not None:
@@ -1243,8 +1234,8 @@ class _Build:
 
     def assign_precisions(self, qdq: bool, int8: bool, fp16: bool, scales: Dict[str, float],
                           devices: List[DeviceType]) -> List[DataType]:
-        obey = BuilderFlag.OBEY_PRECISION_CONSTRAINTS in self.flags
-        prefer = BuilderFlag.PREFER_PRECISION_CONSTRAINTS in self.flags
+        obey = self.has('OBEY_PRECISION_CONSTRAINTS')
+        prefer = self.has('PREFER_PRECISION_CONSTRAINTS')
         producers = {t.name: layer for layer in self.network._layers for t in layer._outputs}
         out: List[DataType] = []
         for layer, device in zip(self.network._layers, devices):
@@ -1264,6 +1255,16 @@ class _Build:
                 precision = DataType.FLOAT
             elif requested is not None:
                 precision = requested
+            elif self.network._strongly_typed:
+                first = producers.get(layer._inputs[0].name) if layer._inputs else None
+                tensors = list(layer._inputs) + list(layer._outputs)
+                if first is not None and first.type == LayerType.DEQUANTIZE and \
+                        layer.type in _INT8_LAYERS:
+                    precision = DataType.INT8
+                elif any(t.dtype == DataType.HALF for t in tensors):
+                    precision = DataType.HALF
+                else:
+                    precision = DataType.FLOAT
             elif qdq:
                 first = producers.get(layer._inputs[0].name) if layer._inputs else None
                 precision = (DataType.INT8 if first is not None
@@ -1283,29 +1284,30 @@ class _Build:
         return out
 
     def report_progress(self) -> None:
-        monitor = self.config.progress_monitor
+        monitor = self.config._progress
         if monitor is None:
             return
         steps = max(1, self.network.num_layers)
-        monitor.phase_start('Building engine', None, steps)
+        _callback(monitor, 'phase_start', None, 'Building engine', None, steps)
         try:
             for step in range(steps):
-                if monitor.step_complete('Building engine', step) is False:
+                if not _callback(monitor, 'step_complete', False, 'Building engine', step):
                     raise _BuildError('Build was cancelled by the progress monitor.')
         finally:
-            monitor.phase_finish('Building engine')
+            _callback(monitor, 'phase_finish', None, 'Building engine')
 
     def use_timing_cache(self, precisions: List[DataType]) -> None:
         cache = self.config.get_timing_cache()
-        if cache is None or BuilderFlag.DISABLE_TIMING_CACHE in self.flags:
+        if cache is None or self.has('DISABLE_TIMING_CACHE'):
             return
         for layer, precision in zip(self.network._layers, precisions):
-            key = f'{layer.op_type}:{[tuple(t.shape) for t in layer._inputs]}:{precision.name}'
-            if key in cache.entries:
-                cache.hits += 1
+            shapes = [tuple(t.shape) for t in layer._inputs]
+            key = f'{layer._op_type}:{shapes}:{precision.name}'
+            if key in cache._entries:
+                cache._hits += 1
             else:
-                cache.misses += 1
-                cache.entries[key] = 'tactic-0'
+                cache._misses += 1
+                cache._entries[key] = 'tactic-0'
 
 
 class _Calibration:
@@ -1315,22 +1317,31 @@ class _Calibration:
 
     def __init__(self, build: _Build, calibrator: IInt8Calibrator) -> None:
         self.build, self.calibrator = build, calibrator
-        self.algorithm = calibrator.get_algorithm()
+        self.algorithm = _callback(calibrator, 'get_algorithm',
+                                   CalibrationAlgoType.LEGACY_CALIBRATION)
 
     def header(self) -> str:
         major, minor, patch = _version_tuple()
-        return f'TRT-{major * 1000 + minor * 100 + patch}-{_ALGO_NAMES[self.algorithm]}'
+        return f'TRT-{major * 1000 + minor * 100 + patch}-{_ALGO_NAMES[self.algorithm.name]}'
 
     def run(self) -> Dict[str, float]:
         _require_base_init(self.calibrator, 'IInt8Calibrator')
-        cached = self.calibrator.read_calibration_cache()
-        _record('IInt8Calibrator.read_calibration_cache', bool(cached))
+        cached = _callback(self.calibrator, 'read_calibration_cache', None)
+        if cached is not None:
+            try:
+                cached = bytes(memoryview(cached))
+            except TypeError as exc:   # the real trampoline casts to py::buffer
+                _CONTROL.callback_errors.append(('read_calibration_cache', exc))
+                _sys.stderr.write(f'[ERROR] Exception caught in read_calibration_cache(): '
+                                  f'{exc}\n')
+                cached = None
+        _record('IInt8Calibrator.read_calibration_cache', _bool(cached))
         if cached:
-            scales = self.parse_cache(bytes(cached))
+            scales = self.parse_cache(cached)
             if scales is not None:
                 return scales
         net = self.build.network
-        batch = self.calibrator.get_batch_size()
+        batch = _callback(self.calibrator, 'get_batch_size', -1)
         _record('IInt8Calibrator.get_batch_size', batch)
         dims = net._inputs[0].shape
         if int(batch) != int(dims[0]):
@@ -1338,10 +1349,17 @@ class _Calibration:
                               f'input batch dimension {dims[0]} (explicit batch).')
         names = [t.name for t in net._inputs]
         session, outputs = self.session()
-        stats: Dict[str, List[np.ndarray]] = {}
+        stats: Dict[str, List[_np.ndarray]] = {}
         count = 0
         while True:
-            pointers = self.calibrator.get_batch(names)
+            pointers = _callback(self.calibrator, 'get_batch', None, names)
+            if pointers is not None and not (isinstance(pointers, (list, tuple)) and all(
+                    isinstance(p, int) for p in pointers)):
+                # the real trampoline casts to std::vector<size_t>: a cast error ends the data
+                _CONTROL.callback_errors.append(('get_batch', TypeError(repr(pointers))))
+                _sys.stderr.write('[ERROR] Exception caught in get_batch(): Unable to cast '
+                                  'Python instance to C++ type\n')
+                pointers = None
             _record('IInt8Calibrator.get_batch', list(names),
                     None if not pointers else len(pointers))
             if not pointers:
@@ -1356,28 +1374,34 @@ class _Calibration:
                                       f'{tensor.name}.')
                 nbytes = volume(tensor.shape) * tensor.dtype.itemsize
                 try:
-                    data = MEMORY.read(pointer, nbytes)
+                    data = _CONTROL.memory.read(pointer, nbytes)
                 except (ValueError, MemoryError) as exc:
                     raise _BuildError(f'calibration batch for {tensor.name}: cannot read '
                                       f'{nbytes} bytes at {pointer:#x} ({exc}).') from exc
-                feeds[tensor.name] = np.frombuffer(data, nptype(tensor.dtype)).reshape(
+                feeds[tensor.name] = _np.frombuffer(data, nptype(tensor.dtype)).reshape(
                     tensor.shape).copy()
             values = session.run(outputs, feeds)
             for name, value in zip(outputs, values):
-                stats.setdefault(name, []).append(np.abs(np.asarray(value, np.float32)).ravel())
+                stats.setdefault(name, []).append(_np.abs(_np.asarray(value, _np.float32)).ravel())
             for name, value in feeds.items():
-                stats.setdefault(name, []).append(np.abs(value.astype(np.float32)).ravel())
+                stats.setdefault(name, []).append(_np.abs(value.astype(_np.float32)).ravel())
             count += 1
         _record('calibration.batches', count)
         if count == 0:
             raise _BuildError('Calibration failure occurred with no scaling factors detected: '
                               'the calibrator returned no batch.')
-        scales = {name: self.amax(np.concatenate(chunks)) / 127.0
+        scales = {name: self.amax(_np.concatenate(chunks)) / 127.0
                   for name, chunks in stats.items()}
         scales = {name: (s if s > 0 else 1.0 / 127.0) for name, s in scales.items()}
         cache = (self.header() + '\n' + ''.join(
-            f'{name}: {struct.pack(">f", s).hex()}\n' for name, s in sorted(scales.items())))
-        self.calibrator.write_calibration_cache(cache.encode())
+            f'{name}: {_struct.pack(">f", s).hex()}\n' for name, s in sorted(scales.items())))
+        view = memoryview(cache.encode())   # TensorRT's memory, valid during the call only
+        _callback(self.calibrator, 'write_calibration_cache', None, view)
+        try:
+            view.release()
+        except BufferError as exc:
+            raise _BuildError('write_calibration_cache kept a view of TensorRT\'s cache memory '
+                              f'after returning ({exc}); copy it (bytes(cache)) instead') from exc
         _record('IInt8Calibrator.write_calibration_cache', len(cache))
         return scales
 
@@ -1393,26 +1417,26 @@ class _Calibration:
         scales = {}
         for line in lines[1:]:
             name, _, value = line.rpartition(': ')
-            scales[name] = struct.unpack('>f', bytes.fromhex(value))[0]
+            scales[name] = _struct.unpack('>f', bytes.fromhex(value))[0]
         return scales
 
-    def amax(self, values: np.ndarray) -> float:
+    def amax(self, values: _np.ndarray) -> float:
         top = float(values.max()) if values.size else 0.0
-        if top == 0.0 or self.algorithm == CalibrationAlgoType.MINMAX_CALIBRATION:
+        if top == 0.0 or self.algorithm.name == 'MINMAX_CALIBRATION':
             return top
-        if self.algorithm == CalibrationAlgoType.LEGACY_CALIBRATION:
+        if self.algorithm.name == 'LEGACY_CALIBRATION':
             quantile = float(self.calibrator.get_quantile())
             self.calibrator.get_regression_cutoff()
             _record('IInt8LegacyCalibrator.get_quantile', quantile)
-            return float(np.quantile(values, quantile))
-        hist, edges = np.histogram(values, bins=self.BINS, range=(0.0, top))
-        return _entropy_threshold(hist.astype(np.float64), float(edges[1] - edges[0]))
+            return float(_np.quantile(values, quantile))
+        hist, edges = _np.histogram(values, bins=self.BINS, range=(0.0, top))
+        return _entropy_threshold(hist.astype(_np.float64), float(edges[1] - edges[0]))
 
     def session(self) -> Tuple[Any, List[str]]:
         import onnx
         import onnxruntime as ort
 
-        model = onnx.load_model_from_string(self.build.network.onnx_bytes)
+        model = onnx.load_model_from_string(self.build.network._onnx_bytes)
         model = onnx.shape_inference.infer_shapes(model)
         known = {o.name for o in model.graph.output}
         infos = {v.name: v for v in model.graph.value_info}
@@ -1428,29 +1452,29 @@ class _Calibration:
         return session, [o.name for o in session.get_outputs()]
 
 
-def _entropy_threshold(hist: np.ndarray, bin_width: float, target: int = 128) -> float:
+def _entropy_threshold(hist: _np.ndarray, bin_width: float, target: int = 128) -> float:
     """TensorRT-style entropy calibration: the clip threshold minimising KL(P || Q)."""
-    best_kl, best_i = np.inf, hist.size
+    best_kl, best_i = _np.inf, hist.size
     for i in range(target, hist.size + 1, 16):
         ref = hist[:i].copy()
         ref[-1] += hist[i:].sum()
         if ref.sum() == 0:
             continue
         candidate = hist[:i]
-        starts = (np.arange(target) * i) // target
-        totals = np.add.reduceat(candidate, starts)
-        nonzero = np.add.reduceat((candidate > 0).astype(np.float64), starts)
-        lengths = np.diff(np.append(starts, i))
-        fill = np.repeat(np.divide(totals, nonzero, out=np.zeros_like(totals),
+        starts = (_np.arange(target) * i) // target
+        totals = _np.add.reduceat(candidate, starts)
+        nonzero = _np.add.reduceat((candidate > 0).astype(_np.float64), starts)
+        lengths = _np.diff(_np.append(starts, i))
+        fill = _np.repeat(_np.divide(totals, nonzero, out=_np.zeros_like(totals),
                                    where=nonzero > 0), lengths)
-        expanded = np.where(candidate > 0, fill, 0.0)
+        expanded = _np.where(candidate > 0, fill, 0.0)
         p = ref / ref.sum()
         q_sum = expanded.sum()
         if q_sum == 0:
             continue
         q = expanded / q_sum
         mask = p > 0
-        kl = float(np.sum(p[mask] * np.log(p[mask] / np.maximum(q[mask], 1e-12))))
+        kl = float(_np.sum(p[mask] * _np.log(p[mask] / _np.maximum(q[mask], 1e-12))))
         if kl < best_kl:
             best_kl, best_i = kl, i
     return (best_i + 0.5) * bin_width
@@ -1462,12 +1486,15 @@ class Runtime:
     """tensorrt.Runtime."""
 
     def __init__(self, logger: ILogger) -> None:
-        if not isinstance(logger, ILogger):
-            raise TypeError('Runtime(logger): logger must be a tensorrt.ILogger')
         _require_base_init(logger, 'ILogger')
         _record('Runtime', type(logger).__name__)
-        self.logger = logger
+        self._logger = logger
         self._dla_core = -1
+
+    @property
+    def logger(self) -> ILogger:
+        """The logger given at construction."""
+        return self._logger
 
     @property
     def DLA_core(self) -> int:  # noqa: N802 - TensorRT's name
@@ -1482,36 +1509,36 @@ class Runtime:
     @property
     def num_DLA_cores(self) -> int:  # noqa: N802 - TensorRT's name
         """Number of DLA cores."""
-        return HARDWARE.num_dla_cores
+        return _hw().num_dla_cores
 
     def deserialize_cuda_engine(self, serialized_engine: Any) -> Optional['ICudaEngine']:
         """Deserialize a plan; None (error logged) when it cannot be used here."""
-        data = bytes(serialized_engine)
+        data = bytes(memoryview(serialized_engine))
         _record('Runtime.deserialize_cuda_engine', len(data))
         error = self._check(data)
         if error:
-            _log(self.logger, _Severity.ERROR, error)
+            _log(self._logger, _Severity.ERROR, error)
             return None
-        head_len, onnx_len = struct.unpack('<QQ', data[len(PLAN_MAGIC):len(PLAN_MAGIC) + 16])
-        start = len(PLAN_MAGIC) + 16
-        header = json.loads(data[start:start + head_len].decode())
+        head_len, onnx_len = _struct.unpack('<QQ', data[len(_PLAN_MAGIC):len(_PLAN_MAGIC) + 16])
+        start = len(_PLAN_MAGIC) + 16
+        header = _json.loads(data[start:start + head_len].decode())
         core = self._dla_core if self._dla_core >= 0 else header['dla_core']
-        return ICudaEngine(header, data[start + head_len:], core)
+        return ICudaEngine(header, data[start + head_len:], core, self._logger)
 
     def _check(self, data: bytes) -> str:
-        if not data.startswith(PLAN_MAGIC):
+        if not data.startswith(_PLAN_MAGIC):
             return ('1: [stdArchiveReader.cpp::StdArchiveReader] Error Code 1: Serialization '
                     '(Serialization assertion magicTagRead == kMAGIC_TAG failed.Magic tag does '
                     'not match)')
-        start = len(PLAN_MAGIC) + 16
+        start = len(_PLAN_MAGIC) + 16
         if len(data) < start:
             return 'Error Code 1: Serialization (plan is truncated)'
-        head_len, onnx_len = struct.unpack('<QQ', data[len(PLAN_MAGIC):start])
+        head_len, onnx_len = _struct.unpack('<QQ', data[len(_PLAN_MAGIC):start])
         if len(data) != start + head_len + onnx_len:
             return (f'Error Code 1: Serialization (Serialization assertion size mismatch: '
                     f'expected {start + head_len + onnx_len} bytes, got {len(data)})')
         try:
-            header = json.loads(data[start:start + head_len].decode())
+            header = _json.loads(data[start:start + head_len].decode())
             import onnx
 
             onnx.load_model_from_string(data[start + head_len:])
@@ -1521,26 +1548,79 @@ class Runtime:
             return ('Error Code 6: API Usage Error (The engine plan file is not compatible '
                     f'with this version of TensorRT, expecting library version {__version__} '
                     f'got {header["version"]}, please rebuild.)')
-        if tuple(header['compute_capability']) != tuple(HARDWARE.compute_capability) or \
-                header['gpu'] != HARDWARE.gpu_name:
+        if tuple(header['compute_capability']) != tuple(_hw().compute_capability) or \
+                header['gpu'] != _hw().gpu_name:
             return ('Error Code 6: API Usage Error (The engine plan file is generated on an '
-                    f'incompatible device, expecting compute {HARDWARE.compute_capability} got '
+                    f'incompatible device, expecting compute {_hw().compute_capability} got '
                     f'compute {tuple(header["compute_capability"])}, please rebuild.)')
         if header['dla_core'] >= 0:
             core = self._dla_core if self._dla_core >= 0 else header['dla_core']
-            if not 0 <= core < HARDWARE.num_dla_cores:
+            if not 0 <= core < _hw().num_dla_cores:
                 return (f'Error Code 1: DLA core {core} is not available (this platform has '
-                        f'{HARDWARE.num_dla_cores} DLA core(s)).')
+                        f'{_hw().num_dla_cores} DLA core(s)).')
         return ''
+
+
+#: Kernel families the inspector names for the double's GPU layers (real: CaskConvolution...).
+_KERNEL_OF = {'CONVOLUTION': 'CaskConvolution', 'DECONVOLUTION': 'CaskDeconvolution',
+              'ACTIVATION': 'PointWiseV2', 'ELEMENTWISE': 'PointWiseV2', 'UNARY': 'PointWiseV2',
+              'POOLING': 'CaskPooling', 'CONCATENATION': 'NoOp', 'SHUFFLE': 'Shuffle',
+              'RESIZE': 'Resize', 'SLICE': 'Slice', 'SCALE': 'Scale', 'SOFTMAX': 'SoftMax',
+              'MATRIX_MULTIPLY': 'CaskGemmMatrixMultiply', 'QUANTIZE': 'Reformat',
+              'DEQUANTIZE': 'Reformat', 'CAST': 'Cast', 'GATHER': 'Gather',
+              'REDUCE': 'Reduce', 'IDENTITY': 'Reformat', 'SHAPE': 'Shape'}
+_FORMAT_OF = {'FLOAT': 'Row major linear FP32', 'HALF': 'Channel major FP16 format where '
+              'channel % 8 == 0', 'INT8': 'Channel major INT8 format where channel % 32 == 0'}
+
+
+def _engine_layers(header: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The engine's layers in TensorRT's DETAILED inspector shape (DLA runs merged)."""
+    out: List[Dict[str, Any]] = []
+    run: List[Dict[str, Any]] = []
+
+    def tensors(entries: List[Any], precision: str) -> List[Dict[str, Any]]:
+        return [{'Name': name, 'Location': 'Device', 'Dimensions': dims,
+                 'Format/Datatype': _FORMAT_OF.get(precision, 'Row major linear FP32')}
+                for name, dims in entries]
+
+    def flush() -> None:
+        if run:
+            name = run[0]['name'] if len(run) == 1 else f"{run[0]['name']}...{run[-1]['name']}"
+            out.append({'Name': f'{{ForeignNode[{name}]}}', 'LayerType': 'DLA',
+                        'Inputs': tensors(run[0]['inputs'], run[0]['precision']),
+                        'Outputs': tensors(run[-1]['outputs'], run[-1]['precision']),
+                        'TacticName': 'DLA', 'StreamId': 0,
+                        'Metadata': ''.join(f"[ONNX Layer: {layer['name']}]" for layer in run)})
+            run.clear()
+
+    for layer in header['layers']:
+        if layer['device'] == 'DLA':
+            run.append(layer)
+            continue
+        flush()
+        kind = _KERNEL_OF.get(layer['type'], 'Myelin')
+        precision = layer['precision']
+        out.append({'Name': layer['name'], 'LayerType': kind,
+                    'Inputs': tensors(layer['inputs'], precision),
+                    'Outputs': tensors(layer['outputs'], precision),
+                    'ParameterType': layer['type'].title().replace('_', ''),
+                    'TacticName': f"double_{kind.lower()}_{precision.lower()}",
+                    'TacticValue': '0x0000000000000000', 'StreamId': 0,
+                    'Metadata': f"[ONNX Layer: {layer['name']}]"})
+    flush()
+    return out
 
 
 class ICudaEngine:
     """A deserialized engine."""
 
-    def __init__(self, header: Dict[str, Any], onnx_bytes: bytes, dla_core: int) -> None:
-        self.header = header
-        self.onnx_bytes = onnx_bytes
-        self.dla_core = dla_core
+    def __init__(self, header: Dict[str, Any], onnx_bytes: bytes, dla_core: int,
+                 logger: Any) -> None:
+        self._header = header
+        self._onnx = onnx_bytes
+        self._dla_core = dla_core
+        self._logger = logger
+        self._layers = _engine_layers(header)
         self.name = 'double engine'
         self._io = {entry['name']: entry for entry in header['io']}
         self._order = [entry['name'] for entry in header['io']]
@@ -1554,30 +1634,35 @@ class ICudaEngine:
         """Name of I/O tensor ``index``."""
         return self._order[index]
 
-    def get_tensor_mode(self, name: str) -> TensorIOMode:
+    def get_tensor_mode(self, name: str) -> Any:
         """INPUT, OUTPUT, or NONE for an unknown name."""
         entry = self._io.get(name)
-        return TensorIOMode[entry['mode']] if entry else TensorIOMode.NONE
+        return getattr(TensorIOMode, entry['mode']) if entry else TensorIOMode.NONE
 
-    def get_tensor_shape(self, name: str) -> Dims:
+    def get_tensor_shape(self, name: str) -> Any:
         """Shape of an I/O tensor."""
         entry = self._io.get(name)
         return Dims(entry['shape']) if entry else Dims(())
 
-    def get_tensor_dtype(self, name: str) -> DataType:
+    def get_tensor_dtype(self, name: str) -> Any:
         """Return the data type of an I/O tensor."""
         entry = self._io.get(name)
-        return DataType[entry['dtype']] if entry else DataType.FLOAT
+        return getattr(DataType, entry['dtype']) if entry else DataType.FLOAT
 
     @property
     def num_layers(self) -> int:
-        """Number of engine layers."""
-        return len(self.header['layers'])
+        """Number of engine layers (after the double's DLA merging)."""
+        return len(self._layers)
 
     @property
     def device_memory_size(self) -> int:
         """Scratch memory the engine needs."""
         return 1 << 20
+
+    @property
+    def profiling_verbosity(self) -> Any:
+        """The verbosity the engine was built with."""
+        return getattr(ProfilingVerbosity, self._header['profiling_verbosity'])
 
     def create_execution_context(self) -> 'IExecutionContext':
         """Create an execution context."""
@@ -1590,36 +1675,38 @@ class ICudaEngine:
 
     def serialize(self) -> IHostMemory:
         """Serialize the engine again."""
-        head = json.dumps(self.header).encode()
-        return IHostMemory(PLAN_MAGIC + struct.pack('<QQ', len(head), len(self.onnx_bytes))
-                           + head + self.onnx_bytes)
+        head = _json.dumps(self._header).encode()
+        return _host_memory(_PLAN_MAGIC + _struct.pack('<QQ', len(head), len(self._onnx))
+                            + head + self._onnx)
 
 
 class EngineInspector:
     """tensorrt.EngineInspector (``engine.create_engine_inspector()``)."""
 
     def __init__(self, engine: ICudaEngine) -> None:
-        self.engine = engine
+        self._engine = engine
         self.execution_context: Optional[IExecutionContext] = None
 
-    def get_layer_information(self, layer_index: int,
-                              format: LayerInformationFormat) -> str:  # noqa: A002
-        """Describe one engine layer (JSON or one line)."""
-        layer = self.engine.header['layers'][layer_index]
-        if self.engine.header['profiling_verbosity'] != 'DETAILED':
-            return json.dumps(layer['name']) if format == LayerInformationFormat.JSON \
-                else layer['name']
-        info = {'Name': layer['name'], 'LayerType': layer['type'],
-                'Precision': layer['precision'], 'Device': layer['device']}
+    def get_layer_information(self, layer_index: int, format: Any) -> str:  # noqa: A002
+        """Describe one engine layer: DETAILED JSON, or the name only below DETAILED."""
+        layer = self._engine._layers[layer_index]
+        if self._engine._header['profiling_verbosity'] != 'DETAILED':
+            return _json.dumps(layer['Name']) if format == LayerInformationFormat.JSON \
+                else layer['Name']
         if format == LayerInformationFormat.JSON:
-            return json.dumps(info)
-        return ', '.join(f'{k}: {v}' for k, v in info.items())
+            return _json.dumps(layer)
+        return ', '.join(f'{k}: {v}' for k, v in layer.items())
 
-    def get_engine_information(self, format: LayerInformationFormat) -> str:  # noqa: A002
-        """Describe the whole engine."""
-        layers = [json.loads(self.get_layer_information(i, LayerInformationFormat.JSON))
-                  for i in range(self.engine.num_layers)]
-        return json.dumps({'Layers': layers, 'Bindings': self.engine._order})
+    def get_engine_information(self, format: Any) -> str:  # noqa: A002
+        """Describe the whole engine (``Bindings``; ``I/O Tensors`` from TensorRT 11)."""
+        layers = [_json.loads(self.get_layer_information(i, LayerInformationFormat.JSON))
+                  for i in range(self._engine.num_layers)]
+        key = 'I/O Tensors' if _version_tuple() >= (11, 0, 0) else 'Bindings'
+        return _json.dumps({'Layers': layers, key: self._engine._order})
+
+
+#: TensorRT requires I/O addresses aligned to this many bytes.
+_ALIGNMENT = 256
 
 
 class IExecutionContext:
@@ -1633,7 +1720,9 @@ class IExecutionContext:
         self.enqueue_emits_profile = True
         self.name = ''
         self._session: Any = None
-        self.logger: Optional[ILogger] = None
+
+    def _error(self, text: str) -> None:
+        _log(self.engine._logger, _Severity.ERROR, text)
 
     @property
     def profiler(self) -> Optional[IProfiler]:
@@ -1643,26 +1732,26 @@ class IExecutionContext:
     @profiler.setter
     def profiler(self, value: Optional[IProfiler]) -> None:
         if value is not None:
-            if not isinstance(value, IProfiler):
-                raise TypeError('profiler must be a tensorrt.IProfiler')
             _require_base_init(value, 'IProfiler')
         _record('IExecutionContext.profiler', value is not None)
         self._profiler = value
 
     def set_tensor_address(self, name: str, memory: int) -> bool:
-        """Bind device memory to an I/O tensor; False for an unknown name or null pointer."""
-        if not isinstance(memory, int):
-            raise TypeError('set_tensor_address(name: str, memory: int)')
+        """Bind device memory to an I/O tensor; 0 resets it; False for a bad name/alignment."""
         _record('IExecutionContext.set_tensor_address', name, memory)
         if name not in self.engine._io:
-            _log(self.logger, _Severity.ERROR, f'IExecutionContext::setTensorAddress: Error Code '
-                 f'3: API Usage Error (Given invalid tensor name: {name}. Get valid tensor '
-                 'names with getIOTensorName().)')
+            self._error(f'IExecutionContext::setTensorAddress: Error Code 3: API Usage Error '
+                        f'(Given invalid tensor name: {name}. Get valid tensor names with '
+                        'getIOTensorName().)')
             return False
         if memory == 0:
-            _log(self.logger, _Severity.ERROR, 'IExecutionContext::setTensorAddress: Error Code '
-                 f'3: API Usage Error (Parameter check failed, condition: address != nullptr '
-                 f'for tensor {name}.)')
+            self._addresses.pop(name, None)
+            return True
+        if memory % _ALIGNMENT:
+            self._error(f'IExecutionContext::setTensorAddress: Error Code 3: API Usage Error '
+                        f'(Parameter check failed, condition: (reinterpret_cast<uintptr_t>'
+                        f'(data) % alignment) == 0. Address {memory:#x} of tensor {name} is '
+                        f'not aligned to {_ALIGNMENT} bytes.)')
             return False
         self._addresses[name] = memory
         return True
@@ -1671,62 +1760,65 @@ class IExecutionContext:
         """Address bound to ``name`` (0 if none)."""
         return self._addresses.get(name, 0)
 
-    def set_input_shape(self, name: str, shape: Sequence[int]) -> bool:
+    def set_input_shape(self, name: str, shape: Any) -> bool:
         """Set an input's shape (static engines: must equal the built shape)."""
         entry = self.engine._io.get(name)
-        return bool(entry and entry['mode'] == 'INPUT' and list(shape) == entry['shape'])
+        return _bool(entry and entry['mode'] == 'INPUT' and list(shape) == entry['shape'])
 
-    def get_tensor_shape(self, name: str) -> Dims:
+    def get_tensor_shape(self, name: str) -> Any:
         """Shape of an I/O tensor."""
         return self.engine.get_tensor_shape(name)
 
     def execute_async_v3(self, stream_handle: int) -> bool:
         """Run the engine on ``stream_handle``: reads the inputs, writes the outputs."""
-        if not isinstance(stream_handle, int):
-            raise TypeError('execute_async_v3(stream_handle: int)')
         _record('IExecutionContext.execute_async_v3', stream_handle)
         for name in self.engine._order:
             if name not in self._addresses:
-                _log(self.logger, _Severity.ERROR, 'IExecutionContext::enqueueV3: Error Code 3: '
-                     f'API Usage Error (Address is not set for tensor {name}. Call '
-                     'setTensorAddress or setOutputAllocator before enqueue/execute.)')
+                self._error('IExecutionContext::enqueueV3: Error Code 3: API Usage Error '
+                            f'(Address is not set for tensor {name}. Call setTensorAddress or '
+                            'setOutputAllocator before enqueue/execute.)')
                 return False
         if self._session is None:
             import onnxruntime as ort
 
-            self._session = ort.InferenceSession(self.engine.onnx_bytes,
+            self._session = ort.InferenceSession(self.engine._onnx,
                                                  providers=['CPUExecutionProvider'])
-        engine_sync = getattr(MEMORY, 'engine_sync', None)
+        memory = _CONTROL.memory
+        engine_sync = getattr(memory, 'engine_sync', None)
         if engine_sync is not None:
             engine_sync(stream_handle)
         feeds, outputs = {}, []
         for name in self.engine._order:
             entry = self.engine._io[name]
-            dtype = nptype(DataType[entry['dtype']])
-            nbytes = volume(entry['shape']) * np.dtype(dtype).itemsize
+            dtype = nptype(getattr(DataType, entry['dtype']))
+            nbytes = volume(entry['shape']) * _np.dtype(dtype).itemsize
             if entry['mode'] == 'INPUT':
-                data = MEMORY.read(self._addresses[name], nbytes)
-                feeds[name] = np.frombuffer(data, dtype).reshape(entry['shape'])
+                data = memory.read(self._addresses[name], nbytes)
+                feeds[name] = _np.frombuffer(data, dtype).reshape(entry['shape'])
             else:
                 outputs.append(name)
-        start = time.perf_counter()
+        start = _time.perf_counter()
         results = self._session.run(outputs, feeds)
-        elapsed_ms = (time.perf_counter() - start) * 1e3
+        elapsed_ms = (_time.perf_counter() - start) * 1e3
         for name, value in zip(outputs, results):
             entry = self.engine._io[name]
-            array = np.ascontiguousarray(value, dtype=nptype(DataType[entry['dtype']]))
-            MEMORY.write(self._addresses[name], array.tobytes())
+            array = _np.ascontiguousarray(value, dtype=nptype(getattr(DataType, entry['dtype'])))
+            memory.write(self._addresses[name], array.tobytes())
         if self._profiler is not None and self.enqueue_emits_profile:
-            self.report_to_profiler(elapsed_ms)
+            self._report(elapsed_ms)
         return True
 
-    def report_to_profiler(self, elapsed_ms: float = 0.0) -> bool:
-        """Report per-layer times (the double spreads the measured run time evenly)."""
+    def report_to_profiler(self) -> bool:
+        """Report the last run's per-layer times (when enqueue_emits_profile is False)."""
+        return self._report(0.0)
+
+    def _report(self, elapsed_ms: float) -> bool:
         if self._profiler is None:
             return False
-        layers = self.engine.header['layers']
+        layers = self.engine._layers
         for layer in layers:
-            self._profiler.report_layer_time(layer['name'], elapsed_ms / max(1, len(layers)))
+            _callback(self._profiler, 'report_layer_time', None, layer['Name'],
+                      elapsed_ms / max(1, len(layers)))
         return True
 
 
@@ -1741,4 +1833,3 @@ def init_libnvinfer_plugins(logger: Any, namespace: str) -> bool:
     return True
 
 
-_ = io  # keep the import list close to the real module's needs
