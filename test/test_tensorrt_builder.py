@@ -14,7 +14,8 @@ from tensorrt_yolox_py.backends.tensorrt.common import TensorRTError
 from tensorrt_yolox_py.errors import InputError, ModelContractError, ParameterError
 from tensorrt_yolox_py.quantization import compute_tensor_ranges, list_calibration_images
 from tensorrt_yolox_py.stages.preprocess import preprocess_cpu
-from trt_double.helpers import calls_named, config, first_missing, in_order
+from trt_double.helpers import (calls_named, config, first_missing, in_order,
+                                recording_logger)
 from trt_double.models import make_tiny_yolox
 
 pytest_plugins = ['trt_double.fixtures']
@@ -29,7 +30,7 @@ def prepare(trt, host_memory, model, cache, **values):
 def engine_layers(trt, path):
     """Return the double's per-layer build decisions stored in the plan."""
     engine = trt.Runtime(trt.Logger()).deserialize_cuda_engine(path.read_bytes())
-    return {layer['name']: layer for layer in engine.header['layers']}
+    return {layer['name']: layer for layer in engine._header['layers']}
 
 
 def assert_order(calls, expected):
@@ -293,8 +294,11 @@ def test_tensorrt_10_5_asks_cuda_not_the_deprecated_platform_query(trt, tiny_mod
 
 
 def test_unsupported_versions_and_unparsable_models(trt, host_memory, tiny_model, tmp_path):
-    trt.reset('11.0.0', memory=host_memory)
-    with pytest.raises(TensorRTError, match='TensorRT 11'):
+    trt.reset('8.5.3', memory=host_memory)
+    with pytest.raises(TensorRTError, match='too old.*JetPack 5.1 ships 8.5'):
+        prepare(trt, host_memory, tiny_model, tmp_path, precision='fp16')
+    trt.reset('12.0.0', memory=host_memory)
+    with pytest.raises(TensorRTError, match='TensorRT 12.0.0 is newer'):
         prepare(trt, host_memory, tiny_model, tmp_path, precision='fp16')
     trt.reset(memory=host_memory)
     import onnx
@@ -330,7 +334,7 @@ def test_int8_needs_calibration_images_and_reports_bad_ones(trt, host_memory, ti
 def test_the_double_rejects_misuse_like_tensorrt(trt, tiny_model):
     """Guards for the tests above: the double must refuse what TensorRT refuses."""
     trt.reset(hardware=trt.Hardware(num_dla_cores=1))
-    logger = trt.Logger()
+    logger = recording_logger(trt)
     builder = trt.Builder(logger)
 
     def network():

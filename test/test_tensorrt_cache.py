@@ -93,7 +93,7 @@ def test_changed_tensorrt_version_rebuilds(trt, host_memory, tiny_model, tmp_pat
     assert again.built and again.key != first.key
     assert "trt_version: '10.3.0' -> '10.4.0'" in caplog.text
     engine = trt.Runtime(trt.Logger()).deserialize_cuda_engine(again.path.read_bytes())
-    assert engine is not None and engine.header['version'] == '10.4.0'
+    assert engine is not None and engine._header['version'] == '10.4.0'
 
 
 def test_changed_calibration_rebuilds(trt, host_memory, tiny_model, calib_images, tmp_path,
@@ -113,7 +113,7 @@ def test_refused_plan_is_invalidated_and_rebuilt_once(trt, host_memory, tiny_mod
     cfg = config(tiny_model, tmp_path, precision='fp16')
     TensorRTBackend.from_config(cfg, memory=host_memory, trt=trt).close()
     # Same key (the memory layer reports the same GPU) but TensorRT now refuses the plan.
-    trt.HARDWARE.gpu_name = 'Other GPU'
+    trt.hardware.gpu_name = 'Other GPU'
     with caplog.at_level(logging.WARNING):
         backend = TensorRTBackend.from_config(cfg, memory=host_memory, trt=trt)
     assert 'incompatible device' in caplog.text and 'rebuilding it once' in caplog.text

@@ -18,7 +18,7 @@ from tensorrt_yolox_py.backends.tensorrt import TensorRTBackend
 from tensorrt_yolox_py.backends.tensorrt.cuda_memory import CudaError, CudaMemory
 from tensorrt_yolox_py.errors import MissingDependencyError
 from tensorrt_yolox_py.pipeline import Detector
-from trt_double import tensorrt as double
+from trt_double.control import DoubleTensorRT, Hardware
 from trt_double.helpers import config
 
 
@@ -41,12 +41,11 @@ def cuda_trt(monkeypatch):
 
     memory = CudaMemory(0)
     info = memory.device_info()
-    double.reset(memory=CudaAccess(), hardware=double.Hardware(
+    double = DoubleTensorRT(memory=CudaAccess(), hardware=Hardware(
         gpu_name=info['name'], compute_capability=tuple(info['compute_capability'])))
-    monkeypatch.setitem(sys.modules, 'tensorrt', double)
+    double.install(monkeypatch)
     yield double, memory
     memory.close()
-    double.reset()
 
 
 def test_cuda_memory_round_trip():

@@ -103,8 +103,10 @@ def test_per_layer_profile_report(trt, host_memory, tiny_model, tmp_path):
     assert lines[0].split() == ['layer', 'mean', 'ms', 'share', 'runs']
     assert len(lines) == 2 + len(layers) + 1
     assert all(line.rstrip().endswith(' 3') for line in lines[2:-1])
-    assert {layer['Name'] for layer in layers} >= {'stem', 'spp', 'reg_preds'}
-    assert {layer['Precision'] for layer in layers} == {'HALF'}
+    assert {layer['name'] for layer in layers} >= {'stem', 'spp', 'reg_preds'}
+    assert {layer['precision'] for layer in layers} == {'FP16'}
+    assert {layer['device'] for layer in layers} == {'GPU'}
+    assert all(layer['detailed'] and layer['type'] for layer in layers)
 
 
 def test_dla_engine_selects_the_core_at_deserialization(trt, host_memory, tiny_model, tmp_path):

@@ -37,12 +37,14 @@ def surface_for(version: str) -> str:
     """Return the real version whose API surface emulates ``version``.
 
     The newest real version of the same major that is not newer, else the oldest of that
-    major (10.0.1 -> 10.3.0, 10.8.0 -> 10.3.0, 11.0.0 -> 11.4.0.106).
+    major (10.0.1 -> 10.3.0, 10.8.0 -> 10.3.0, 11.0.0 -> 11.4.0.106); for a major without a
+    manifest (a refused version such as 8.5 or 12.0), the nearest real version.
     """
     wanted = version_tuple(version)
     same = [v for v in VERSIONS if version_tuple(v)[0] == wanted[0]]
     if not same:
-        raise ValueError(f'no TensorRT {wanted[0]}.x manifest (have {", ".join(VERSIONS)})')
+        older = [v for v in VERSIONS if version_tuple(v) <= wanted]
+        return older[-1] if older else VERSIONS[0]
     older = [v for v in same if version_tuple(v)[:3] <= wanted[:3]]
     return older[-1] if older else same[0]
 

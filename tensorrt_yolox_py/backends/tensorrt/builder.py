@@ -6,13 +6,24 @@ Contract of ``prepare_engine(settings, trt=None, memory=None, progress=None)``:
   options, workspace, cache folder). Output: ``PreparedEngine`` (plan path in the engine cache,
   the build report, whether it was built now). The plan is cached (``engine_cache``) under a key
   of everything that changes it, so later starts load it in seconds and a stale one is rebuilt.
-- Network: created with no flags on TensorRT 10 (``EXPLICIT_BATCH`` is deprecated and ignored
-  there; 8.6 gets it), filled by ``trt.OnnxParser.parse_from_file``; parser errors are raised
-  with TensorRT's messages. The I/O must be the YOLOX contract (``check_io_contract``).
-- Precision: ``fp16`` sets ``BuilderFlag.FP16``; ``int8`` sets ``INT8`` (+ ``FP16`` for the
-  layers left in float). Where the hardware lacks the precision (``platform_has_fast_*`` before
-  TensorRT 10.5, the compute capability from CUDA after) the build stops with a ParameterError
-  naming ``precision``.
+- Every version-dependent choice reads ``capabilities`` (one table, tested against the real
+  API of 8.6.1, 10.3.0, 10.13.3.9, 10.16.1.11 and 11.4.0.106).
+- Network: ``EXPLICIT_BATCH`` on 8.6 (deprecated and ignored in 10, gone in 11),
+  ``STRONGLY_TYPED`` on 11; filled by ``trt.OnnxParser.parse_from_file``; parser errors are
+  raised with TensorRT's messages. The I/O must be the YOLOX contract (``check_io_contract``).
+- Precision, TensorRT 8.6 / 10.x (weakly typed): ``fp16`` sets ``BuilderFlag.FP16``; ``int8``
+  sets ``INT8`` (+ ``FP16`` for the layers left in float). Where the hardware lacks the
+  precision (``platform_has_fast_*`` before TensorRT 10.5, the compute capability from CUDA
+  after) the build stops with a ParameterError naming ``precision``.
+- Precision, TensorRT 11 (strongly typed networks only): it comes from the ONNX types. ``fp16``
+  parses an FP16 copy of the model, ``int8`` a Q/DQ model with FP16 elsewhere
+  (``quantization.strongly_typed``: NVIDIA ModelOpt where installed, else ONNX Runtime's
+  quantizer; ``clip_value`` as fixed Q/DQ scales; ``quantize_first_layer`` /
+  ``quantize_last_layer`` as excluded nodes); ``fp32`` parses the model as it is. The typed
+  model is cached beside the engines and its hash is part of the engine key.
+- Callbacks (logger, progress monitor, calibrator) catch every exception, a Ctrl-C included,
+  record it (``common.CallbackErrors``) and stop the work; it is raised once TensorRT returns.
+  A calibration that did not use every image keeps neither its cache nor the engine.
 - INT8 scales, one of (``plan_int8`` chooses and says why; the report and log name the path):
   ``clip`` (``clip_value`` > 0: (0, clip) on every layer output, (0, 255) on the input),
   ``implicit`` (a TensorRT calibrator: ``calibration.make_calibrator``, with a calibration
@@ -22,19 +33,22 @@ Contract of ``prepare_engine(settings, trt=None, memory=None, progress=None)``:
   already has Q/DQ nodes). ``auto``: TensorRT < 10.1 -> implicit; >= 10.1 (implicit
   calibration deprecated) -> explicit on the GPU; on the DLA (which takes only the Entropy2
   calibrator) -> implicit for Entropy on < 10.1, else ranges, which keeps MinMax / percentile.
+  TensorRT 11: ``typed-qdq`` (the Q/DQ model above); ``implicit`` / ``ranges`` are refused.
 - ``quantize_first_layer`` / ``quantize_last_layer`` true (Autoware's meaning: "set the
   operating precision for the first (input) / last layer to be fp16"): those weighted layers
   stay in FP16 (layer precision + ``PREFER_PRECISION_CONSTRAINTS``; in the explicit path they
   are left out of the Q/DQ model instead). Both false (the default) quantize every layer.
 - DLA: ``default_device_type = DLA``, ``DLA_core``, ``GPU_FALLBACK``; the layers that cannot
   run there (``can_run_on_DLA``) are listed in the report and the log. No DLA, a missing core,
-  or FP32 on the DLA stop with a ParameterError naming ``device`` / ``precision``.
+  a TensorRT release without DLA support (10.8-10.16, 11.0-11.4.0; named in the message), or
+  FP32 on the DLA stop with a ParameterError naming ``device`` / ``precision``.
 - Workspace (``set_memory_pool_limit(WORKSPACE)``) and a timing cache file per TensorRT version
   and GPU in the cache folder. A build logs "building engine, this can take minutes" and reports
   calibration progress and TensorRT's build phases (``IProgressMonitor``) through ``progress``.
 """
 
 import logging
+import os
 import re
 import time
 import warnings
@@ -49,10 +63,10 @@ from ...params import DetectorConfig
 from ...quantization.images import fingerprint, list_calibration_images
 from ...quantization.static import CALIBRATION_VERSION
 from ..base import check_io_contract
-from .calibration import make_calibrator, write_atomic
-from .common import (IMPLICIT_INT8_DEPRECATED, PLATFORM_QUERY_DEPRECATED, TensorRTError,
-                     check_supported, import_tensorrt, make_logger, make_progress_monitor,
-                     trt_version, version_text)
+from .calibration import IncompleteCalibration, make_calibrator, write_atomic
+from .capabilities import dla_support, supports
+from .common import (CallbackErrors, TensorRTError, check_supported, import_tensorrt,
+                     make_logger, make_progress_monitor, trt_version, version_text)
 from .cuda_memory import compute_capability_supports, CudaMemory
 from .dynamic_range import apply_clip_ranges, apply_tensor_ranges, boundary_layers, keep_in_fp16
 from .engine_cache import EngineCache, engine_key, file_sha256
@@ -192,6 +206,14 @@ def plan_int8(settings: EngineSettings, version: Tuple[int, int, int],
     if model_qdq:
         return Int8Plan('model-qdq', 'the model already has Q/DQ nodes (explicit '
                         'quantization); no calibration')
+    if settings.clip_value > 0 and supports(version, 'strongly_typed_only'):
+        if mode != 'auto':
+            raise ParameterError('int8_mode', f"'{mode}' contradicts clip_value "
+                                 f'{settings.clip_value} > 0; set only one of them')
+        return Int8Plan('typed-qdq', f'clip_value {settings.clip_value:g} > 0 on TensorRT '
+                        f'{version_text(version)} (strongly typed): fixed Q/DQ scales (0, '
+                        f'{settings.clip_value:g}) on the activations, (0, 255) on the input',
+                        'clip', False)
     if settings.clip_value > 0:
         if mode != 'auto':
             raise ParameterError('int8_mode', f"'{mode}' contradicts clip_value "
@@ -200,8 +222,16 @@ def plan_int8(settings: EngineSettings, version: Tuple[int, int, int],
         return Int8Plan('clip', f'clip_value {settings.clip_value:g} > 0: dynamic range '
                         f'(0, {settings.clip_value:g}) on every layer output and (0, 255) on the '
                         'input (the ReLU6 DLA recipe)')
-    deprecated = version >= IMPLICIT_INT8_DEPRECATED
     vtext = version_text(version)
+    if supports(version, 'strongly_typed_only'):
+        if mode in ('implicit', 'ranges'):
+            raise ParameterError('int8_mode', f"'{mode}' needs implicit INT8 quantization, "
+                                 f'which TensorRT {vtext} removed (strongly typed networks '
+                                 'only); use auto or explicit')
+        return Int8Plan('typed-qdq', f'TensorRT {vtext} builds strongly typed networks only: a '
+                        f'Q/DQ model ({algo}) with FP16 elsewhere, from the model\'s ONNX types',
+                        algo, True)
+    deprecated = not supports(version, 'implicit_int8_preferred')
     if mode == 'auto':
         if dla and algo == 'Entropy' and not deprecated:
             return Int8Plan('implicit', f'DLA with Entropy calibration on TensorRT {vtext}: '
@@ -246,6 +276,11 @@ def check_hardware(builder: Any, settings: EngineSettings, gpu: Dict[str, Any],
     """
     gpu_text = _gpu_text(gpu)
     if settings.dla_core >= 0:
+        has_dla, why = dla_support(version)
+        if not has_dla:
+            raise ParameterError('device', f'{settings.device}: TensorRT '
+                                 f'{version_text(version)} cannot build for a DLA ({why}); use '
+                                 'device gpu')
         cores = int(builder.num_DLA_cores)
         if cores == 0:
             raise ParameterError('device', f'{settings.device}: this platform has no DLA '
@@ -253,7 +288,7 @@ def check_hardware(builder: Any, settings: EngineSettings, gpu: Dict[str, Any],
         if settings.dla_core >= cores:
             raise ParameterError('device', f'{settings.device}: this platform has {cores} '
                                  f'DLA core(s) (dla0..dla{cores - 1})')
-    if version < PLATFORM_QUERY_DEPRECATED:
+    if supports(version, 'platform_queries'):
         fast = {'fp16': bool(builder.platform_has_fast_fp16),
                 'int8': bool(builder.platform_has_fast_int8)}
     else:
@@ -276,9 +311,11 @@ class EngineBuild:
     def __init__(self, settings: EngineSettings, trt: Any, memory: Any, gpu: Dict[str, Any],
                  plan: Optional[Int8Plan], images: Sequence[Path], image_key: str,
                  cache_dir: Path, progress: BuildProgress, builder: Any, logger: Any,
-                 fast: Dict[str, bool]) -> None:
+                 fast: Dict[str, bool], typed_model: Optional[Path] = None) -> None:
         self.settings, self.trt, self.memory, self.gpu = settings, trt, memory, gpu
         self.builder, self.logger, self.fast = builder, logger, fast
+        self.errors: CallbackErrors = logger.callback_errors
+        self.typed_model = typed_model
         self.plan, self.images, self.image_key = plan, list(images), image_key
         self.cache_dir, self.progress = cache_dir, progress
         self.version = trt_version(trt)
@@ -303,8 +340,10 @@ class EngineBuild:
                        settings.model_path.name, settings.precision, settings.device)
         logger, builder = self.logger, self.builder
         flags = 0
-        if self.version < (10, 0, 0):
+        if supports(self.version, 'explicit_batch_flag'):
             flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        if supports(self.version, 'strongly_typed_only'):
+            flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
         network = builder.create_network(flags)
         parser = trt.OnnxParser(network, logger)
         onnx_path = self._model_to_parse()
@@ -320,7 +359,7 @@ class EngineBuild:
         timing_path = self._timing_cache(config)
         calibrator = self._set_precision(config, network, input_tensor)
         self._set_device(config, network)
-        monitor = make_progress_monitor(trt, self.progress.phase)
+        monitor = make_progress_monitor(trt, self.progress.phase, self.errors)
         if monitor is not None:
             config.progress_monitor = monitor
         self.report.num_layers = network.num_layers
@@ -329,14 +368,17 @@ class EngineBuild:
         finally:
             if calibrator is not None:
                 calibrator.release()
-        if calibrator is not None and calibrator.error is not None:
-            raise calibrator.error
+        self.errors.raise_pending()     # an error or Ctrl-C inside a callback, now
+        if calibrator is not None and not calibrator.complete:
+            raise IncompleteCalibration(
+                f'calibration used {calibrator.count} of {calibrator.total} images; neither its '
+                'cache nor the engine is kept')
         if plan is None:
             raise TensorRTError(f'TensorRT could not build the engine for '
                                 f'{settings.model_path}: '
                                 f'{logger.take_errors() or "no error text"}')
         self._save_timing_cache(config, timing_path)
-        data = bytes(plan)
+        data = bytes(memoryview(plan))
         self.report.build_seconds = round(time.perf_counter() - start, 3)
         self.report.engine_bytes = len(data)
         self.report.warnings = len(logger.warnings)
@@ -345,6 +387,8 @@ class EngineBuild:
 
     def _model_to_parse(self) -> Path:
         plan = self.plan
+        if self.typed_model is not None:
+            return self.typed_model
         if plan is None or plan.mode != 'explicit':
             return self.settings.model_path
         from ...quantization.static import quantize_static_qdq
@@ -398,12 +442,19 @@ class EngineBuild:
     def _save_timing_cache(self, config: Any, path: Path) -> None:
         cache = config.get_timing_cache()
         if cache is not None:
-            write_atomic(path, bytes(cache.serialize()))
+            write_atomic(path, bytes(memoryview(cache.serialize())))
 
     def _set_precision(self, config: Any, network: Any, input_tensor: Any) -> Any:
         trt, settings = self.trt, self.settings
         precision = settings.precision
         if precision == 'fp32':
+            return None
+        if supports(self.version, 'strongly_typed_only'):
+            if self.plan is not None:
+                self.report.int8_path, self.report.int8_reason = self.plan.mode, self.plan.reason
+                LOGGER.info('INT8 path: %s (%s)', self.plan.mode, self.plan.reason)
+            LOGGER.info('strongly typed network: %s from the ONNX types of %s', precision,
+                        self._model_to_parse().name)
             return None
         if precision == 'fp16' or self.fast.get('fp16', False) or settings.dla_core >= 0:
             config.set_flag(trt.BuilderFlag.FP16)
@@ -423,7 +474,7 @@ class EngineBuild:
             calibrator = make_calibrator(
                 trt, plan.algorithm, self.images, tuple(int(d) for d in input_tensor.shape),
                 np.float16 if input_tensor.dtype == trt.float16 else np.float32, cache_path,
-                self.memory, settings.percentile, self.progress.calibration)
+                self.memory, settings.percentile, self.progress.calibration, self.errors)
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore', DeprecationWarning)
                 config.int8_calibrator = calibrator
@@ -489,6 +540,60 @@ class EngineBuild:
             LOGGER.info('all %d layers run on %s', network.num_layers, settings.device)
 
 
+TYPED_MODEL_VERSION = 1
+
+
+def prepare_typed_model(settings: EngineSettings, plan: Optional[Int8Plan],
+                        images: Sequence[Path], image_key: str, cache_dir: Path,
+                        progress: BuildProgress) -> Optional[Path]:
+    """Return the strongly typed ONNX to parse for ``settings`` (TensorRT 11), made once.
+
+    None for fp32 or a model that already has Q/DQ nodes (parsed as it is). The model is
+    cached in ``cache_dir`` under a key of the model, precision and quantization settings.
+    """
+    precision = settings.precision
+    if precision == 'fp32' or (plan is not None and plan.mode == 'model-qdq'):
+        return None
+    from ...quantization import strongly_typed
+
+    model = Path(settings.model_path)
+    fields = {'model': file_sha256(model), 'precision': precision, 'version': TYPED_MODEL_VERSION,
+              'calibration_version': CALIBRATION_VERSION}
+    if plan is not None:
+        fields.update(algorithm=plan.algorithm, images=image_key, clip=settings.clip_value,
+                      percentile=settings.percentile, first=settings.fp16_first_layer,
+                      last=settings.fp16_last_layer)
+    digest = engine_key(fields)[:12]
+    path = cache_dir / f'{_safe(model.stem)}.typed-{precision}-{digest}.onnx'
+    if path.is_file():
+        LOGGER.info('using cached strongly typed model %s', path)
+        return path
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.partial')
+    try:
+        if precision == 'fp16':
+            result = strongly_typed.convert_fp16(model, tmp)
+        else:
+            assert plan is not None
+            LOGGER.info('making the Q/DQ model for TensorRT (%s, %d images)', plan.algorithm,
+                        len(images))
+            result = strongly_typed.quantize_int8_qdq(
+                model, tmp, list(images),
+                method=plan.algorithm if plan.algorithm != 'clip' else 'MinMax',
+                percentile=settings.percentile, clip_value=settings.clip_value,
+                fp16_first_layer=settings.fp16_first_layer,
+                fp16_last_layer=settings.fp16_last_layer, progress=progress.calibration)
+        for note in result.notes:
+            LOGGER.info('strongly typed model: %s', note)
+        LOGGER.info('strongly typed %s model by %s in %.1f s: %s', precision, result.tool,
+                    result.seconds, path.name)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
 def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None,
                    progress: Optional[BuildProgress] = None) -> PreparedEngine:
     """Return a cached engine for ``settings``, building it if needed; see the module contract."""
@@ -503,7 +608,7 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
                              'FP16 or INT8 only')
     memory = memory or CudaMemory(settings.gpu_id)
     gpu = memory.device_info()
-    logger = make_logger(trt)
+    logger = make_logger(trt, CallbackErrors())
     builder = trt.Builder(logger)
     fast = check_hardware(builder, settings, gpu, version)
     plan = None
@@ -527,16 +632,23 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
                       clip_value=settings.clip_value,
                       fp16_first_layer=settings.fp16_first_layer,
                       fp16_last_layer=settings.fp16_last_layer)
-        if plan.mode in ('explicit', 'ranges'):   # ranges made by quantization.calibrate
+        if plan.mode in ('explicit', 'ranges', 'typed-qdq'):  # made by quantization.*
             fields['calibration_version'] = CALIBRATION_VERSION
-    key = engine_key(fields)
     cache = EngineCache(settings.cache_dir)
-    name = f'{_safe(model.stem)}.{settings.precision}.{settings.device}'
     progress = progress or BuildProgress()
+    typed_model = None
+    if supports(version, 'strongly_typed_only'):
+        typed_model = prepare_typed_model(settings, plan, images, image_key, cache.directory,
+                                          progress)
+        fields['strongly_typed'] = True
+        if typed_model is not None:
+            fields['typed_model_sha256'] = file_sha256(typed_model)
+    key = engine_key(fields)
+    name = f'{_safe(model.stem)}.{settings.precision}.{settings.device}'
 
     def build() -> Tuple[bytes, Dict[str, Any]]:
         return EngineBuild(settings, trt, memory, gpu, plan, images, image_key,
-                           cache.directory, progress, builder, logger, fast).run()
+                           cache.directory, progress, builder, logger, fast, typed_model).run()
 
     try:
         entry = cache.get_or_build(name, key, fields, build)

@@ -11,8 +11,13 @@ memory, percentile, progress)``:
   calibrator's own stream; ``None`` after the last image. Batch size 1 (explicit batch).
 - ``read_calibration_cache`` returns the bytes of ``cache_path`` if it exists (then TensorRT
   skips the batches); ``write_calibration_cache`` writes it atomically.
-- Errors inside ``get_batch`` (an unreadable image) cannot cross TensorRT's C++ boundary: they
-  are kept in ``calibrator.error`` and the builder raises them after the build fails.
+- Exceptions inside the callbacks (an unreadable image, a Ctrl-C) cannot cross TensorRT's C++
+  boundary (TensorRT would print them and end calibration early): every callback catches
+  ``BaseException``, records it in ``errors`` (``common.CallbackErrors``) and ends the data;
+  the builder re-raises it after the build returns.
+- ``complete``: True once every image was fed (or a cache was used). A calibration that did
+  not consume every image never persists anything: ``write_calibration_cache`` refuses to write
+  and the builder refuses the engine (``IncompleteCalibration``).
 - ``calibrator.release()`` frees the device/pinned buffers and the stream.
 
 The calibrator classes are deprecated from TensorRT 10.1 (explicit quantization replaces them);
@@ -28,8 +33,13 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 import numpy as np
 
 from ...quantization.images import calibration_tensors
+from .common import CallbackErrors, TensorRTError
 
 LOGGER = logging.getLogger(__name__)
+
+class IncompleteCalibration(TensorRTError):
+    """Calibration ended before every image was used; nothing of it may be kept."""
+
 
 BASES = {'Entropy': 'IInt8EntropyCalibrator2', 'MinMax': 'IInt8MinMaxCalibrator',
          'Legacy': 'IInt8LegacyCalibrator'}
@@ -54,7 +64,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 def make_calibrator(trt: Any, algorithm: str, image_paths: Sequence[Path],
                     input_shape: Tuple[int, int, int, int], input_dtype: Any,
                     cache_path: Path, memory: Any, percentile: float = 99.9999,
-                    progress: Optional[Callable[[int, int], None]] = None) -> Any:
+                    progress: Optional[Callable[[int, int], None]] = None,
+                    errors: Optional[CallbackErrors] = None) -> Any:
     """Return a calibrator instance; see the module contract."""
     if algorithm not in BASES:
         raise ValueError(f'unknown calibration algorithm {algorithm!r} (known: '
@@ -63,6 +74,7 @@ def make_calibrator(trt: Any, algorithm: str, image_paths: Sequence[Path],
     shape = tuple(int(d) for d in input_shape)
     dtype = np.dtype(input_dtype)
     total = len(image_paths)
+    errors = errors if errors is not None else CallbackErrors()
 
     class ImageCalibrator(base):
         """One preprocessed calibration image per batch."""
@@ -72,8 +84,10 @@ def make_calibrator(trt: Any, algorithm: str, image_paths: Sequence[Path],
             self.algorithm = algorithm
             self.cache_path = Path(cache_path)
             self.count = 0
-            self.error: Optional[BaseException] = None
+            self.total = total
+            self.errors = errors
             self.used_cache = False
+            self.refused_write = False
             self._tensors = calibration_tensors(image_paths, shape[2:], dtype.type)
             self._stream = memory.stream_create()
             self._staging = memory.pinned_empty(shape, dtype)
@@ -82,39 +96,55 @@ def make_calibrator(trt: Any, algorithm: str, image_paths: Sequence[Path],
         def get_batch_size(self) -> int:
             return 1
 
+        @property
+        def complete(self) -> bool:
+            """Whether every image was fed (or a calibration cache replaced them)."""
+            return self.used_cache or (self.count == self.total and not self.errors.pending)
+
         def get_batch(self, names: Sequence[str]) -> Optional[list]:
-            if self.error is not None:
+            if self.errors.pending:
                 return None
             try:
                 tensor = next(self._tensors, None)
-            except Exception as exc:  # kept and re-raised by the builder (C++ boundary)
-                self.error = exc
-                LOGGER.error('calibration stopped: %s', exc)
+                if tensor is None:
+                    return None
+                if len(names) != 1:
+                    raise ValueError(f'the network has {len(names)} inputs {list(names)}; '
+                                     'calibration feeds one')
+                np.copyto(self._staging, tensor)
+                memory.htod_async(self._device, self._staging, self._stream)
+                memory.synchronize(self._stream)
+                self.count += 1
+                if progress is not None:
+                    progress(self.count, total)
+                return [int(self._device)]
+            except BaseException as exc:  # noqa: B902 - TensorRT would swallow it
+                LOGGER.error('calibration stopped after %d of %d images: %s: %s', self.count,
+                             total, type(exc).__name__, exc)
+                self.errors.record('get_batch', exc)
                 return None
-            if tensor is None:
-                return None
-            if len(names) != 1:
-                self.error = ValueError(f'the network has {len(names)} inputs {list(names)}; '
-                                        'calibration feeds one')
-                return None
-            np.copyto(self._staging, tensor)
-            memory.htod_async(self._device, self._staging, self._stream)
-            memory.synchronize(self._stream)
-            self.count += 1
-            if progress is not None:
-                progress(self.count, total)
-            return [int(self._device)]
 
         def read_calibration_cache(self) -> Optional[bytes]:
-            if self.cache_path.is_file():
-                LOGGER.info('using calibration cache %s', self.cache_path)
-                self.used_cache = True
-                return self.cache_path.read_bytes()
+            try:
+                if self.cache_path.is_file():
+                    LOGGER.info('using calibration cache %s', self.cache_path)
+                    self.used_cache = True
+                    return self.cache_path.read_bytes()
+            except BaseException as exc:  # noqa: B902 - TensorRT would swallow it
+                self.errors.record('read_calibration_cache', exc)
             return None
 
         def write_calibration_cache(self, cache: Any) -> None:
-            write_atomic(self.cache_path, bytes(cache))
-            LOGGER.info('wrote calibration cache %s', self.cache_path)
+            try:
+                if not self.complete:
+                    self.refused_write = True
+                    LOGGER.error('calibration used %d of %d images: its cache is not written',
+                                 self.count, total)
+                    return
+                write_atomic(self.cache_path, bytes(cache))   # copy: cache lives during the call
+                LOGGER.info('wrote calibration cache %s', self.cache_path)
+            except BaseException as exc:  # noqa: B902 - TensorRT would swallow it
+                self.errors.record('write_calibration_cache', exc)
 
         def get_quantile(self) -> float:
             return float(percentile) / 100.0

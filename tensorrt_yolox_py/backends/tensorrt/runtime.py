@@ -16,7 +16,11 @@ Contract (see ``backends.base`` for the array contract):
   at the end. The caller must keep the buffer alive and unchanged until the call returns.
 - ``profile_per_layer``: an ``IProfiler`` collects per-layer times of every run;
   ``profile_report()`` returns the table (TensorRT synchronizes per layer while profiling, so
-  this slows inference: development only).
+  this slows inference: development only). ``engine_layer_info()`` returns the engine
+  inspector's layers parsed from TensorRT's DETAILED JSON (``inspector.parse_layer``: name,
+  kernel type, precision from the tensor formats, GPU or DLA).
+- Exceptions inside the logger / profiler callbacks (a Ctrl-C included) are recorded and
+  raised once the TensorRT call returns (``common.CallbackErrors``).
 - ``from_config(config)`` prepares the engine through the cache (``builder.prepare_engine``)
   and, if TensorRT still refuses a cached plan, invalidates it and rebuilds once.
 - Calls are serialized by a lock (one execution context); ``close()`` frees everything and is
@@ -35,8 +39,9 @@ from ...errors import ModelContractError
 from ...params import DetectorConfig
 from ..base import Backend, check_io_contract
 from .builder import BuildProgress, EngineSettings, prepare_engine
-from .common import (check_supported, import_tensorrt, make_logger, TensorRTError,
-                     trt_version, version_text)
+from .common import (CallbackErrors, check_supported, import_tensorrt, make_logger,
+                     TensorRTError, trt_version, version_text)
+from .inspector import parse_layer
 from .cuda_memory import CudaMemory
 
 LOGGER = logging.getLogger(__name__)
@@ -46,8 +51,9 @@ class EngineLoadError(TensorRTError):
     """TensorRT refused to deserialize a plan (stale, corrupt or for other hardware)."""
 
 
-def make_layer_profiler(trt: Any) -> Any:
+def make_layer_profiler(trt: Any, errors: Optional[CallbackErrors] = None) -> Any:
     """Return a ``trt.IProfiler`` that accumulates per-layer times (ms)."""
+    errors = errors if errors is not None else CallbackErrors()
 
     class LayerProfiler(trt.IProfiler):
         """Collects ``report_layer_time`` calls; ``report()`` renders a table."""
@@ -59,11 +65,14 @@ def make_layer_profiler(trt: Any) -> Any:
             self._lock = threading.Lock()
 
         def report_layer_time(self, layer_name: str, ms: float) -> None:
-            with self._lock:
-                if layer_name not in self.times:
-                    self.times[layer_name] = []
-                    self.order.append(layer_name)
-                self.times[layer_name].append(float(ms))
+            try:
+                with self._lock:
+                    if layer_name not in self.times:
+                        self.times[layer_name] = []
+                        self.order.append(layer_name)
+                    self.times[layer_name].append(float(ms))
+            except BaseException as exc:  # noqa: B902 - TensorRT would swallow it
+                errors.record('report_layer_time', exc)
 
         def rows(self) -> List[Tuple[str, float, int]]:
             with self._lock:
@@ -115,7 +124,8 @@ class TensorRTBackend(Backend):
 
     def _load(self, dla_core: int, profile_per_layer: bool) -> None:
         trt = self._trt
-        self._logger = make_logger(trt)
+        self._errors = CallbackErrors()
+        self._logger = make_logger(trt, self._errors)
         self._runtime = trt.Runtime(self._logger)
         if dla_core >= 0:
             self._runtime.DLA_core = int(dla_core)
@@ -124,6 +134,7 @@ class TensorRTBackend(Backend):
         except OSError as exc:
             raise EngineLoadError(f'cannot read engine {self.engine_path}: {exc}') from exc
         engine = self._runtime.deserialize_cuda_engine(data)
+        self._errors.raise_pending()
         if engine is None:
             raise EngineLoadError(f'TensorRT {version_text(trt_version(trt))} cannot '
                                   f'deserialize {self.engine_path}: '
@@ -162,7 +173,7 @@ class TensorRTBackend(Backend):
                                 f'{self._logger.take_errors()}')
         self._profiler = None
         if profile_per_layer:
-            self._profiler = make_layer_profiler(trt)
+            self._profiler = make_layer_profiler(trt, self._errors)
             context.profiler = self._profiler
             LOGGER.warning('per-layer profiling is on: inference is slower (development only)')
         LOGGER.info('TensorRT %s: %s', version_text(trt_version(trt)), self.describe())
@@ -221,7 +232,9 @@ class TensorRTBackend(Backend):
         if not context.set_tensor_address(self.input_name, int(input_ptr)):
             raise TensorRTError(f'set_tensor_address({self.input_name}) failed: '
                                 f'{self._logger.take_errors()}')
-        if not context.execute_async_v3(int(stream)):
+        ok = context.execute_async_v3(int(stream))
+        self._errors.raise_pending()
+        if not ok:
             raise TensorRTError(f'execute_async_v3 failed: {self._logger.take_errors()}')
         self._memory.dtoh_async(self._h_out, self._d_out, stream)
         self._memory.synchronize(stream)
@@ -233,13 +246,11 @@ class TensorRTBackend(Backend):
             return 'per-layer profiling is off (set profile_per_layer: true)'
         return self._profiler.report(top)
 
-    def engine_layer_info(self) -> List[Any]:
-        """Return the engine inspector's per-layer information (JSON-decoded where possible)."""
-        import json
-
+    def engine_layer_info(self) -> List[Dict[str, Any]]:
+        """Return the engine's layers as ``inspector.parse_layer`` dicts (see there)."""
         inspector = self._engine.create_engine_inspector()
         fmt = self._trt.LayerInformationFormat.JSON
-        return [json.loads(inspector.get_layer_information(i, fmt))
+        return [parse_layer(inspector.get_layer_information(i, fmt))
                 for i in range(self._engine.num_layers)]
 
     def _release(self) -> None:
