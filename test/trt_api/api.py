@@ -175,6 +175,8 @@ class Api:
         if dotted in self.data['module'] or dotted in self.classes or dotted in self.enums:
             return True
         owner, _, member = dotted.rpartition('.')
+        if member == '__init__':
+            return bool((self.classes.get(owner) or {}).get('constructor'))
         return bool(owner) and member in self.members(owner)
 
     def _defining(self, qualname: str, name: str, kind: str) -> Optional[Dict[str, Any]]:
