@@ -73,3 +73,8 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
 else
   say "up to date: $VENV"
 fi
+
+# 4. The real TensorRT Python bindings of every supported version, importable with stub
+#    libraries for the API conformance tests (no TensorRT library is installed; skipped with a
+#    message where PyPI or gcc is missing, and those tests then skip with the reason).
+YOLOX_VENV="$VENV" bash "$ROOT/scripts/trt_api.sh" || say "TensorRT API bindings not prepared"

@@ -368,3 +368,53 @@ def test_the_double_rejects_misuse_like_tensorrt(trt, tiny_model):
 
     with pytest.raises(TypeError, match='__init__'):
         cfg.int8_calibrator = NoBaseInit()
+
+
+@pytest.mark.parametrize('version', ['8.6.1', '10.0.1'])
+def test_interrupt_during_calibration_keeps_no_cache_and_no_engine(
+        trt, host_memory, tiny_model, calib_images, tmp_path, monkeypatch, version):
+    """A Ctrl-C inside get_batch: real TensorRT would swallow it and finish with a truncated
+    calibration; the package re-raises it and keeps neither the cache nor the engine."""
+    import tensorrt_yolox_py.backends.tensorrt.calibration as calibration
+
+    trt.reset(version, memory=host_memory)     # implicit calibration is the default there
+    real = calibration.calibration_tensors
+
+    def interrupted(paths, size, dtype):
+        for index, tensor in enumerate(real(paths, size, dtype)):
+            if index == 3:
+                raise KeyboardInterrupt
+            yield tensor
+
+    monkeypatch.setattr(calibration, 'calibration_tensors', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(trt, host_memory, tiny_model, tmp_path, precision='int8',
+                calibration_image_list_path=str(calib_images))
+    assert [c for c in trt.CALLS if c[0] == 'calibration.batches'] == [('calibration.batches', 3)]
+    assert not list(tmp_path.glob('*calib*'))
+    assert not list(tmp_path.rglob('*.engine'))
+    assert host_memory.live() == 0
+    assert not trt.callback_errors            # the package caught it before TensorRT could
+    monkeypatch.setattr(calibration, 'calibration_tensors', real)
+    trt.CALLS.clear()
+    prepared = prepare(trt, host_memory, tiny_model, tmp_path, precision='int8',
+                       calibration_image_list_path=str(calib_images))
+    assert prepared.built
+    assert [c for c in trt.CALLS if c[0] == 'calibration.batches'] == [('calibration.batches', 6)]
+    assert len(list(tmp_path.glob('tiny.calib-*.cache'))) == 1
+
+
+def test_error_in_a_callback_is_raised_after_the_build(trt, host_memory, tiny_model, tmp_path):
+    """A failing progress sink (or a Ctrl-C there) cancels the build and surfaces, no engine."""
+    from tensorrt_yolox_py.backends.tensorrt.builder import BuildProgress
+
+    class Broken(BuildProgress):
+        def phase(self, name, step, steps):
+            if step == 2:
+                raise KeyboardInterrupt
+
+    settings = EngineSettings.from_config(config(tiny_model, tmp_path, precision='fp16'))
+    with pytest.raises(KeyboardInterrupt):
+        prepare_engine(settings, trt=trt, memory=host_memory, progress=Broken())
+    assert not list(tmp_path.rglob('*.engine'))
+    assert prepare(trt, host_memory, tiny_model, tmp_path, precision='fp16').built
