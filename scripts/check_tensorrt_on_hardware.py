@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-r"""The checklist to run FIRST on real TensorRT hardware (Jetson Orin or a dGPU with TensorRT 10).
+r"""The checklist to run FIRST on real TensorRT hardware (Jetson Orin, or a dGPU with TensorRT).
 
 No real TensorRT engine has been built or run by this project: its TensorRT code was developed
-against a test double of the TensorRT 10 Python API. This script is the first real test. It:
+against a test double held to the real Python API of TensorRT 8.6.1, 10.3, 10.13, 10.16 and
+11.4 (names and signatures; behaviour is the double's). This script is the first real test,
+for any of those versions. It:
 
-1. reports the environment: TensorRT version, GPU and compute capability, DLA cores, fast
-   FP16 / INT8, which INT8 path ``int8_mode: auto`` takes here;
+1. reports the environment: TensorRT version, GPU and compute capability, DLA cores (and
+   whether this TensorRT release drives a DLA at all), fast FP16 / INT8, whether networks are
+   strongly typed (TensorRT 11: precision from the ONNX types, INT8 as a Q/DQ model);
 2. for each configuration (default: gpu-fp32, gpu-fp16, gpu-int8, and dla0-int8 / dla1-fp16
    where the platform has DLA cores) builds the engine through the package's engine cache
    (timing the build), checks that a second start loads it from the cache, opens it with the
@@ -14,7 +17,10 @@ against a test double of the TensorRT 10 Python API. This script is the first re
    largest score difference on the raw output and the agreement of the final detections
    (same class, IoU >= 0.5); also runs the GPU-resident path (CUDA preprocessing bound as the
    engine input) where the CUDA preprocessor is available, and times inference;
-4. prints a table and a verdict per configuration (PASS / FAIL against the thresholds below),
+4. reads the engine inspector (DETAILED JSON) of each engine: layers per device and precision,
+   and keeps the first raw layers in the JSON so the inspector parsing rules (DLA subgraphs,
+   precision from the tensor formats) can be confirmed on real engines;
+5. prints a table and a verdict per configuration (PASS / FAIL against the thresholds below),
    and writes everything to ``--json``.
 
     python3 scripts/check_tensorrt_on_hardware.py --model yolox.onnx \\
@@ -109,17 +115,22 @@ def test_images(folder: Optional[str], count: int, work: Path) -> List[np.ndarra
 def environment(trt: Any, memory: Any) -> Dict[str, Any]:
     """Describe TensorRT, the GPU and the DLA cores."""
     from tensorrt_yolox_py.backends.tensorrt.builder import check_hardware, EngineSettings
-    from tensorrt_yolox_py.backends.tensorrt.common import make_logger, trt_version
+    from tensorrt_yolox_py.backends.tensorrt.capabilities import dla_support, supports
+    from tensorrt_yolox_py.backends.tensorrt.common import (check_supported, make_logger,
+                                                            trt_version)
 
     gpu = memory.device_info()
-    builder = trt.Builder(make_logger(trt))
     version = trt_version(trt)
+    check_supported(version)
+    builder = trt.Builder(make_logger(trt))
     fast = check_hardware(builder, EngineSettings(Path('x'), precision='fp32'), gpu, version)
+    has_dla, dla_why = dla_support(version)
     return {'tensorrt': trt.__version__, 'gpu': gpu['name'],
             'compute_capability': list(gpu['compute_capability']),
-            'dla_cores': int(builder.num_DLA_cores), 'fast_fp16': fast['fp16'],
-            'fast_int8': fast['int8'], 'python': platform.python_version(),
-            'machine': platform.machine()}
+            'dla_cores': int(builder.num_DLA_cores) if has_dla else 0,
+            'dla_support': dla_why, 'strongly_typed': supports(version, 'strongly_typed_only'),
+            'fast_fp16': fast['fp16'], 'fast_int8': fast['int8'],
+            'python': platform.python_version(), 'machine': platform.machine()}
 
 
 def check_config(name: str, values: Dict[str, Any], images: Sequence[np.ndarray], trt: Any,
@@ -146,6 +157,11 @@ def check_config(name: str, values: Dict[str, Any], images: Sequence[np.ndarray]
     backend = TensorRTBackend(prepared.path, config.dla_core_id, config.gpu_id, memory,
                               False, trt)
     score_diff, matches, times = 0.0, [0, 0, 0], []
+    layers = backend.engine_layer_info()
+    row['layers'] = {f"{layer['device']}-{layer['precision'] or '?'}":
+                     sum(1 for x in layers if (x['device'], x['precision']) ==
+                         (layer['device'], layer['precision'])) for layer in layers}
+    row['inspector_sample'] = [layer['raw'] for layer in layers[:3]]
     with Detector.from_config(config, backend=backend) as detector:
         for image in images:
             tensor, _ = preprocess_cpu(image, backend.input_hw)

@@ -122,7 +122,8 @@ PARAMS: Tuple[ParamSpec, ...] = (
               'how INT8 scales are made: auto (by TensorRT version and device, see '
               'docs/tensorrt.md), implicit (TensorRT calibrator), explicit (Q/DQ model from '
               'ONNX Runtime static quantization), ranges (per-tensor ranges calibrated by ONNX '
-              'Runtime, set with set_dynamic_range); clip_value > 0 overrides it',
+              'Runtime, set with set_dynamic_range); clip_value > 0 overrides it; TensorRT 11 '
+              '(strongly typed) takes only auto / explicit: a Q/DQ model with FP16 elsewhere',
               choices=('auto', 'implicit', 'explicit', 'ranges')),
     ParamSpec('clip_value', float, 0.0,
               'if > 0: explicit dynamic range [0, clip_value] on every layer output instead of '

@@ -134,7 +134,7 @@ def _scenarios(version: str) -> List[Dict]:
 
 @pytest.mark.parametrize('version', VERSIONS)
 def test_package_runs_in_every_version_mode(version, monkeypatch, tiny_model, calib_images,
-                                             tmp_path):
+                                            tmp_path):
     """Builder + runtime against the version-exact double: names and signatures are real."""
     memory = HostMemory()
     control = DoubleTensorRT(version, Hardware(), memory).install(monkeypatch)

@@ -7,7 +7,6 @@ The engine itself is the double (ONNX Runtime on the CPU), so no TensorRT timing
 measured here.
 """
 
-import sys
 
 import numpy as np
 import onnxruntime as ort

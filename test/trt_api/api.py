@@ -190,7 +190,7 @@ class Api:
         return self._defining(inherited, name, kind) if inherited else None
 
     def method_signatures(self, qualname: str, name: str) -> List[Signature]:
-        """Parsed signatures of a method (constructor for ``__init__``), [] if absent."""
+        """Return the parsed signatures of a method (``__init__``: constructor), [] if absent."""
         if name == '__init__':
             ctor = (self.classes.get(qualname) or {}).get('constructor') or {}
             return [Signature.parse(s) for s in ctor.get('signatures', [])]
@@ -198,7 +198,7 @@ class Api:
         return [Signature.parse(s) for s in (entry or {}).get('signatures', [])]
 
     def property_entry(self, qualname: str, name: str) -> Optional[Dict[str, Any]]:
-        """The property's entry (readonly flag, setter signature), or None."""
+        """Return the property's entry (readonly flag, setter signature), or None."""
         return self._defining(qualname, name, 'property')
 
     def method_kind(self, qualname: str, name: str) -> str:

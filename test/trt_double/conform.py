@@ -92,19 +92,21 @@ def _wrap_method(api: Api, module: Any, control: Any, qualname: str, name: str,
 
 def _wrap_property(api: Api, module: Any, control: Any, qualname: str, name: str,
                    prop: property, entry: Dict[str, Any]) -> property:
-    setter = None
+    setter: Any = None
     if prop.fset is not None and not entry.get('readonly'):
         sig = Signature.parse(entry.get('setter_signature') or '(arg0: x, arg1: object)')
         typ = sig.params[0].type if sig.params else ''
         fset = prop.fset
 
-        def setter(self: Any, value: Any) -> None:
+        def checked(self: Any, value: Any) -> None:
             if not _type_ok(api, module, typ, value):
                 raise TypeError(f'(): incompatible function arguments. The following argument '
                                 f'types are supported:\n    1. {sig.text}\n\nInvoked with: '
                                 f'{value!r}')
             control.api_calls.append((f'{qualname}.{name}=', (value,), {}))
             fset(self, value)
+
+        setter = checked
     return property(prop.fget, setter, None, prop.__doc__)
 
 

@@ -60,9 +60,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as _np
 
 _bool = _builtins.bool   # the module defines `bool` (DataType.BOOL) as the real one does
-_CONTROL: Any   # set by control.build_module before this file runs
-_API: Any       # idem: trt_api.api.Api of the emulated surface
-__version__: str  # idem
+# Set by control.build_module before this file runs:
+_CONTROL: Any = globals()['_CONTROL']        # the test-side controller
+_API: Any = globals()['_API']                # trt_api.api.Api of the emulated surface
+__version__: str = globals()['__version__']  # the emulated version
 
 
 def _record(*entry: Any) -> None:
@@ -98,7 +99,7 @@ def _deprecated_weak(what: str) -> None:
 
 
 def _strongly_typed_only() -> bool:
-    """TensorRT 11 builds strongly typed networks only."""
+    """Return whether networks are always strongly typed (TensorRT 11)."""
     return _version_tuple() >= (11, 0, 0)
 
 
@@ -421,7 +422,7 @@ class INetworkDefinition:
 
     @property
     def flags(self) -> int:
-        """Creation flags (bit mask)."""
+        """Return the creation bit mask (NetworkDefinitionCreationFlag bits)."""
         return self._flags
 
     def get_flag(self, network_definition_creation_flag: Any) -> bool:
@@ -1466,7 +1467,7 @@ def _entropy_threshold(hist: _np.ndarray, bin_width: float, target: int = 128) -
         nonzero = _np.add.reduceat((candidate > 0).astype(_np.float64), starts)
         lengths = _np.diff(_np.append(starts, i))
         fill = _np.repeat(_np.divide(totals, nonzero, out=_np.zeros_like(totals),
-                                   where=nonzero > 0), lengths)
+                                     where=nonzero > 0), lengths)
         expanded = _np.where(candidate > 0, fill, 0.0)
         p = ref / ref.sum()
         q_sum = expanded.sum()
@@ -1574,7 +1575,7 @@ _FORMAT_OF = {'FLOAT': 'Row major linear FP32', 'HALF': 'Channel major FP16 form
 
 
 def _engine_layers(header: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """The engine's layers in TensorRT's DETAILED inspector shape (DLA runs merged)."""
+    """Return the engine's layers in TensorRT's DETAILED inspector shape (DLA runs merged)."""
     out: List[Dict[str, Any]] = []
     run: List[Dict[str, Any]] = []
 
@@ -1831,5 +1832,3 @@ def init_libnvinfer_plugins(logger: Any, namespace: str) -> bool:
     """Present for API completeness (no plugins in the double)."""
     del logger, namespace
     return True
-
-

@@ -1,6 +1,5 @@
 """Pytest fixtures installing the TensorRT double as ``tensorrt`` (use via ``pytest_plugins``)."""
 
-import sys
 from pathlib import Path
 
 import pytest

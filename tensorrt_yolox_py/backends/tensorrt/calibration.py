@@ -37,6 +37,7 @@ from .common import CallbackErrors, TensorRTError
 
 LOGGER = logging.getLogger(__name__)
 
+
 class IncompleteCalibration(TensorRTError):
     """Calibration ended before every image was used; nothing of it may be kept."""
 

@@ -80,7 +80,7 @@ class CallbackErrors:
             return bool(self._errors)
 
     def first(self) -> Optional[BaseException]:
-        """The exception to raise: an interrupt (KeyboardInterrupt, SystemExit) before errors."""
+        """Return the exception to raise: an interrupt (KeyboardInterrupt...) before errors."""
         with self._lock:
             errors = list(self._errors)
         for _, exc in errors:
