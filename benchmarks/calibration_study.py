@@ -1,6 +1,7 @@
 """INT8 calibration study (SEED_FACTS section 3) on the bundled demo model, on the CPU.
 
     python benchmarks/calibration_study.py [--calib 100 1000] [--eval-frames 300]
+    python benchmarks/calibration_study.py --typed-only [--calib 100]   # TensorRT 11 rows
 
 FP32 against ONNX Runtime static INT8 (QDQ, uint8 activations, int8 per-channel weights: the
 ``quantization.static`` target 'cpu' options) with the activation ranges calibrated by:
@@ -27,6 +28,17 @@ every method, spans of images spread over worker processes; the models come from
 (``calibration_cache_path``). See that module for why ONNX Runtime's calibrators cannot run
 1000 images of this model (memory; ``CalibMaxIntermediateOutputs`` drops images).
 - The 100-image ranges are those of the first 100 images of the 1000.
+
+``--typed-only``: computes ONLY the rows of the models a strongly typed TensorRT 11 network is
+built from (``tensorrt_yolox_py.quantization.strongly_typed``): FP16 (AutoCast), and INT8 Q/DQ
+with FP16 for the rest from ModelOpt max / entropy, the ONNX Runtime quantizer (MinMax) and the
+ReLU6 clip recipe (fixed scales 255/127 on the input, 6/127 elsewhere), calibrated on the same
+training-split frames (written as PNG files and read back through the package's calibration
+images), evaluated the same way, and merges them into the existing JSON / md / png (earlier
+rows are kept; rows of an earlier ``--typed-only`` run are replaced). ONNX Runtime's CPU graph
+fusions reject float16 Q/DQ scales (``QLinearConcat``), so these models run with basic graph
+optimisations only: Q/DQ executed as written (fake quantization), which is slow and makes
+their CPU latency meaningless for TensorRT.
 """
 
 import argparse
@@ -45,6 +57,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tensorrt_yolox_py.backends.base import Backend, check_io_contract  # noqa: E402
 from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from tensorrt_yolox_py.data.dataset import (TEST_SEED, TRAIN_SEED, frame_seed,  # noqa: E402
                                             generate_frames)
@@ -141,9 +154,41 @@ def quantize_with_ranges(prepared: Path, tensors_data, out_path: Path, work: Pat
 
 
 # ------------------------------------------------------------------------------- evaluation
-def make_detector(model: Path, threads: int, input_hw: Tuple[int, int]) -> Detector:
+class BasicOptimizationBackend(Backend):
+    """ONNX Runtime CPU with basic graph optimisations: runs float16 Q/DQ models as written.
+
+    ONNX Runtime 1.32's extended fusions turn DequantizeLinear -> Concat -> QuantizeLinear
+    into ``QLinearConcat``, which rejects the float16 scales of a strongly typed model.
+    """
+
+    name = 'onnxruntime-basic'
+
+    def __init__(self, model_path: Path, num_threads: int = 0) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        if num_threads > 0:
+            options.intra_op_num_threads = int(num_threads)
+        self._session = ort.InferenceSession(str(model_path), sess_options=options,
+                                             providers=['CPUExecutionProvider'])
+        inp, out = self._session.get_inputs()[0], self._session.get_outputs()[0]
+        check_io_contract(tuple(inp.shape), tuple(out.shape), str(model_path), 1, 1, inp.name)
+        self.input_name, self.output_name = inp.name, out.name
+        self.input_shape = tuple(int(d) for d in inp.shape)
+        self.output_shape = tuple(d if isinstance(d, int) else -1 for d in out.shape)
+
+    def _infer_impl(self, tensor: np.ndarray) -> np.ndarray:
+        return np.asarray(self._session.run([self.output_name], {self.input_name: tensor})[0],
+                          np.float32)
+
+
+def make_detector(model: Path, threads: int, input_hw: Tuple[int, int],
+                  basic: bool = False) -> Detector:
     """Return a CPU detector with the evaluation thresholds (score 0.01, NMS 0.7)."""
-    backend = OnnxRuntimeBackend(model, num_threads=threads)
+    backend = (BasicOptimizationBackend(model, threads) if basic
+               else OnnxRuntimeBackend(model, num_threads=threads))
     return Detector(backend, CpuPreprocessor(backend.input_hw),
                     Postprocessor(backend.input_hw, 0.01, 0.7, 100, 'raw'), DEFAULT_LABELS)
 
@@ -178,7 +223,8 @@ def plot(rows: List[Dict[str, object]], path: Path) -> None:
 
     labels = [r['config'] + (f"\n{r['images']}" if r.get('images') else '') for r in rows]
     x = np.arange(len(rows))
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(12, 7), dpi=110, sharex=True)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(12, 0.6 * len(rows)), 7), dpi=110,
+                                   sharex=True)
     ax1.bar(x - 0.2, [r['mAP50'] for r in rows], 0.4, label='mAP50')
     ax1.bar(x + 0.2, [r['mAP'] for r in rows], 0.4, label='mAP50:95')
     ax1.axhline(rows[0]['mAP50'] - 0.02, color='k', lw=0.8, ls='--',
@@ -258,10 +304,11 @@ def _pass2_task(job) -> Tuple[Tuple[int, int], Dict[int, Dict[str, Dict[str, np.
 
 def _eval_task(job) -> Tuple[str, Dict[str, object]]:
     """Accuracy of one model on the TEST frames (one thread; latency is measured apart)."""
-    key, path, eval_frames, input_hw = job
+    key, path, eval_frames, input_hw = job[:4]
+    basic = bool(job[4]) if len(job) > 4 else False
     frames = list(generate_frames([frame_seed(TEST_SEED, i) for i in range(eval_frames)],
                                   tuple(input_hw), workers=1))
-    with make_detector(Path(path), 1, tuple(input_hw)) as det:
+    with make_detector(Path(path), 1, tuple(input_hw), basic) as det:
         result, _ = evaluate_frames(det.detect, frames)
     return key, {'mAP50': result.mAP50, 'mAP': result.mAP, 'mAP75': result.mAP75,
                  'per_class_AP50': result.per_class_AP50, 'model_bytes': Path(path).stat().st_size}
@@ -285,9 +332,10 @@ def _load(path: Path, default: object) -> object:
     return default
 
 
-def latency(model: Path, frames: Sequence, n: int, threads: int) -> Dict[str, float]:
+def latency(model: Path, frames: Sequence, n: int, threads: int,
+            basic: bool = False) -> Dict[str, float]:
     """Median / p90 single-image inference time in ms (after two warm-up runs)."""
-    with make_detector(model, threads, (0, 0)) as det:
+    with make_detector(model, threads, (0, 0), basic) as det:
         tensors = [preprocess_cpu(f.image, det.input_hw)[0] for f in frames[:n]]
         for t in tensors[:2]:
             det.backend.infer(t)
@@ -298,6 +346,170 @@ def latency(model: Path, frames: Sequence, n: int, threads: int) -> Dict[str, fl
             times.append((time.perf_counter() - t0) * 1e3)
     return {'infer_ms_median': float(np.median(times)),
             'infer_ms_p90': float(np.percentile(times, 90))}
+
+
+# ------------------------------------------------------- strongly typed (TensorRT 11) rows
+#: (config, kind, options of quantize_int8_qdq / convert_fp16): the models a strongly typed
+#: TensorRT network is built from.
+TYPED_CONFIGS = (
+    ('FP16 (AutoCast)', 'fp16', {'tool': 'modelopt'}),
+    ('ModelOpt max', 'int8', {'method': 'MinMax', 'tool': 'modelopt'}),
+    ('ModelOpt entropy', 'int8', {'method': 'Entropy', 'tool': 'modelopt'}),
+    ('ORT MinMax', 'int8', {'method': 'MinMax', 'tool': 'onnxruntime'}),
+    ('ReLU6 clip 6 (fixed scales)', 'int8', {'clip_value': RELU6_MAX, 'tool': 'onnxruntime'}),
+)
+TYPED_RUN = 'strongly-typed'
+
+
+def _write_calibration_pngs(folder: Path, count: int, input_hw: Tuple[int, int]) -> List[Path]:
+    """Write the first ``count`` training-split frames (the study's calibration set) as PNG."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f'train_{i:05d}.png' for i in range(count)]
+    todo = [i for i, p in enumerate(paths) if not p.exists()]
+    frames = generate_frames([frame_seed(TRAIN_SEED, i) for i in todo], input_hw, workers=1)
+    for index, frame in zip(todo, frames):
+        tmp = paths[index].with_suffix('.tmp.png')
+        cv2.imwrite(str(tmp), frame.image)
+        os.replace(tmp, paths[index])
+    return paths
+
+
+def typed_models(model: Path, counts: Sequence[int], input_hw: Tuple[int, int], work: Path
+                 ) -> List[Tuple[str, int, Path, Dict[str, object]]]:
+    """Make (or reuse) every strongly typed model; return (config, images, path, facts)."""
+    from tensorrt_yolox_py.quantization.strongly_typed import (convert_fp16,
+                                                               describe_typed_model,
+                                                               modelopt_status,
+                                                               quantize_int8_qdq)
+
+    tool, why = modelopt_status()
+    LOG.info('ModelOpt: %s', why)
+    out: List[Tuple[str, int, Path, Dict[str, object]]] = []
+    images = _write_calibration_pngs(work / 'calib_png', max(counts), input_hw)
+    for config, kind, options in TYPED_CONFIGS:
+        for n in ([0] if kind == 'fp16' or 'clip_value' in options else counts):
+            path = work / ('typed_' + ''.join(c if c.isalnum() else '_' for c in config)
+                           + f'_{n}.onnx')
+            info_path = path.with_suffix('.json')
+            if options.get('tool') == 'modelopt' and tool is None:
+                out.append((config, n, path, {'error': f'not evaluated: {why}'}))
+                continue
+            if not (path.exists() and info_path.exists()):
+                t0 = time.time()
+                try:
+                    if kind == 'fp16':
+                        result = convert_fp16(model, path, **options)
+                    else:
+                        result = quantize_int8_qdq(model, path, images[:n], **options)
+                except (RuntimeError, ValueError, ImportError) as exc:
+                    LOG.error('%s (%d images) failed: %s', config, n, exc)
+                    out.append((config, n, path, {'error': f'not made: {exc}'}))
+                    continue
+                facts = describe_typed_model(path)
+                info = {'tool': result.tool, 'method': result.method,
+                        'excluded_nodes': result.excluded_nodes, 'notes': result.notes,
+                        'make_seconds': round(time.time() - t0, 1),
+                        'quantized_weighted_nodes': len(facts['quantized_weighted_nodes']),
+                        'float_weighted_nodes': facts['float_weighted_nodes'],
+                        'qdq_pairs': facts['op_counts'].get('QuantizeLinear', 0),
+                        'float_initializer_dtypes': sorted(set(
+                            facts['float_initializers'].values())),
+                        'io': [facts['inputs'], facts['outputs']]}
+                info_path.write_text(json.dumps(info, indent=1), encoding='utf-8')
+            out.append((config, n, path, json.loads(info_path.read_text(encoding='utf-8'))))
+    return out
+
+
+def typed_markdown(rows: List[Dict[str, object]], meta: Dict[str, object],
+                   typed_meta: Dict[str, object]) -> str:
+    """Return the whole table: the main run's rows, then the strongly typed rows."""
+    main_rows = [r for r in rows if r.get('run') != TYPED_RUN]
+    table = markdown(main_rows, meta).split('\n')
+    fp32 = next(r for r in main_rows if r['config'] == 'FP32')
+    head, notes = table[:-2], table[-2:]
+    typed = ['', 'Strongly typed (TensorRT 11) models: Q/DQ INT8 + FP16 rest, float32 I/O '
+             '(`quantization.strongly_typed`), run by ONNX Runtime CPU with basic graph '
+             'optimisations (Q/DQ executed as written, float16 elsewhere):', '',
+             '| model | recipe (tool) | images | mAP50 | mAP50 vs FP32 | mAP50:95 | '
+             'CPU infer ms (median) |', '|---|---|---|---|---|---|---|']
+    for r in rows:
+        if r.get('run') != TYPED_RUN:
+            continue
+        label = 'FP16' if r['config'].startswith('FP16') else 'INT8 Q/DQ + FP16'
+        tool = f" ({r['tool']})" if r.get('tool') else ''
+        if 'mAP50' not in r:
+            typed.append(f"| {label} | {r['config']}{tool} | {r.get('images') or '-'} | "
+                         f"- | - | - | - |  {r.get('error', '')}")
+            continue
+        d50 = (r['mAP50'] - fp32['mAP50']) * 100
+        typed.append(f"| {label} | {r['config']}{tool} | {r.get('images') or '-'} | "
+                     f"{r['mAP50']:.3f} | {d50:+.1f} pt | {r['mAP']:.3f} | "
+                     f"{r['infer_ms_median']:.0f} |")
+    typed += ['', f"Rows above the first note: the full run of {meta['date']}. Strongly typed "
+              f"rows: `--typed-only` run of {typed_meta['date']} on "
+              f"{typed_meta['machine']['processor']} ({typed_meta['machine']['cpus']} cores, "
+              f"host {typed_meta['machine']['host']}; ONNX Runtime {typed_meta['onnxruntime']}, "
+              f"{typed_meta['modelopt']}; load average {typed_meta['load_average']}), same "
+              f"{typed_meta['eval_frames']} held-out frames and scoring. Their latency is "
+              'ONNX Runtime executing Q/DQ and float16 on the CPU without fusions: it says '
+              'nothing about TensorRT speed.']
+    return '\n'.join(head + notes + typed)
+
+
+def typed_main(args, model: Path, work: Path, input_hw: Tuple[int, int]) -> int:
+    """Compute only the strongly typed rows and merge them into the existing results."""
+    import multiprocessing as mp
+
+    import onnxruntime
+
+    out_dir = Path(args.out)
+    existing = json.loads((out_dir / 'calibration_study.json').read_text(encoding='utf-8'))
+    t_start = time.time()
+    models = typed_models(model, sorted(set(args.calib)), input_hw, work)
+    ck = work / 'typed_eval.pkl'
+    done: Dict[str, Dict[str, object]] = _load(ck, {})
+    jobs = [(f'{c}|{n}', str(p), args.eval_frames, list(input_hw), True)
+            for c, n, p, info in models if 'error' not in info and f'{c}|{n}' not in done]
+    if jobs:
+        with mp.get_context('spawn').Pool(args.workers) as pool:
+            for key, result in pool.imap_unordered(_eval_task, jobs):
+                done[key] = result
+                _checkpoint(ck, done)
+                LOG.info('%s: mAP50 %.4f mAP %.4f', key, result['mAP50'], result['mAP'])
+    latency_frames = list(generate_frames(
+        [frame_seed(TEST_SEED, i) for i in range(args.latency_frames)], input_hw, workers=1))
+    rows = []
+    for config, n, path, info in models:
+        row: Dict[str, object] = {'config': config, 'images': n or None, 'run': TYPED_RUN}
+        row.update(info)
+        if 'error' not in info:
+            row.update(done[f'{config}|{n}'])
+            row.update(latency(path, latency_frames, args.latency_frames, args.threads, True))
+        rows.append(row)
+    _, modelopt_why = __import__('tensorrt_yolox_py.quantization.strongly_typed',
+                                 fromlist=['modelopt_status']).modelopt_status()
+    typed_meta = {'date': time.strftime('%Y-%m-%d %H:%M:%S %z'),
+                  'calibration_counts': sorted(set(args.calib)),
+                  'eval_frames': args.eval_frames, 'latency_frames': args.latency_frames,
+                  'onnxruntime': onnxruntime.__version__, 'modelopt': modelopt_why,
+                  'session': 'ORT_ENABLE_BASIC graph optimisations, CPUExecutionProvider',
+                  'total_seconds': round(time.time() - t_start, 1),
+                  'load_average': [round(v, 2) for v in os.getloadavg()],
+                  'machine': {'host': platform.node(),
+                              'processor': platform.processor() or platform.machine(),
+                              'cpus': os.cpu_count(), 'python': platform.python_version()}}
+    merged = [r for r in existing['rows'] if r.get('run') != TYPED_RUN] + rows
+    existing['rows'] = merged
+    existing['typed_meta'] = typed_meta
+    (out_dir / 'calibration_study.json').write_text(json.dumps(existing, indent=2) + '\n',
+                                                    encoding='utf-8')
+    table = typed_markdown(merged, existing['meta'], typed_meta)
+    (out_dir / 'calibration_study.md').write_text(table + '\n', encoding='utf-8')
+    plot([r for r in merged if 'mAP50' in r], out_dir / 'calibration_study.png')
+    print(table)
+    return 0
 
 
 def main() -> int:
@@ -314,6 +526,8 @@ def main() -> int:
     ap.add_argument('--threads', type=int, default=0, help='ORT threads for the latency')
     ap.add_argument('--work', default=None, help='folder for models and checkpoints')
     ap.add_argument('--out', default=str(ROOT / 'benchmarks' / 'results'))
+    ap.add_argument('--typed-only', action='store_true',
+                    help='only the strongly typed (TensorRT 11) rows, merged into the results')
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s')
     import multiprocessing as mp
@@ -322,6 +536,9 @@ def main() -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix='calib_study_'))
     work.mkdir(parents=True, exist_ok=True)
     model = Path(args.model)
+    if args.typed_only:
+        with OnnxRuntimeBackend(model) as backend:
+            return typed_main(args, model, work, backend.input_hw)
     prepared = work / 'prepared.onnx'
     require_calibration_cache()        # fail now, not after an hour of calibration
     if not prepared.exists():

@@ -3,8 +3,10 @@
 # Python >= 3.10. Idempotent: a second run only checks and returns.
 #
 #   bash scripts/setup.sh            # runtime, ROS 2 (PyPI wheels), vision_msgs, tools, tests
+#   YOLOX_WITH_MODELOPT=1 bash scripts/setup.sh   # + NVIDIA ModelOpt in ./.venv-modelopt
 #
-# Environment: PYTHON (default python3), YOLOX_VENV (default ./.venv).
+# Environment: PYTHON (default python3), YOLOX_VENV (default ./.venv), YOLOX_WITH_MODELOPT
+# (default 0: the optional ModelOpt environment, scripts/setup_modelopt.sh, about 2 GB).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -78,3 +80,8 @@ fi
 #    libraries for the API conformance tests (no TensorRT library is installed; skipped with a
 #    message where PyPI or gcc is missing, and those tests then skip with the reason).
 YOLOX_VENV="$VENV" bash "$ROOT/scripts/trt_api.sh" || say "TensorRT API bindings not prepared"
+
+# 5. Optional: NVIDIA ModelOpt for the strongly typed (TensorRT 11) models, in its own venv.
+if [ "${YOLOX_WITH_MODELOPT:-0}" = "1" ]; then
+  bash "$ROOT/scripts/setup_modelopt.sh"
+fi

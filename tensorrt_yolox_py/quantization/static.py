@@ -242,6 +242,16 @@ def save_tensors_data(data, path: Path) -> None:
     ort_calibrate.save_tensors_data(data, path)
 
 
+def fixed_tensors_data(ranges: Dict[str, Tuple[float, float]]):
+    """Return ONNX Runtime ``TensorsData`` (MinMax kind) holding the given fixed ranges."""
+    _ort_quantization()
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorsData
+
+    data = {name: (np.asarray(low, np.float32), np.asarray(high, np.float32))
+            for name, (low, high) in ranges.items()}
+    return TensorsData(CalibrationMethod.MinMax, data)
+
+
 @dataclass
 class QuantizationResult:
     """What ``quantize_static_qdq`` wrote and how."""
@@ -260,18 +270,22 @@ def quantize_static_qdq(model_path: PathLike, output_path: PathLike,
                         percentile: float = 99.999, target: str = 'cpu',
                         quantize_first_layer: bool = True, quantize_last_layer: bool = True,
                         nodes_to_exclude: Iterable[str] = (), per_channel: bool = True,
-                        progress: Optional[ProgressFn] = None) -> QuantizationResult:
+                        progress: Optional[ProgressFn] = None,
+                        tensor_ranges: Optional[Callable[[object], Dict[str, Tuple[float, float]]]]
+                        = None) -> QuantizationResult:
     """Write a QDQ-quantized copy of ``model_path`` to ``output_path``; see the module contract.
 
     ``quantize_first_layer`` / ``quantize_last_layer`` False leave the first / last weighted
-    layers (``weighted_boundary_nodes``) in float.
+    layers (``weighted_boundary_nodes``) in float. ``tensor_ranges``: instead of calibrating,
+    a function of the pre-processed ``onnx.ModelProto`` returning fixed {tensor: (min, max)}
+    ranges (the clip recipe); ``image_paths`` may then be empty and ``method`` is ignored.
     """
     onnx = require('onnx', 'reading ONNX models', 'pip install onnx')
     quant = _ort_quantization()
     method = canonical_method(method)
     if target not in ('cpu', 'tensorrt'):
         raise ValueError(f"target must be 'cpu' or 'tensorrt', got {target!r}")
-    if not image_paths:
+    if not image_paths and tensor_ranges is None:
         raise ParameterError('calibration_image_list_path', 'no calibration images given')
     model_input(model_path)            # raises ModelContractError before any work
     require_calibration_cache()
@@ -290,8 +304,12 @@ def quantize_static_qdq(model_path: PathLike, output_path: PathLike,
         if not quantize_last_layer:
             excluded += last
         excluded = sorted(set(excluded))
-        data = calibrate(prepared, image_paths, method, percentile, progress,
-                         work=Path(tmp))
+        if tensor_ranges is None:
+            data = calibrate(prepared, image_paths, method, percentile, progress,
+                             work=Path(tmp))
+        else:
+            data = fixed_tensors_data(tensor_ranges(model))
+            method = 'Fixed'
         cache = Path(tmp) / 'calibration.json'
         save_tensors_data(data, cache)
         extra: Dict[str, object] = {}
