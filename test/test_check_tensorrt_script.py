@@ -46,3 +46,21 @@ def test_matching_counts_same_class_overlaps_once():
     shifted = Detections(boxes + 1, np.array([0.7, 0.6], np.float32), np.array([1, 3], np.int32))
     assert script.match(shifted, want) == (1, 2, 2)
     assert script.f1(1, 2, 2) == 0.5 and script.f1(0, 0, 0) == 1.0
+
+
+def test_checklist_on_tensorrt_11_takes_the_strongly_typed_path(trt, host_memory,
+                                                                 planted_model, tmp_path):
+    script = load_script()
+    trt.reset('11.4.0.106', memory=host_memory, hardware=trt.Hardware(num_dla_cores=2))
+    status, results = script.run(
+        ['--model', str(planted_model), '--num-images', '3', '--cache-dir', str(tmp_path / 'c')],
+        trt=trt.module, memory_factory=lambda gpu_id: host_memory)
+    env = results['environment']
+    assert env['strongly_typed'] and env['dla_cores'] == 0   # 11.4.0: no DLA support
+    assert 'no DLA support' in env['dla_support']
+    rows = {row['config']: row for row in results['rows']}
+    assert set(rows) == {'gpu-fp32', 'gpu-fp16', 'gpu-int8'}
+    assert rows['gpu-int8']['int8_path'] == 'typed-qdq'
+    assert any(key.startswith('GPU-INT8') for key in rows['gpu-int8']['layers'])
+    assert rows['gpu-fp16']['inspector_sample'][0]['LayerType']
+    assert status == 0, rows
