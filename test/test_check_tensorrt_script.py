@@ -49,7 +49,7 @@ def test_matching_counts_same_class_overlaps_once():
 
 
 def test_checklist_on_tensorrt_11_takes_the_strongly_typed_path(trt, host_memory,
-                                                                 planted_model, tmp_path):
+                                                                planted_model, tmp_path):
     script = load_script()
     trt.reset('11.4.0.106', memory=host_memory, hardware=trt.Hardware(num_dla_cores=2))
     status, results = script.run(

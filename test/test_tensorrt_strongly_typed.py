@@ -46,7 +46,7 @@ def strongly_typed_network(trt):
 
 
 def test_fp16_parses_an_fp16_model_with_no_precision_flag(trt, host_memory, tiny_model,
-                                                           tmp_path):
+                                                          tmp_path):
     trt.reset(TRT11, memory=host_memory)
     prepared = prepare(trt, host_memory, tiny_model, tmp_path, precision='fp16')
     assert strongly_typed_network(trt)
@@ -64,7 +64,7 @@ def test_fp16_parses_an_fp16_model_with_no_precision_flag(trt, host_memory, tiny
 
 
 def test_int8_is_a_qdq_model_with_fp16_elsewhere(trt, host_memory, tiny_model, calib_images,
-                                                  tmp_path):
+                                                 tmp_path):
     trt.reset(TRT11, memory=host_memory)
     prepared = prepare(trt, host_memory, tiny_model, tmp_path, precision='int8',
                        calibration_image_list_path=str(calib_images))
