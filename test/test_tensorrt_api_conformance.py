@@ -225,3 +225,18 @@ def test_tensorrt_11_mode_lacks_the_removed_api():
     assert not hasattr(trt.ILayer, 'precision') and not hasattr(trt.ILayer, 'set_output_type')
     assert not hasattr(trt.Builder, 'platform_has_fast_fp16')
     assert hasattr(trt.BuilderFlag, 'GPU_FALLBACK') and hasattr(trt, 'IProgressMonitor')
+
+
+@pytest.mark.parametrize('version', VERSIONS)
+def test_double_has_every_name_the_package_uses_where_the_version_has_it(version):
+    module, api = DoubleTensorRT(version).module, Api(version)
+    missing = []
+    for name in package_trt_names():
+        if not api.has(name):
+            continue
+        obj = module
+        for part in name.split('.'):
+            obj = getattr(obj, part, None)
+        if obj is None:
+            missing.append(name)
+    assert not missing, f'the double of {version} lacks {missing}'

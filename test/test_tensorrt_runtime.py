@@ -115,7 +115,14 @@ def test_dla_engine_selects_the_core_at_deserialization(trt, host_memory, tiny_m
     cfg = config(tiny_model, tmp_path, precision='int8', device='dla1', clip_value=6.0)
     with TensorRTBackend.from_config(cfg, memory=host_memory, trt=trt) as opened:
         opened.infer(np.zeros((1, 3, 64, 64), np.float32))
+        layers = opened.engine_layer_info()
+        placement = opened.placement()
     assert in_order(trt.CALLS, [('Runtime.DLA_core', 1), ('Runtime.deserialize_cuda_engine',)])
+    # the inspector's DETAILED JSON: DLA subgraphs are ForeignNodes, the rest GPU kernels
+    dla = [layer for layer in layers if layer['device'] == 'DLA']
+    assert dla and all(layer['name'].startswith('{ForeignNode[') for layer in dla)
+    assert placement['DLA'] == len(dla) and placement['GPU'] >= 1
+    assert {layer['precision'] for layer in layers} <= {'INT8', 'FP16', 'FP32'}
 
 
 def test_close_frees_everything_and_is_idempotent(trt, host_memory, tiny_model, tmp_path):

@@ -177,6 +177,10 @@ class TensorRTBackend(Backend):
             context.profiler = self._profiler
             LOGGER.warning('per-layer profiling is on: inference is slower (development only)')
         LOGGER.info('TensorRT %s: %s', version_text(trt_version(trt)), self.describe())
+        if dla_core >= 0:
+            placed = self.placement()
+            LOGGER.info('engine layers by device (inspector): %s',
+                        ', '.join(f'{k} {v}' for k, v in sorted(placed.items())) or 'unknown')
 
     def _pinned(self, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         array = self._memory.pinned_empty(shape, dtype)
@@ -252,6 +256,14 @@ class TensorRTBackend(Backend):
         fmt = self._trt.LayerInformationFormat.JSON
         return [parse_layer(inspector.get_layer_information(i, fmt))
                 for i in range(self._engine.num_layers)]
+
+    def placement(self) -> Dict[str, int]:
+        """Return {device: number of engine layers} from the inspector ({} below DETAILED)."""
+        counts: Dict[str, int] = {}
+        for layer in self.engine_layer_info():
+            if layer['detailed']:
+                counts[layer['device']] = counts.get(layer['device'], 0) + 1
+        return counts
 
     def _release(self) -> None:
         memory = self._memory
