@@ -20,6 +20,11 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 #: Files shipped inside the Python package (they also install to share/ through setup.py).
 DEFAULT_MODEL_PATH = PACKAGE_DIR / 'model' / 'data' / 'yolox_demo.onnx'
 DEFAULT_LABEL_PATH = PACKAGE_DIR / 'model' / 'data' / 'label.txt'
+#: Where inference can run, and the DLA core each means (-1 = none): the one device list.
+DEVICE_TO_DLA_CORE = {'gpu': -1, 'dla0': 0, 'dla1': 1, 'cpu': -1}
+DEVICES = tuple(DEVICE_TO_DLA_CORE)
+#: Devices that only TensorRT serves.
+DLA_DEVICES = tuple(d for d, core in DEVICE_TO_DLA_CORE.items() if core >= 0)
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,7 @@ PARAMS: Tuple[ParamSpec, ...] = (
               choices=('auto', 'raw', 'decoded')),
     ParamSpec('device', str, 'gpu',
               'where inference runs: gpu, dla0, dla1 (TensorRT) or cpu (ONNX Runtime); '
-              'sets dla_core_id', choices=('gpu', 'dla0', 'dla1', 'cpu')),
+              'sets dla_core_id', choices=DEVICES),
     ParamSpec('backend', str, 'auto',
               'inference backend; auto = TensorRT where it can be imported and device is '
               'not cpu, else ONNX Runtime', choices=('auto', 'tensorrt', 'onnxruntime')),
@@ -151,8 +156,6 @@ PARAMS: Tuple[ParamSpec, ...] = (
 )
 
 PARAMS_BY_NAME: Dict[str, ParamSpec] = {spec.name: spec for spec in PARAMS}
-
-DEVICE_TO_DLA_CORE = {'gpu': -1, 'dla0': 0, 'dla1': 1, 'cpu': -1}
 
 
 @dataclass(frozen=True)
@@ -226,7 +229,8 @@ def make_config(values: Mapping[str, Any], *, device_given: Optional[bool] = Non
             'dla_core_id', f"{checked['dla_core_id']} contradicts device '{device}' "
             f'(which means dla_core_id {expected_core}); set only one of them')
     if 'dla_core_id' in values and not device_given:
-        checked['device'] = {-1: 'gpu', 0: 'dla0', 1: 'dla1'}[checked['dla_core_id']]
+        checked['device'] = next(d for d, core in DEVICE_TO_DLA_CORE.items()
+                                 if core == checked['dla_core_id'])
     else:
         checked['dla_core_id'] = expected_core
     if checked['device'] == 'cpu' and checked['backend'] == 'tensorrt':

@@ -10,8 +10,9 @@ Contract of ``Detector.detect(image, encoding)``:
   pixels), ``letterbox`` (the geometry used) and ``timings`` (ms per stage: ``preprocess``,
   ``infer``, ``postprocess``, ``total``).
 
-When the backend can read a device buffer (TensorRT) and the preprocessor writes one (CUDA),
-the image stays on the GPU between the two stages (one stream, no host sync in between).
+When the backend declares ``capabilities.device_input`` (TensorRT) and the preprocessor
+declares ``device_output`` (CUDA), the image stays on the GPU between the two stages (one
+stream, no host sync in between).
 """
 
 import logging
@@ -75,8 +76,8 @@ class Detector:
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
         self.labels: List[str] = list(labels)
-        self._device_path = (callable(getattr(backend, 'infer_device', None))
-                             and callable(getattr(preprocessor, 'enqueue', None)))
+        self._device_path = (backend.capabilities.device_input
+                             and getattr(preprocessor, 'device_output', False))
 
     @classmethod
     def from_config(cls, config: DetectorConfig, backend: Optional[Backend] = None

@@ -1,4 +1,4 @@
-"""The one inference ``Backend`` interface; the pipeline never knows which backend it has.
+"""The one inference ``Backend`` interface, what each backend can do, and the registry.
 
 Contract:
 
@@ -8,21 +8,42 @@ Contract:
   already decoded form; the postprocess stage tells which.
 - ``infer()`` checks the input against ``input_shape`` / ``input_dtype`` and delegates to
   ``_infer_impl()`` (Polygraphy's runner pattern); ``close()`` releases resources explicitly.
+- ``capabilities`` (``BackendCapabilities``) declares what the pipeline may ask for:
+  ``device_input`` = ``infer_device(input_ptr, stream)`` reads a preprocessed tensor in device
+  memory in place (no host round trip) on the caller's CUDA stream; ``max_batch`` = the
+  largest first dimension one call takes; ``precisions`` and ``devices`` it runs. The pipeline
+  reads these, never ``hasattr``.
+- ``REGISTRY``: backend name -> ``BackendEntry`` (``usable(config)`` -> '' or why not,
+  ``create(config)``), in the order ``backend: auto`` tries them; ``backends.create_backend``
+  is the only factory.
 """
 
 import abc
-from typing import Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 
 from ..errors import InputError, ModelContractError
 
 
+@dataclass(frozen=True)
+class BackendCapabilities:
+    """What a backend instance can do (see the module contract)."""
+
+    device_input: bool = False
+    max_batch: int = 1
+    precisions: Tuple[str, ...] = ('fp32',)
+    devices: Tuple[str, ...] = ('cpu',)
+
+
 class Backend(abc.ABC):
-    """Base class of the inference backends (ONNX Runtime, TensorRT)."""
+    """Base class of the inference backends (ONNX Runtime, TensorRT, ...)."""
 
     #: Short name used in logs and timing reports.
     name = 'backend'
+    #: What this backend can do; instances may narrow it (e.g. to their model's batch size).
+    capabilities = BackendCapabilities()
 
     def __init__(self) -> None:
         self.input_name = ''
@@ -59,6 +80,14 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def _infer_impl(self, tensor: np.ndarray) -> np.ndarray:
         """Backend-specific inference on a checked, contiguous input."""
+
+    def infer_device(self, input_ptr: int, stream: int) -> np.ndarray:
+        """Run on a preprocessed input already in device memory (``capabilities.device_input``).
+
+        ``input_ptr`` holds ``input_shape`` / ``input_dtype`` data written on CUDA ``stream``;
+        the backend runs after it on that stream and returns the host output.
+        """
+        raise NotImplementedError(f'{self.name} backend has no device input')
 
     def close(self) -> None:
         """Release the backend's resources; further ``infer()`` calls raise."""
@@ -101,3 +130,25 @@ def check_io_contract(input_shape: Tuple, output_shape: Tuple, model: str,
     if not isinstance(last, int) or last < 6:
         raise ModelContractError(
             f'{model}: output last dimension must be 5 + C with C >= 1, got {last}')
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """One registered backend: how to tell whether it can run, and how to make it."""
+
+    name: str
+    #: '' when the backend can serve ``config`` here, else the reason it cannot.
+    usable: Callable[[Any], str]
+    create: Callable[[Any], Backend]
+    #: One line for the parameter table and logs.
+    summary: str = ''
+
+
+#: Registered backends, in the order ``backend: auto`` tries them.
+REGISTRY: Dict[str, BackendEntry] = {}
+
+
+def register(entry: BackendEntry) -> BackendEntry:
+    """Add ``entry`` to the registry (keeps registration order) and return it."""
+    REGISTRY[entry.name] = entry
+    return entry

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._lazy import require
 from ..errors import ModelContractError
-from .base import Backend, check_io_contract
+from .base import Backend, BackendCapabilities, check_io_contract
 
 LOGGER = logging.getLogger(__name__)
 
@@ -23,6 +23,8 @@ class OnnxRuntimeBackend(Backend):
     """YOLOX inference through ``onnxruntime.InferenceSession``."""
 
     name = 'onnxruntime'
+    capabilities = BackendCapabilities(device_input=False, max_batch=1,
+                                       precisions=('fp32', 'int8'), devices=('cpu', 'gpu'))
 
     def __init__(self, model_path: Union[str, Path], num_threads: int = 0,
                  providers: Optional[Sequence[str]] = None) -> None:

@@ -171,6 +171,9 @@ class CudaPreprocessor:
     overlaps this frame's kernel and inference.
     """
 
+    #: ``enqueue()`` writes the tensor to a device buffer (``device_ptr``) on ``stream_handle``.
+    device_output = True
+
     name = 'cuda'
 
     def __init__(self, input_hw: Tuple[int, int], dtype: type = np.float32, gpu_id: int = 0,

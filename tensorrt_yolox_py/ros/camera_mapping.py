@@ -30,9 +30,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Tuple, Union
 
 from ..errors import ParameterError, YoloxError
-from ..params import PARAMS_BY_NAME, make_config
+from ..params import DEVICES, make_config, PARAMS_BY_NAME
 
-DEVICES = ('gpu', 'dla0', 'dla1', 'cpu')
 DEFAULT_NODE_NAME = 'tensorrt_yolox'
 _NAME_RE = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
 _TOKEN = r'[A-Za-z_][A-Za-z0-9_]*'

@@ -116,6 +116,8 @@ class CpuPreprocessor:
     """
 
     name = 'cpu'
+    #: Writes its output to host memory (``__call__``), not to a device buffer.
+    device_output = False
 
     def __init__(self, input_hw: Tuple[int, int], dtype: type = np.float32) -> None:
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..errors import MissingDependencyError, ModelContractError, ParameterError, YoloxError
-from ..params import make_config, PARAMS_BY_NAME
+from ..params import DEVICES, make_config, PARAMS_BY_NAME
 from .cli import add_param_options, param_values
 
 LOGGER = logging.getLogger('yolox_build_engine')
@@ -104,7 +104,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model', help='YOLOX ONNX model (default: the bundled demo model)')
     parser.add_argument('--precision', choices=PARAMS_BY_NAME['precision'].choices)
-    parser.add_argument('--device', choices=('gpu', 'dla0', 'dla1'))
+    parser.add_argument('--device', choices=[d for d in DEVICES if d != 'cpu'])
     parser.add_argument('--calibration-images',
                         help='text file listing calibration images, or a folder of images')
     parser.add_argument('--calibration-algorithm',

@@ -37,7 +37,7 @@ import numpy as np
 
 from ...errors import ModelContractError
 from ...params import DetectorConfig
-from ..base import Backend, check_io_contract
+from ..base import Backend, BackendCapabilities, check_io_contract
 from .builder import BuildProgress, EngineSettings, prepare_engine
 from .common import (CallbackErrors, check_supported, import_tensorrt, make_logger,
                      TensorRTError, trt_version, version_text)
@@ -103,6 +103,9 @@ class TensorRTBackend(Backend):
     """YOLOX inference with a TensorRT engine; see the module contract."""
 
     name = 'tensorrt'
+    capabilities = BackendCapabilities(device_input=True, max_batch=1,
+                                       precisions=('fp32', 'fp16', 'int8'),
+                                       devices=('gpu', 'dla0', 'dla1'))
 
     def __init__(self, engine_path: Union[str, Path], dla_core: int = -1, gpu_id: int = 0,
                  memory: Any = None, profile_per_layer: bool = False, trt: Any = None) -> None:
