@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.cuda.variants import BENCH_KERNELS, launch_unfused  # noqa: E402
 from benchmarks.machine_info import machine_info  # noqa: E402
 from tensorrt_yolox_py.cuda import kernels as K  # noqa: E402
 from tensorrt_yolox_py.cuda.check import cuda_call  # noqa: E402
@@ -241,7 +242,7 @@ def bench_size(label: str, in_hw: Tuple[int, int], image: np.ndarray, iters: int
     src_bytes = h * w * 3
     result: Dict[str, Any] = {'letterbox': lb.__dict__.copy(), 'gpu': {}}
     for tag, dtype in DTYPES.items():
-        pre = CudaPreprocessor(in_hw, dtype)
+        pre = CudaPreprocessor(in_hw, dtype, kernels=BENCH_KERNELS)
         gpu = Gpu(pre)
         try:
             out_bytes = pre.output_nbytes
@@ -257,12 +258,12 @@ def bench_size(label: str, in_hw: Tuple[int, int], image: np.ndarray, iters: int
                 srcs[i % rotate], pinned, src_bytes, gpu.stream))
 
             impls: Dict[str, Callable[[int], Any]] = {}
-            for variant in K.FUSED_VARIANTS[np.dtype(dtype).name]:
+            for variant in BENCH_KERNELS.variants[np.dtype(dtype).name]:
                 impls[f'fused_{variant.name}'] = (
                     lambda i, v=variant.name: pre.launch_fused(
                         srcs[i % rotate], pitch, lb, False, dsts[i % rotate], v))
-            impls['unfused'] = lambda i: pre.launch_unfused(srcs[i % rotate], pitch, lb, False,
-                                                            dsts[i % rotate])
+            impls['unfused'] = lambda i: launch_unfused(pre, srcs[i % rotate], pitch, lb, False,
+                                                        dsts[i % rotate])
             for name, launch in impls.items():
                 rec: Dict[str, Any] = {}
                 launch(0)
@@ -321,7 +322,7 @@ def bench_batch(image: np.ndarray, in_hw: Tuple[int, int], cameras: int, iters: 
     h, w = image.shape[:2]
     lb = compute_letterbox(h, w, in_hw[0], in_hw[1])
     for tag, dtype in DTYPES.items():
-        pre = CudaPreprocessor(in_hw, dtype)
+        pre = CudaPreprocessor(in_hw, dtype, kernels=BENCH_KERNELS)
         gpu = Gpu(pre)
         try:
             srcs = [gpu.alloc(h * w * 3 + 64) for _ in range(cameras)]
@@ -359,7 +360,7 @@ def bench_graph_latency(image: np.ndarray, in_hw: Tuple[int, int], iters: int
     out: Dict[str, Any] = {}
     h, w = image.shape[:2]
     lb = compute_letterbox(h, w, in_hw[0], in_hw[1])
-    pre = CudaPreprocessor(in_hw, np.float16)
+    pre = CudaPreprocessor(in_hw, np.float16, kernels=BENCH_KERNELS)
     gpu = Gpu(pre)
     try:
         src = gpu.alloc(h * w * 3 + 64)
@@ -384,10 +385,11 @@ def bench_graph_latency(image: np.ndarray, in_hw: Tuple[int, int], iters: int
                 gpu.sync()
         # the class API: enqueue() of a host image (includes the copy into pinned memory)
         for use_graph in (False, True):
-            with CudaPreprocessor(in_hw, np.float16, use_graph=use_graph) as p2:
+            with CudaPreprocessor(in_hw, np.float16, use_graph=use_graph,
+                                  kernels=BENCH_KERNELS) as p2:
                 out[f'enqueue_host_image_graph={use_graph}_host_to_done_us'] = wall_us(
                     lambda: (p2.enqueue(image), p2.synchronize()), iters)
-        with CudaPreprocessor(in_hw, np.float32) as p3:
+        with CudaPreprocessor(in_hw, np.float32, kernels=BENCH_KERNELS) as p3:
             out['call_roundtrip_f32_host_to_host_us'] = wall_us(lambda: p3(image), iters)
     finally:
         gpu.close()
@@ -410,7 +412,7 @@ def bench_overlap(image: np.ndarray, in_hw: Tuple[int, int], frames: int, infer_
     h, w = image.shape[:2]
     nbytes = h * w * 3
     lb = compute_letterbox(h, w, in_hw[0], in_hw[1])
-    pre = CudaPreprocessor(in_hw, np.float16)
+    pre = CudaPreprocessor(in_hw, np.float16, kernels=BENCH_KERNELS)
     gpu = Gpu(pre)
     try:
         busy = pre._kernel('busy_wait')
@@ -462,7 +464,8 @@ def bench_overlap(image: np.ndarray, in_hw: Tuple[int, int], frames: int, infer_
         copy_stream.close()
         # class level, host images
         for overlap in (False, True):
-            with CudaPreprocessor(in_hw, np.float16, overlap_h2d=overlap) as p2:
+            with CudaPreprocessor(in_hw, np.float16, overlap_h2d=overlap,
+                                  kernels=BENCH_KERNELS) as p2:
                 def frames_cls() -> None:
                     for _ in range(frames):
                         p2.enqueue(image)
@@ -486,14 +489,14 @@ def ncu_mode(image: np.ndarray) -> None:
     for in_hw in MODEL_SIZES.values():
         lb = compute_letterbox(h, w, in_hw[0], in_hw[1])
         for dtype in DTYPES.values():
-            with CudaPreprocessor(in_hw, dtype) as pre:
+            with CudaPreprocessor(in_hw, dtype, kernels=BENCH_KERNELS) as pre:
                 gpu = Gpu(pre)
                 src = gpu.alloc(h * w * 3 + 64)
                 gpu.upload(src, image)
-                for variant in K.FUSED_VARIANTS[np.dtype(dtype).name]:
+                for variant in BENCH_KERNELS.variants[np.dtype(dtype).name]:
                     for _ in range(2):
                         pre.launch_fused(src, 3 * w, lb, False, pre.device_ptr, variant.name)
-                pre.launch_unfused(src, 3 * w, lb, False, pre.device_ptr)
+                launch_unfused(pre, src, 3 * w, lb, False, pre.device_ptr)
                 gpu.close()
 
 

@@ -4,8 +4,9 @@ Every adapter (ROS node, evaluator, demo, benchmarks) runs detection through thi
 
 Contract of ``Detector.detect(image, encoding)``:
 
-- ``image``: (H, W, 3) uint8, ``bgr8`` or ``rgb8``, rows possibly strided (see
-  ``stages.preprocess``); bad input raises ``InputError`` before any stage runs.
+- ``image``: an ``image.SourceImage`` (made once by the adapter), or an (H, W, C) uint8 array
+  in ``encoding`` (default bgr8; any of ``image.ENCODINGS``), wrapped and validated once here;
+  bad input raises ``InputError`` before any stage runs.
 - returns ``DetectionResult``: ``detections`` (``stages.postprocess.Detections``, source-image
   pixels), ``letterbox`` (the geometry used) and ``timings`` (ms per stage: ``preprocess``,
   ``infer``, ``postprocess``, ``total``).
@@ -20,15 +21,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
-import numpy as np
-
 from .backends import create_backend
 from .backends.base import Backend
 from .errors import ModelContractError
+from .image import as_source
 from .labels import load_labels
 from .params import DetectorConfig
 from .stages.postprocess import Detections, Postprocessor
-from .stages.preprocess import CpuPreprocessor, LetterboxParams, validate_image
+from .stages.preprocess import CpuPreprocessor, LetterboxParams
 from .timing import StageTimer
 
 LOGGER = logging.getLogger(__name__)
@@ -100,20 +100,20 @@ class Detector:
         """Model input (height, width)."""
         return self.backend.input_hw
 
-    def detect(self, image: np.ndarray, encoding: str = 'bgr8') -> DetectionResult:
+    def detect(self, image: Any, encoding: Optional[str] = None) -> DetectionResult:
         """Detect objects in one image; see the module contract."""
-        validate_image(image, encoding)
+        image = as_source(image, encoding)
         timer = StageTimer()
         start = time.perf_counter()
         if self._device_path:
             with timer.stage('preprocess'):
-                letterbox = self.preprocessor.enqueue(image, encoding)
+                letterbox = self.preprocessor.enqueue(image)
             with timer.stage('infer'):
                 output = self.backend.infer_device(self.preprocessor.device_ptr,
                                                    self.preprocessor.stream_handle)
         else:
             with timer.stage('preprocess'):
-                tensor, letterbox = self.preprocessor(image, encoding)
+                tensor, letterbox = self.preprocessor(image)
             with timer.stage('infer'):
                 output = self.backend.infer(tensor)
         with timer.stage('postprocess'):

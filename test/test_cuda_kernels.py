@@ -11,11 +11,13 @@ import sys
 import numpy as np
 import pytest
 
+from benchmarks.cuda.variants import BENCH_KERNELS
 from tensorrt_yolox_py.cuda import check, kernels as K
 from tensorrt_yolox_py.cuda.preprocess import (
     _flat_bytes, as_device_image, cuda_available, cuda_unavailable_reason, CudaPreprocessor,
     CudaUnavailableError, DeviceImage, host_copy_plan)
 from tensorrt_yolox_py.errors import InputError
+from tensorrt_yolox_py.image import ENCODINGS
 from tensorrt_yolox_py.stages.preprocess import compute_letterbox
 
 
@@ -93,41 +95,63 @@ def test_batch_descriptor_packing():
     table = np.zeros(2, K.BATCH_DESC_DTYPE)
     assert K.BATCH_DESC_DTYPE.itemsize == 56
     lb = compute_letterbox(720, 1280, 608, 960)
-    K.pack_batch_descriptor(table[1], 0x1000, 3840, 0x9000, lb, swap_rb=True)
+    K.pack_batch_descriptor(table[1], 0x1000, 3840, 0x9000, lb, ENCODINGS['rgb8'])
     rec = table[1]
     assert (int(rec['src']), int(rec['dst']), int(rec['pitch'])) == (0x1000, 0x9000, 3840)
     assert (int(rec['src_w']), int(rec['src_h'])) == (1280, 720)
     assert (int(rec['rw']), int(rec['rh'])) == (lb.resized_w, lb.resized_h)
-    assert int(rec['swap_rb']) == 1 and int(rec['use_words']) == 1
-    K.pack_batch_descriptor(table[0], 0x1001, 3, 0x9000, compute_letterbox(1, 1, 8, 8), False)
+    assert int(rec['swap_rb']) == 1 and int(rec['use_words']) == 1 and int(rec['fmt']) == 1
+    K.pack_batch_descriptor(table[0], 0x1001, 3, 0x9000, compute_letterbox(1, 1, 8, 8),
+                            ENCODINGS['bgr8'])
     assert int(table[0]['use_words']) == 0  # unaligned pointer / 1-pixel-wide image: byte loads
+    K.pack_batch_descriptor(table[0], 0x1000, 2560, 0x9000, lb, ENCODINGS['yuv422'])
+    assert int(table[0]['use_words']) == 0 and int(table[0]['fmt']) == 5  # taps of its format
+    with pytest.raises(ValueError, match='pitch'):
+        K.pack_batch_descriptor(table[0], 0x1000, 5119, 0x9000, lb, ENCODINGS['bgra8'])
 
 
 # ---- variant choice ----
 def test_choose_variant_falls_back_when_requirements_fail():
     f32, f16 = np.dtype(np.float32), np.dtype(np.float16)
-    assert K.choose_variant(f32, 1920, 0x1000, 960, 0x2000, 'w4').name == 'w4'
-    assert K.choose_variant(f32, 1920, 0x1000, 960, 0x2004, 'w4').name == 'w1'  # dst unaligned
-    assert K.choose_variant(f32, 1920, 0x1000, 962, 0x2000, 'b4').name == 'w1'  # width % 4
-    assert K.choose_variant(f32, 1920, 0x1001, 960, 0x2000, 'w1').name == 'b1'  # src unaligned
-    assert K.choose_variant(f32, 1, 0x1000, 960, 0x2000, 'w1').name == 'b1'     # 1 px wide
-    assert K.choose_variant(f16, 1920, 0x1000, 960, 0x2000, 'w8').name == 'w8'
-    assert K.choose_variant(f16, 1920, 0x1000, 964, 0x2000, 'w8').name == 'w1'
-    assert K.choose_variant(f16, 1920, 0x1002, 964, 0x2000, 'w1r4').name == 'b1'
-    assert K.choose_variant(f32, 1920, 0x1000, 962, 0x2002, 'w1r2').name == 'w1r2'
+
+    def pick(dtype, *args, **kw):
+        return K.choose_variant(dtype, *args, kernels=BENCH_KERNELS, **kw).name
+
+    assert pick(f32, 1920, 0x1000, 960, 0x2000, 'w4') == 'w4'
+    assert pick(f32, 1920, 0x1000, 960, 0x2004, 'w4') == 'w1'   # dst unaligned
+    assert pick(f32, 1920, 0x1000, 962, 0x2000, 'b4') == 'w1'   # width % 4
+    assert pick(f32, 1920, 0x1001, 960, 0x2000, 'w1') == 'b1'   # src unaligned
+    assert pick(f32, 1, 0x1000, 960, 0x2000, 'w1') == 'b1'      # 1 px wide
+    assert pick(f16, 1920, 0x1000, 960, 0x2000, 'w8') == 'w8'
+    assert pick(f16, 1920, 0x1000, 964, 0x2000, 'w8') == 'w1'
+    assert pick(f16, 1920, 0x1002, 964, 0x2000, 'w1r4') == 'b1'
+    assert pick(f32, 1920, 0x1000, 962, 0x2002, 'w1r2') == 'w1r2'
     assert K.choose_variant(f32, 1920, 0x1000, 960, 0x2000).name == K.DEFAULT_VARIANT['float32']
-    assert K.choose_variant(f32, 1920, 0x1000, 960, 0x2000, 's1', sx=2.0).name == 's1'
-    assert K.choose_variant(f16, 3840, 0x1000, 960, 0x2000, 's1', sx=4.0).name == 's1'
-    assert K.choose_variant(f16, 7680, 0x1000, 960, 0x2000, 's1', sx=8.0).name == 'w1'
-    assert K.choose_variant(f16, 7680, 0x1002, 960, 0x2000, 's1', sx=2.0).name == 'b1'
+    assert pick(f32, 1920, 0x1000, 960, 0x2000, 's1', sx=2.0) == 's1'
+    assert pick(f16, 3840, 0x1000, 960, 0x2000, 's1', sx=4.0) == 's1'
+    assert pick(f16, 7680, 0x1000, 960, 0x2000, 's1', sx=8.0) == 'w1'
+    assert pick(f16, 7680, 0x1002, 960, 0x2000, 's1', sx=2.0) == 'b1'
     assert K.smem_span_fits(5.3) and not K.smem_span_fits(5.4)
     with pytest.raises(ValueError, match='unknown'):
-        K.choose_variant(f16, 1920, 0x1000, 960, 0x2000, 'w4')   # w4 is float32 only
-    for dtype in (f32, f16):
-        for variant in K.FUSED_VARIANTS[dtype.name]:
-            assert variant.kernel_name(dtype) in K.KERNEL_NAMES
+        pick(f16, 1920, 0x1000, 960, 0x2000, 'w4')   # w4 is float32 only
+    with pytest.raises(ValueError, match='unknown'):
+        K.choose_variant(f32, 1920, 0x1000, 960, 0x2000, 'w4')   # benchmark-only variant
+    for kernels in (K.RUNTIME_KERNELS, BENCH_KERNELS):
+        for dtype in (f32, f16):
+            for variant in kernels.variants[dtype.name]:
+                assert variant.kernel_name(dtype) in kernels.kernel_names
     with pytest.raises(ValueError):
         K.dtype_suffix(np.uint8)
+
+
+def test_runtime_source_has_only_runtime_kernels_and_one_bilinear_blend():
+    runtime = K.RUNTIME_KERNELS.source()
+    assert 'unfused_' not in runtime and 'fused_s1' not in runtime and 'busy_wait' not in runtime
+    bench = BENCH_KERNELS.source()
+    assert bench.count('struct BatchDesc') == 1            # the header is included once
+    for source in (runtime, bench):
+        assert source.count('__device__ __forceinline__ Px blend(') == 1
+        assert 'lerp2(bytef' not in source                 # no hand-written blend left
 
 
 # ---- NVRTC (no GPU needed) ----
@@ -138,12 +162,15 @@ def test_kernels_compile_for_hopper_and_orin_and_are_cached():
         for name in K.KERNEL_NAMES:
             assert name.encode() in module.code, f'{name} missing from the {arch} cubin'
         assert K.compile_kernels(arch) is module
+        bench = BENCH_KERNELS.compile(arch)
+        for name in BENCH_KERNELS.kernel_names:
+            assert name.encode() in bench.code, f'{name} missing from the benchmark cubin'
     assert K.cached_modules() >= 2
 
 
 def test_batch_descriptor_matches_the_c_struct_layout():
     """Lay out ``struct BatchDesc`` from the CUDA source with C alignment rules."""
-    body = re.search(r'struct BatchDesc \{(.*?)\};', K.KERNEL_SOURCE, re.S).group(1)
+    body = re.search(r'struct BatchDesc \{(.*?)\};', K.RUNTIME_KERNELS.source(), re.S).group(1)
     sizes = {'const u8*': 8, 'void*': 8, 'int': 4, 'float': 4}
     offset, layout = 0, {}
     for decl in filter(None, (d.strip() for d in body.split(';'))):

@@ -1,20 +1,25 @@
 """GPU tests of CudaPreprocessor against the CPU reference ``preprocess_cpu``.
 
 Skipped cleanly where there is no CUDA driver / GPU / NVRTC. On a GPU: the fused kernel (every
-variant), the unfused 4-kernel chain, the batch launch, graphs and overlapped H2D all match the
-CPU reference within 1.0 for many source sizes, both model sizes, float32 and float16, and write
-every output element (the output is poisoned with NaN first). Runs with plain
+runtime and benchmark variant), the unfused 4-kernel chain (benchmarks/cuda), every input
+encoding (bgr8, rgb8, bgra8, rgba8, mono8, yuv422, yuv422_yuy2, converted inside the kernel),
+the batch launch, every host staging mode, graphs and overlapped H2D all match the CPU
+reference (OpenCV) within 1.0 for many source sizes, both model sizes, float32 and float16, and
+write every output element (the output is poisoned with NaN first). Runs with plain
 ``python3 -m pytest`` (no ROS needed).
 """
 
 import numpy as np
 import pytest
 
+from benchmarks.cuda.variants import BENCH_KERNELS, launch_unfused
 from tensorrt_yolox_py.cuda import kernels as K
 from tensorrt_yolox_py.cuda.check import cuda_call, CudaError
-from tensorrt_yolox_py.cuda.preprocess import cuda_available, CudaPreprocessor, DeviceImage
+from tensorrt_yolox_py.cuda.preprocess import (cuda_available, CudaPreprocessor, DeviceImage,
+                                               HOST_COPY_MODES)
 from tensorrt_yolox_py.errors import InputError
-from tensorrt_yolox_py.stages.preprocess import preprocess_cpu
+from tensorrt_yolox_py.image import ENCODINGS, SourceImage
+from tensorrt_yolox_py.stages.preprocess import compute_letterbox, preprocess_cpu
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not cuda_available(), reason='no CUDA GPU / driver / NVRTC')]
@@ -27,16 +32,16 @@ DTYPES = [np.float32, np.float16]
 TOL = 1.0
 
 
-def _image(h, w, seed):
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+def _image(h, w, seed, channels=3):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, channels), dtype=np.uint8)
 
 
 def _padded(image, extra):
     """Return a view of ``image`` whose rows are ``extra`` bytes longer (ROS step padding)."""
-    h, w = image.shape[:2]
-    step = 3 * w + extra
+    h, w, c = image.shape
+    step = c * w + extra
     buf = np.full(h * step, 77, np.uint8)
-    view = np.lib.stride_tricks.as_strided(buf, shape=(h, w, 3), strides=(step, 3, 1))
+    view = np.lib.stride_tricks.as_strided(buf, shape=(h, w, c), strides=(step, c, 1))
     view[...] = image
     return view, buf
 
@@ -63,13 +68,13 @@ def _check(out, image, input_hw, encoding, dtype):
 
 @pytest.fixture(scope='module')
 def pres():
-    """One preprocessor per (input size, dtype, fused), created once (kernels compile once)."""
+    """One preprocessor per (input size, dtype, options), created once (kernels compile once)."""
     made = {}
 
-    def get(input_hw, dtype, fused=True, **kw):
-        key = (input_hw, np.dtype(dtype).name, fused, tuple(sorted(kw.items())))
+    def get(input_hw, dtype, **kw):
+        key = (input_hw, np.dtype(dtype).name, tuple(sorted((k, str(v)) for k, v in kw.items())))
         if key not in made:
-            made[key] = CudaPreprocessor(input_hw, dtype, fused=fused, **kw)
+            made[key] = CudaPreprocessor(input_hw, dtype, **kw)
         return made[key]
 
     yield get
@@ -77,23 +82,91 @@ def pres():
         pre.close()
 
 
-@pytest.mark.parametrize('fused', [True, False], ids=['fused', 'unfused'])
+def _unfused(pre, image, encoding):
+    """Run the seed's unfused chain (benchmark kernels) on ``image``; return the output."""
+    dev = _to_device(image)
+    try:
+        _poison(pre, pre.device_ptr)
+        launch_unfused(pre, dev.ptr, dev.row_pitch, _lb(image.shape[:2], pre.input_hw),
+                       encoding == 'rgb8', pre.device_ptr)
+        return pre.download()[0]
+    finally:
+        _free(dev)
+
+
+@pytest.mark.parametrize('impl', ['fused', 'unfused'])
 @pytest.mark.parametrize('dtype', DTYPES, ids=['f32', 'f16'])
 @pytest.mark.parametrize('input_hw', MODEL_SIZES, ids=['960x960', '960x608'])
 @pytest.mark.parametrize('src_hw', SOURCE_SIZES, ids=lambda s: f'{s[1]}x{s[0]}')
-def test_matches_cpu_reference(pres, src_hw, input_hw, dtype, fused):
-    pre = pres(input_hw, dtype, fused)
+def test_matches_cpu_reference(pres, src_hw, input_hw, dtype, impl):
     image = _image(*src_hw, seed=src_hw[0] * 7919 + src_hw[1])
+    if impl == 'unfused':
+        pre = pres(input_hw, dtype, kernels=BENCH_KERNELS)
+        _check(_unfused(pre, image, 'bgr8'), image, input_hw, 'bgr8', dtype)
+        return
+    pre = pres(input_hw, dtype)
     _poison(pre, pre.device_ptr)
     pre.enqueue(image, 'bgr8')
     _check(pre.download()[0], image, input_hw, 'bgr8', dtype)
 
 
-@pytest.mark.parametrize('fused', [True, False], ids=['fused', 'unfused'])
+@pytest.mark.parametrize('encoding', [e for e in ENCODINGS if e not in ('bgr8', 'rgb8')])
 @pytest.mark.parametrize('dtype', DTYPES, ids=['f32', 'f16'])
 @pytest.mark.parametrize('input_hw', MODEL_SIZES, ids=['960x960', '960x608'])
-def test_rgb8_and_padded_rows_through_the_host_api(pres, input_hw, dtype, fused):
-    pre = pres(input_hw, dtype, fused)
+def test_every_encoding_converted_inside_the_kernel(pres, encoding, input_hw, dtype):
+    """GPU within 1.0 of OpenCV's conversion + the CPU letterbox, for each encoding."""
+    pre = pres(input_hw, dtype)
+    channels = ENCODINGS[encoding].channels
+    for i, (h, w, extra) in enumerate([(1280, 1920, 0), (721, 1282, 6), (17, 34, 3), (2, 2, 0),
+                                       (1080, 1920, 64)]):
+        image = _image(h, w, seed=300 + i, channels=channels)
+        view, _buf = _padded(image, extra)
+        _poison(pre, pre.device_ptr)
+        out, lb = pre(SourceImage.from_array(view, encoding))
+        assert (lb.src_h, lb.src_w) == (h, w)
+        _check(out, image, input_hw, encoding, dtype)
+    dev = _to_device(_image(721, 1282, seed=9, channels=channels), extra=8, encoding=encoding)
+    try:
+        _poison(pre, pre.device_ptr)
+        pre.enqueue(dev)
+        _check(pre.download()[0], _image(721, 1282, seed=9, channels=channels), input_hw,
+               encoding, dtype)
+    finally:
+        _free(dev)
+
+
+@pytest.mark.parametrize('mode', HOST_COPY_MODES)
+@pytest.mark.parametrize('overlap', [False, True])
+def test_every_host_staging_mode(mode, overlap):
+    """Chunked and threaded staging deliver the same tensor, frame after frame."""
+    from cuda.bindings import driver
+
+    with CudaPreprocessor((960, 960), np.float16, host_copy=mode, overlap_h2d=overlap) as pre:
+        n = 4
+        base = int(cuda_call(driver.cuMemAlloc(n * pre.output_nbytes)))
+        try:
+            images = [_image(1280, 1920, 60 + i) for i in range(n)]
+            images[2] = _padded(_image(721, 1281, 7), 5)[0]
+            _poison(pre, base, n)
+            for i, image in enumerate(images):
+                pre.enqueue(image, 'bgr8', dst_ptr=base + i * pre.output_nbytes)
+            out = pre.download(base, n)
+            for i, image in enumerate(images):
+                _check(out[i], image, (960, 960), 'bgr8', np.float16)
+        finally:
+            cuda_call(driver.cuMemFree(base))
+
+
+@pytest.mark.parametrize('impl', ['fused', 'unfused'])
+@pytest.mark.parametrize('dtype', DTYPES, ids=['f32', 'f16'])
+@pytest.mark.parametrize('input_hw', MODEL_SIZES, ids=['960x960', '960x608'])
+def test_rgb8_and_padded_rows_through_the_host_api(pres, input_hw, dtype, impl):
+    if impl == 'unfused':
+        pre = pres(input_hw, dtype, kernels=BENCH_KERNELS)
+        image = _image(500, 333, seed=100)
+        _check(_unfused(pre, image, 'rgb8'), image, input_hw, 'rgb8', dtype)
+        return
+    pre = pres(input_hw, dtype)
     for i, (h, w, extra, encoding) in enumerate([(1280, 1920, 64, 'rgb8'),
                                                  (721, 1281, 5, 'bgr8'),
                                                  (500, 333, 3, 'rgb8')]):
@@ -109,8 +182,8 @@ def test_rgb8_and_padded_rows_through_the_host_api(pres, input_hw, dtype, fused)
 @pytest.mark.parametrize('dtype', DTYPES, ids=['f32', 'f16'])
 @pytest.mark.parametrize('input_hw', MODEL_SIZES, ids=['960x960', '960x608'])
 def test_every_fused_variant(pres, input_hw, dtype):
-    pre = pres(input_hw, dtype)
-    for variant in K.FUSED_VARIANTS[np.dtype(dtype).name]:
+    pre = pres(input_hw, dtype, kernels=BENCH_KERNELS)
+    for variant in BENCH_KERNELS.variants[np.dtype(dtype).name]:
         for src_hw, encoding in (((1280, 1920), 'bgr8'), ((481, 641), 'rgb8'), ((3, 1), 'bgr8')):
             image = _image(*src_hw, seed=src_hw[1])
             dev = _to_device(image, extra=3)
@@ -127,7 +200,7 @@ def test_every_fused_variant(pres, input_hw, dtype):
 
 @pytest.mark.parametrize('dtype', DTYPES, ids=['f32', 'f16'])
 def test_row_blocked_and_staged_variants_on_partial_blocks(dtype):
-    with CudaPreprocessor((37, 52), dtype) as pre:  # 37 rows: partial last row block
+    with CudaPreprocessor((37, 52), dtype, kernels=BENCH_KERNELS) as pre:  # partial row block
         for variant in ('w1r2', 'w1r4', 'w1', 's1'):
             for src_hw in ((23, 52), (75, 53), (37, 2), (300, 200), (128, 300)):
                 image = _image(*src_hw, seed=src_hw[0])
@@ -147,7 +220,7 @@ def test_row_blocked_and_staged_variants_on_partial_blocks(dtype):
 
 @pytest.mark.parametrize('dtype', DTYPES, ids=['f32', 'f16'])
 def test_staged_variant_falls_back_when_the_span_does_not_fit(dtype):
-    with CudaPreprocessor((20, 256), dtype, variant='s1') as pre:
+    with CudaPreprocessor((20, 256), dtype, variant='s1', kernels=BENCH_KERNELS) as pre:
         for src_hw, expected in (((64, 2000), 'w1'), ((64, 600), 's1')):  # x factor 7.8 / 2.3
             image = _image(*src_hw, seed=src_hw[1])
             dev = _to_device(image)
@@ -161,18 +234,16 @@ def test_staged_variant_falls_back_when_the_span_does_not_fit(dtype):
 
 
 def _lb(src_hw, input_hw):
-    from tensorrt_yolox_py.stages.preprocess import compute_letterbox
-
     return compute_letterbox(src_hw[0], src_hw[1], input_hw[0], input_hw[1])
 
 
-def _to_device(image, extra=0):
+def _to_device(image, extra=0, encoding='bgr8'):
     from cuda.bindings import driver
 
     view, buf = _padded(image, extra)
     ptr = int(cuda_call(driver.cuMemAlloc(buf.nbytes)))
     cuda_call(driver.cuMemcpyHtoD(ptr, buf.ctypes.data, buf.nbytes))
-    return DeviceImage(ptr, image.shape[0], image.shape[1], view.strides[0])
+    return DeviceImage(ptr, image.shape[0], image.shape[1], view.strides[0], encoding)
 
 
 def _free(dev):
@@ -181,9 +252,8 @@ def _free(dev):
     cuda_call(driver.cuMemFree(dev.ptr))
 
 
-@pytest.mark.parametrize('fused', [True, False], ids=['fused', 'unfused'])
-def test_device_image_input_skips_h2d(pres, fused):
-    pre = pres((608, 960), np.float16, fused)
+def test_device_image_input_skips_h2d(pres):
+    pre = pres((608, 960), np.float16)
     image = _image(1080, 1920, seed=5)
     dev = _to_device(image, extra=128)
     try:
@@ -225,25 +295,30 @@ def test_external_destination_even_unaligned(pres, dtype):
 @pytest.mark.parametrize('dtype', DTYPES, ids=['f32', 'f16'])
 def test_batch_launch_of_several_cameras(pres, dtype):
     pre = pres((608, 960), dtype)
-    images = [_image(1280, 1920, 1), _image(720, 1280, 2), _image(1920, 1080, 3),
-              _image(17, 33, 4)]
-    encodings = ['bgr8', 'rgb8', 'bgr8', 'rgb8']
-    views = [_padded(images[0], 32)[0]] + images[1:]
-    dev = _to_device(images[3])
+    encodings = ['bgr8', 'rgb8', 'bgr8', 'rgb8', 'bgra8', 'mono8', 'yuv422', 'yuv422_yuy2']
+    sizes = [(1280, 1920), (720, 1280), (1920, 1080), (17, 33), (720, 1280), (480, 640),
+             (1080, 1920), (601, 802)]
+    images = [_image(h, w, i + 1, ENCODINGS[e].channels)
+              for i, ((h, w), e) in enumerate(zip(sizes, encodings))]
+    n = len(images)
+    views = [_padded(images[0], 32)[0]] + images[1:3] + [None] + images[4:]
+    dev = _to_device(images[3], encoding='rgb8')
+    views[3] = dev
     try:
-        dst = pre.batch_device_ptr(4)
-        _poison(pre, dst, 4)
-        lbs = pre.enqueue_batch(views[:3] + [dev], encodings)
-        out = pre.download(dst, 4)
-        for i in range(4):
+        dst = pre.batch_device_ptr(n)
+        _poison(pre, dst, n)
+        lbs = pre.enqueue_batch(views, encodings)
+        out = pre.download(dst, n)
+        for i in range(n):
             assert (lbs[i].src_h, lbs[i].src_w) == images[i].shape[:2]
             _check(out[i], images[i], (608, 960), encodings[i], dtype)
         # same geometry again (descriptor table cached), new pixels
-        images2 = [_image(1280, 1920, 11), _image(720, 1280, 12), _image(1920, 1080, 13)]
-        _poison(pre, dst, 4)
-        pre.enqueue_batch(images2 + [dev], encodings)
-        out = pre.download(dst, 4)
-        for i in range(3):
+        images2 = [_image(h, w, 20 + i, ENCODINGS[e].channels)
+                   for i, ((h, w), e) in enumerate(zip(sizes, encodings))]
+        _poison(pre, dst, n)
+        pre.enqueue_batch(images2[:3] + [dev] + images2[4:], encodings)
+        out = pre.download(dst, n)
+        for i in (0, 1, 2, 4, 5, 6, 7):
             _check(out[i], images2[i], (608, 960), encodings[i], dtype)
     finally:
         _free(dev)
@@ -279,7 +354,9 @@ def test_bad_inputs_raise_clear_errors(pres):
     with pytest.raises(InputError):
         pre.enqueue(np.zeros((0, 10, 3), np.uint8))
     with pytest.raises(InputError, match='encoding'):
-        pre.enqueue(np.zeros((10, 10, 3), np.uint8), 'mono8')
+        pre.enqueue(np.zeros((10, 10, 3), np.uint8), 'mono16')
+    with pytest.raises(InputError, match='even width'):
+        pre.enqueue(np.zeros((10, 9, 2), np.uint8), 'yuv422')
     with pytest.raises(InputError):
         pre.enqueue(DeviceImage(0, 10, 10))
     with pytest.raises(InputError):

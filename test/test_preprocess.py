@@ -1,5 +1,6 @@
 """CPU preprocessing reference against hand-computed letterbox cases and bad inputs."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -109,8 +110,10 @@ def test_float16_output_and_reused_buffer():
     (np.zeros((0, 10, 3), np.uint8), 'bgr8', 'empty'),
     (np.zeros((10, 10, 2), np.uint8), 'bgr8', 'shape'),
     (np.zeros((10, 10), np.uint8), 'bgr8', 'shape'),
-    (np.zeros((10, 10, 3), np.uint8), 'mono8', 'encoding'),
-    ([[1, 2, 3]], 'bgr8', 'numpy'),
+    (np.zeros((10, 10, 3), np.uint8), 'mono16', 'unsupported encoding'),
+    (np.zeros((10, 10, 3), np.uint8), 'mono8', r'shape \(H, W, 1\)'),
+    (np.zeros((10, 9, 2), np.uint8), 'yuv422', 'even width'),
+    ([[1, 2, 3]], 'bgr8', 'numpy array'),
 ])
 def test_bad_inputs_raise_clear_errors(image, encoding, message):
     with pytest.raises(InputError, match=message):
@@ -126,3 +129,19 @@ def test_huge_image_is_rejected_without_allocating():
 def test_wrong_out_buffer_is_rejected():
     with pytest.raises(InputError, match='out must be'):
         preprocess_cpu(_solid(4, 4, (0, 0, 0)), (8, 8), out=np.zeros((1, 3, 8, 4), np.float32))
+
+
+@pytest.mark.parametrize('encoding, code', [
+    ('bgra8', cv2.COLOR_BGRA2BGR), ('rgba8', cv2.COLOR_RGBA2BGR), ('mono8', cv2.COLOR_GRAY2BGR),
+    ('yuv422', cv2.COLOR_YUV2BGR_UYVY), ('yuv422_yuy2', cv2.COLOR_YUV2BGR_YUYV),
+    ('rgb8', cv2.COLOR_RGB2BGR)])
+def test_every_encoding_equals_opencv_conversion_then_bgr_letterbox(encoding, code):
+    """The CPU reference of an encoding = OpenCV's conversion to BGR, then the bgr8 path."""
+    from tensorrt_yolox_py.image import ENCODINGS
+
+    channels = ENCODINGS[encoding].channels
+    img = np.random.default_rng(7).integers(0, 256, (45, 62, channels), dtype=np.uint8)
+    got, lb = preprocess_cpu(img, (32, 48), encoding)
+    want, want_lb = preprocess_cpu(cv2.cvtColor(img, code), (32, 48), 'bgr8')
+    assert lb == want_lb
+    np.testing.assert_array_equal(got, want)

@@ -1,21 +1,26 @@
 """CUDA preprocessing stage: the fused letterbox kernel and a GPU-resident path.
 
 Contract: the one of ``stages/preprocess.py`` (identical geometry, pad 114, bilinear with OpenCV
-INTER_LINEAR sampling, BGR planes, values 0-255), computed on the GPU by the kernels of
+INTER_LINEAR sampling, BGR planes, values 0-255, every encoding of ``image.ENCODINGS``
+converted inside the one fused kernel), computed on the GPU by the kernels of
 ``cuda/kernels.py``; results match ``preprocess_cpu`` within 1.0 everywhere.
 
-- ``CudaPreprocessor(input_hw, dtype, gpu_id, fused)(image, encoding)`` -> ``(tensor, lb)``:
+- ``CudaPreprocessor(input_hw, dtype, gpu_id)(image, encoding)`` -> ``(tensor, lb)``:
   the CpuPreprocessor interface; ``tensor`` is a (1, 3, in_h, in_w) float32/float16 host array
   (pinned memory, reused by the next call). H2D, kernel and D2H run on the instance's stream.
-- ``enqueue(image, encoding, dst_ptr=None) -> LetterboxParams``: the GPU-resident path for the
-  TensorRT backend. A host image is copied into a pinned staging buffer, sent with an async H2D
-  copy, and the kernel writes the (3, in_h, in_w) tensor into ``dst_ptr`` (e.g. the engine's
-  input binding) or the instance's own device buffer ``device_ptr``; nothing waits on the host.
-  Enqueue inference on ``stream_handle`` (an int, for ``execute_async_v3``) after it. An image
-  already in device memory (``DeviceImage`` or any ``__cuda_array_interface__`` object of shape
-  (H, W, 3) uint8) skips the H2D copy.
+- ``enqueue(image, encoding=None, dst_ptr=None) -> LetterboxParams``: the GPU-resident path.
+  ``image`` is a ``SourceImage`` (or an array + encoding); its bytes are staged into pinned
+  memory and sent with async H2D copies (``host_copy``: 'single' = one memcpy then one H2D;
+  'pipelined' = row chunks, each sent while the next is copied; 'parallel' = the chunks copied
+  by ``copy_threads`` threads, each sent as soon as it is there), and the kernel writes the
+  (3, in_h, in_w) tensor into ``dst_ptr`` (e.g. the engine's input binding) or the instance's
+  own device buffer ``device_ptr``; nothing waits on the host. Enqueue inference on
+  ``stream_handle`` (an int, for ``execute_async_v3``) after it. An image already in device
+  memory (``DeviceImage`` or any ``__cuda_array_interface__`` object of shape (H, W, C) uint8)
+  skips the H2D copy.
 - ``enqueue_batch(images, encodings, dst_ptr=None)``: several cameras in one launch, writing a
   (N, 3, in_h, in_w) batch.
+- ``kernels``: the ``KernelSet`` compiled (the runtime one; benchmarks pass their variants).
 - One CUDA stream per instance (= per camera); an instance is not meant to be called from two
   threads at once. ``close()`` frees every CUDA resource explicitly (idempotent; also a
   context manager).
@@ -34,8 +39,8 @@ from . import kernels as K
 from .check import cuda_call, CudaError, CudaUnavailableError
 from .._lazy import require
 from ..errors import InputError
-from ..stages.preprocess import (
-    compute_letterbox, LetterboxParams, MAX_SOURCE_PIXELS, SUPPORTED_ENCODINGS, validate_image)
+from ..image import as_source, encoding_of, Encoding, MAX_SOURCE_PIXELS, SourceImage
+from ..stages.preprocess import compute_letterbox, LetterboxParams
 
 LOG = logging.getLogger(__name__)
 #: Bytes of slack after each staging buffer (the word-load kernels may read up to 3 bytes past
@@ -77,74 +82,97 @@ def cuda_available(gpu_id: int = 0) -> bool:
 
 @dataclass(frozen=True)
 class DeviceImage:
-    """An (height, width, 3) uint8 image already in device memory; rows ``pitch`` bytes apart."""
+    """An (height, width) image in ``encoding`` already in device memory; rows ``pitch`` apart."""
 
     ptr: int
     height: int
     width: int
     pitch: int = 0
+    encoding: str = 'bgr8'
 
     @property
     def row_pitch(self) -> int:
-        """Bytes between row starts (3 * width when ``pitch`` is 0)."""
-        return self.pitch or 3 * self.width
+        """Bytes between row starts (a packed row when ``pitch`` is 0)."""
+        return self.pitch or encoding_of(self.encoding).channels * self.width
 
 
-def as_device_image(obj: Any) -> DeviceImage:
+def as_device_image(obj: Any, encoding: Optional[str] = None) -> DeviceImage:
     """Return ``obj`` as a DeviceImage (a DeviceImage or a ``__cuda_array_interface__`` object).
 
-    Raises InputError for anything that is not an (H, W, 3) uint8 image with packed pixels.
+    Raises InputError for anything that is not an (H, W, C) uint8 image with packed pixels, C
+    the channels of ``encoding`` (default: the DeviceImage's own, else bgr8).
     """
     if isinstance(obj, DeviceImage):
-        image = obj
+        image = obj if encoding is None else DeviceImage(obj.ptr, obj.height, obj.width,
+                                                         obj.pitch, encoding)
     else:
         cai = getattr(obj, '__cuda_array_interface__', None)
         if cai is None:
             raise InputError(f'not a device image: {type(obj).__name__}')
+        enc = encoding_of(encoding or 'bgr8')
         shape = tuple(cai['shape'])
-        if cai['typestr'] not in ('|u1', '<u1', '>u1') or len(shape) != 3 or shape[2] != 3:
-            raise InputError(f"device image must be (H, W, 3) uint8, got {shape} "
-                             f"{cai['typestr']}")
+        if len(shape) == 2 and enc.channels == 1:
+            shape = shape + (1,)
+        if cai['typestr'] not in ('|u1', '<u1', '>u1') or len(shape) != 3 or \
+                shape[2] != enc.channels:
+            raise InputError(f"{enc.name} device image must be (H, W, {enc.channels}) uint8, "
+                             f"got {tuple(cai['shape'])} {cai['typestr']}")
         strides = cai.get('strides')
-        if strides is not None and tuple(strides[1:]) != (3, 1):
-            raise InputError(f'device image pixels must be packed (strides (.., 3, 1)), got '
-                             f'{strides}')
-        pitch = int(strides[0]) if strides is not None else 3 * shape[1]
-        image = DeviceImage(int(cai['data'][0]), int(shape[0]), int(shape[1]), pitch)
+        if strides is not None and len(strides) == 3 and \
+                tuple(strides[1:]) != (enc.channels, 1):
+            raise InputError(f'device image pixels must be packed (strides (.., '
+                             f'{enc.channels}, 1)), got {strides}')
+        pitch = int(strides[0]) if strides is not None else enc.channels * shape[1]
+        image = DeviceImage(int(cai['data'][0]), int(shape[0]), int(shape[1]), pitch, enc.name)
+    enc = encoding_of(image.encoding)
     if image.height < 1 or image.width < 1:
         raise InputError(f'device image is empty: {image.width}x{image.height}')
     if image.height * image.width > MAX_SOURCE_PIXELS:
         raise InputError(f'image {image.width}x{image.height} exceeds the largest accepted '
                          f'size ({MAX_SOURCE_PIXELS} pixels)')
-    if image.row_pitch < 3 * image.width:
-        raise InputError(f'row pitch {image.row_pitch} < 3 * width {3 * image.width}')
+    if image.width % enc.pixel_align:
+        raise InputError(f'{enc.name} needs an even width, got {image.width}')
+    if image.row_pitch < enc.channels * image.width:
+        raise InputError(f'row pitch {image.row_pitch} < {enc.channels} * width '
+                         f'{enc.channels * image.width}')
     if not image.ptr:
         raise InputError('device image pointer is null')
     return image
 
 
-def host_copy_plan(image: np.ndarray) -> Tuple[int, int]:
-    """Return ``(pitch, nbytes)`` of the staging copy of a validated (H, W, 3) uint8 image.
+def host_copy_plan(image: Any) -> Tuple[int, int]:
+    """Return ``(pitch, nbytes)`` of the staging copy of a SourceImage (or (H, W, C) array).
 
     Rows with packed pixels and a small padding (ROS ``step``) are copied as one block that
-    keeps the padding (pitch = the row stride); anything else is compacted to pitch 3 * W.
+    keeps the padding (pitch = the row stride); anything else is compacted to a packed pitch.
     """
-    h, w = image.shape[:2]
-    row = 3 * w
-    stride = image.strides[0]
-    if image.strides[1:] == (3, 1) and (h == 1 or row <= stride <= row + min(_ALIGN, row // 2)):
+    pixels = image.pixels if isinstance(image, SourceImage) else image
+    h, w, c = pixels.shape[0], pixels.shape[1], pixels.shape[2] if pixels.ndim == 3 else 1
+    row = c * w
+    stride = pixels.strides[0]
+    slack = min(_ALIGN, row // 2)
+    packed = pixels.strides[1:] == ((c, 1) if pixels.ndim == 3 else (1,))
+    if packed and (h == 1 or row <= stride <= row + slack):
         pitch = row if h == 1 else stride
         return pitch, (h - 1) * pitch + row
     return row, h * row
 
 
-def _flat_bytes(image: np.ndarray, pitch: int, nbytes: int) -> np.ndarray:
+def _flat_bytes(image: Any, pitch: int, nbytes: int) -> np.ndarray:
     """Return the ``nbytes`` staged bytes of ``image``: a flat view, or a compact copy."""
-    packed = image.strides[1:] == (3, 1)
-    if packed and (image.shape[0] == 1 or pitch == image.strides[0]):
-        return np.lib.stride_tricks.as_strided(image, shape=(nbytes,), strides=(1,),
+    pixels = image.pixels if isinstance(image, SourceImage) else image
+    c = pixels.shape[2] if pixels.ndim == 3 else 1
+    packed = pixels.strides[1:] == ((c, 1) if pixels.ndim == 3 else (1,))
+    if packed and (pixels.shape[0] == 1 or pitch == pixels.strides[0]):
+        return np.lib.stride_tricks.as_strided(pixels, shape=(nbytes,), strides=(1,),
                                                writeable=False)
-    return np.ascontiguousarray(image).reshape(-1)
+    return np.ascontiguousarray(pixels).reshape(-1)
+
+
+#: Host staging strategies (see the module contract).
+HOST_COPY_MODES = ('single', 'pipelined', 'parallel')
+#: Bytes per chunk of the 'pipelined' / 'parallel' staging (whole rows are not required).
+CHUNK_BYTES = 1 << 20
 
 
 class _Staging:
@@ -163,12 +191,13 @@ class _Staging:
 class CudaPreprocessor:
     """Letterbox preprocessing on a CUDA GPU; see the module docstring for the contract.
 
-    ``fused`` selects the single fused kernel (default) or the seed's unfused 4-kernel chain.
-    ``variant`` picks a fused kernel variant ('auto' = the default 'c1'; 'b1', 'w1', 'c1',
-    'w1r2', 'w1r4', 's1'; 'b4'/'w4' for float32, 'b8'/'w8' for float16; see ``kernels.py``).
+    ``variant`` picks the bgr8 / rgb8 fused kernel variant ('auto' = the default 'c1'; 'w1',
+    'b1'; a benchmark ``kernels`` set adds its own, see ``kernels.py``).
     ``use_graph`` replays H2D + kernel as a cached CUDA graph (one launch call).
     ``overlap_h2d`` copies on a second stream with two staging slots, so the next frame's H2D
     overlaps this frame's kernel and inference.
+    ``host_copy`` / ``copy_threads``: how a host image reaches the pinned staging buffer
+    (``HOST_COPY_MODES``, see the module contract).
     """
 
     #: ``enqueue()`` writes the tensor to a device buffer (``device_ptr``) on ``stream_handle``.
@@ -177,24 +206,33 @@ class CudaPreprocessor:
     name = 'cuda'
 
     def __init__(self, input_hw: Tuple[int, int], dtype: type = np.float32, gpu_id: int = 0,
-                 fused: bool = True, variant: str = 'auto', use_graph: bool = False,
-                 overlap_h2d: bool = False) -> None:
+                 variant: str = 'auto', use_graph: bool = False, overlap_h2d: bool = False,
+                 kernels: K.KernelSet = K.RUNTIME_KERNELS, host_copy: str = 'single',
+                 copy_threads: int = 4) -> None:
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         if min(self.input_hw) < 1:
             raise InputError(f'input size must be positive, got {self.input_hw}')
         self.dtype = np.dtype(dtype)
         K.dtype_suffix(self.dtype)  # raises ValueError for dtypes other than float32/16
-        known = ['auto'] + [v.name for v in K.FUSED_VARIANTS[self.dtype.name]]
+        self.kernels = kernels
+        known = ['auto'] + list(kernels.variant_names(self.dtype))
         if variant not in known:
             raise ValueError(f"unknown fused variant '{variant}' for {self.dtype} "
                              f"(known: {', '.join(known)})")
+        if host_copy not in HOST_COPY_MODES:
+            raise ValueError(f"host_copy must be one of {', '.join(HOST_COPY_MODES)}, got "
+                             f'{host_copy!r}')
         self.gpu_id = int(gpu_id)
-        self.fused = bool(fused)
         self.variant = variant
         self.use_graph = bool(use_graph)
         self.overlap_h2d = bool(overlap_h2d)
+        self.host_copy = host_copy
+        self.copy_threads = max(1, int(copy_threads))
+        self._pool: Any = None
         if self.use_graph and self.overlap_h2d:
             raise ValueError('use_graph and overlap_h2d cannot be combined')
+        if self.use_graph and host_copy != 'single':
+            raise ValueError("use_graph needs host_copy 'single' (one H2D per frame)")
         self._closed = True
         reason = cuda_unavailable_reason(self.gpu_id)
         if reason is not None:
@@ -215,7 +253,7 @@ class CudaPreprocessor:
             self.device.set_current()
             self._thread = threading.get_ident()
             self.arch = f'sm_{self.device.arch}'
-            self._module = K.compile_kernels(self.arch)
+            self._module = kernels.compile(self.arch)
             options = self._core.StreamOptions(nonblocking=True)
             self.stream = self.device.create_stream(options=options)
             self._streams.append(self.stream)
@@ -236,15 +274,20 @@ class CudaPreprocessor:
                 slot.copied = self._new_event()
                 slot.consumed = self._new_event()
             self._next_slot = 0
-            self._unfused_bufs: Optional[Tuple[int, int, int]] = None
             self._batch: Dict[str, Any] = {}
         except BaseException:
             self.close()
             raise
-        LOG.debug('CudaPreprocessor on %s (%s): %s, %s, fused=%s', self.device.name, self.arch,
-                  self.input_hw, self.dtype, self.fused)
+        LOG.debug('CudaPreprocessor on %s (%s): %s, %s, kernels %s, host copy %s',
+                  self.device.name, self.arch, self.input_hw, self.dtype, kernels.name,
+                  host_copy)
 
     # ---- resources ----
+    def alloc_device(self, nbytes: int) -> int:
+        """Allocate device memory owned by this instance (freed by ``close``)."""
+        self._ensure_open()
+        return self._alloc_device(nbytes)
+
     def _alloc_device(self, nbytes: int) -> int:
         ptr = int(cuda_call(self._drv.cuMemAlloc(int(nbytes)), 'cuMemAlloc'))
         self._device_ptrs.append(ptr)
@@ -306,13 +349,16 @@ class CudaPreprocessor:
             config = self._configs[geometry] = self._core.LaunchConfig(grid=grid, block=block)
         return config
 
-    def _launch(self, name: str, geometry: tuple, *args: Any) -> None:
+    def launch(self, name: str, geometry: tuple, *args: Any) -> None:
+        """Launch kernel ``name`` of this instance's kernel set on ``stream``."""
         self._core.launch(self.stream, self._config(geometry), self._kernel(name), *args)
+
+    _launch = launch
 
     # ---- kernels ----
     def launch_fused(self, src_ptr: int, pitch: int, lb: LetterboxParams, swap_rb: bool,
                      dst_ptr: int, variant: Optional[str] = None) -> str:
-        """Launch one fused kernel on ``stream``; return the variant name used.
+        """Launch one bgr8 / rgb8 fused kernel on ``stream``; return the variant name used.
 
         The kernel, its launch configuration and packed arguments are cached per
         (pointers, geometry, variant), so a camera's steady-state call only launches.
@@ -321,7 +367,8 @@ class CudaPreprocessor:
         prepared = self._prepared.get(key)
         if prepared is None:
             chosen = K.choose_variant(self.dtype, lb.src_w, src_ptr, lb.in_w, dst_ptr,
-                                      variant or self.variant, lb.src_w / lb.resized_w)
+                                      variant or self.variant, lb.src_w / lb.resized_w,
+                                      self.kernels)
             geometry = K.launch_geometry(lb.in_w, lb.in_h, chosen.pixels_per_thread,
                                          rows_per_thread=chosen.rows_per_thread)
             if len(self._prepared) >= 256:
@@ -332,40 +379,34 @@ class CudaPreprocessor:
         self._core.launch(self.stream, prepared[1], prepared[2], *prepared[3])
         return prepared[0]
 
-    def launch_unfused(self, src_ptr: int, pitch: int, lb: LetterboxParams, swap_rb: bool,
-                       dst_ptr: int) -> None:
-        """Launch the seed's 4-kernel chain (resize, letterbox, NHWC->NCHW, to-float)."""
-        in_h, in_w = self.input_hw
-        if self._unfused_bufs is None:
-            n = 3 * in_h * in_w
-            self._unfused_bufs = (self._alloc_device(n), self._alloc_device(n),
-                                  self._alloc_device(n))
-        resized, canvas, chw = self._unfused_bufs
-        sx, sy = K.axis_factors(lb)
-        i32 = np.int32
-        rw, rh = lb.resized_w, lb.resized_h
-        self._launch('unfused_resize_u8', K.launch_geometry(rw, rh),
-                     int(src_ptr), i32(lb.src_w), i32(lb.src_h), i32(pitch), resized,
-                     i32(rw), i32(rh), sx, sy)
-        self._launch('unfused_letterbox_u8', K.launch_geometry(in_w, in_h),
-                     resized, i32(rw), i32(rh), canvas, i32(in_w), i32(in_h))
-        self._launch('unfused_nhwc2nchw_u8', K.launch_geometry(in_w, in_h),
-                     canvas, chw, i32(in_w), i32(in_h), i32(1 if swap_rb else 0))
-        n = 3 * in_h * in_w
-        suffix = 'f32' if self.dtype == np.float32 else 'f16'
-        self._launch(f'unfused_to_float_{suffix}', K.linear_geometry(n),
-                     chw, int(dst_ptr), i32(n))
+    def launch_encoding(self, src_ptr: int, pitch: int, lb: LetterboxParams,
+                        encoding: Encoding, dst_ptr: int) -> str:
+        """Launch the fused kernel for a source in ``encoding``; return the variant name.
 
-    def _launch_preprocess(self, src_ptr: int, pitch: int, lb: LetterboxParams,
-                           swap_rb: bool, dst_ptr: int) -> None:
-        if self.fused:
-            self.launch_fused(src_ptr, pitch, lb, swap_rb, dst_ptr)
-        else:
-            self.launch_unfused(src_ptr, pitch, lb, swap_rb, dst_ptr)
+        bgr8 / rgb8 take ``launch_fused``; every other encoding ``fused_fmt_*`` (the conversion
+        inside the taps of the same single pass).
+        """
+        if encoding.packed_bgr:
+            return self.launch_fused(src_ptr, pitch, lb, encoding.swap_rb, dst_ptr)
+        key = ('fmt', src_ptr, pitch, lb, encoding.name, dst_ptr)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            if len(self._prepared) >= 256:
+                self._prepared.clear()
+            args = K.fused_args(src_ptr, pitch, dst_ptr, lb, False, encoding.channels)
+            prepared = self._prepared[key] = (
+                f'fmt-{encoding.name}', self._config(K.launch_geometry(lb.in_w, lb.in_h)),
+                self._kernel(f'fused_fmt_{K.dtype_suffix(self.dtype)}'),
+                args + (np.int32(encoding.kernel_format),))
+        self._core.launch(self.stream, prepared[1], prepared[2], *prepared[3])
+        return prepared[0]
 
     # ---- staging ----
-    def _stage(self, image: np.ndarray) -> Tuple[_Staging, int, int]:
-        """Copy a host image into the next pinned slot; return (slot, pitch, nbytes)."""
+    def _stage(self, image: SourceImage) -> Tuple[_Staging, int, int, bool]:
+        """Copy a host image into the next pinned slot; return (slot, pitch, nbytes, sent).
+
+        ``sent``: the chunked modes have already queued the H2D copies (on the copy stream).
+        """
         drv = self._drv
         pitch, nbytes = host_copy_plan(image)
         slot = self._slots[self._next_slot]
@@ -373,9 +414,47 @@ class CudaPreprocessor:
         self._reserve(slot, nbytes)
         if slot.used:  # the previous H2D out of this pinned buffer must have finished
             cuda_call(drv.cuEventSynchronize(slot.copied), 'cuEventSynchronize')
-        np.copyto(slot.host[:nbytes], _flat_bytes(image, pitch, nbytes))
+        flat = _flat_bytes(image, pitch, nbytes)
         slot.used = True
-        return slot, pitch, nbytes
+        if self.host_copy == 'single' or nbytes <= CHUNK_BYTES:
+            np.copyto(slot.host[:nbytes], flat)
+            return slot, pitch, nbytes, False
+        self._copy_chunked(slot, flat, nbytes)
+        return slot, pitch, nbytes, True
+
+    def _copy_chunked(self, slot: _Staging, flat: np.ndarray, nbytes: int) -> None:
+        """Stage ``flat`` in chunks, queueing each chunk's H2D as soon as it is in pinned memory.
+
+        'pipelined': this thread copies chunk k + 1 while the DMA engine sends chunk k.
+        'parallel': ``copy_threads`` threads copy the chunks (NumPy releases the GIL for large
+        copies); the H2D of each is queued, in order, as soon as it is done.
+        """
+        drv = self._drv
+        stream = self._copy_stream.handle
+        if self.overlap_h2d:  # don't overwrite the device slot while a kernel still reads it
+            cuda_call(drv.cuStreamWaitEvent(stream, slot.consumed, 0), 'cuStreamWaitEvent')
+        bounds = [(o, min(o + CHUNK_BYTES, nbytes)) for o in range(0, nbytes, CHUNK_BYTES)]
+
+        def copy(bound: Tuple[int, int]) -> Tuple[int, int]:
+            np.copyto(slot.host[bound[0]:bound[1]], flat[bound[0]:bound[1]])
+            return bound
+
+        if self.host_copy == 'parallel':
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self.copy_threads,
+                                                thread_name_prefix='yolox-h2d-copy')
+            done = self._pool.map(copy, bounds)
+        else:
+            done = map(copy, bounds)
+        for lo, hi in done:
+            cuda_call(drv.cuMemcpyHtoDAsync(slot.dev_ptr + lo, slot.host_ptr + lo, hi - lo,
+                                            stream), 'cuMemcpyHtoDAsync')
+        cuda_call(drv.cuEventRecord(slot.copied, stream), 'cuEventRecord')
+        if self.overlap_h2d:
+            cuda_call(drv.cuStreamWaitEvent(self.stream.handle, slot.copied, 0),
+                      'cuStreamWaitEvent')
 
     def _copy_h2d(self, slot: _Staging, nbytes: int, record: bool = True) -> None:
         drv = self._drv
@@ -391,50 +470,50 @@ class CudaPreprocessor:
                       'cuStreamWaitEvent')
 
     # ---- public API ----
-    def enqueue(self, image: Any, encoding: str = 'bgr8',
+    def enqueue(self, image: Any, encoding: Optional[str] = None,
                 dst_ptr: Optional[int] = None) -> LetterboxParams:
         """Enqueue preprocessing of ``image`` on ``stream``; return its LetterboxParams.
 
-        ``image``: a host (H, W, 3) uint8 array, a DeviceImage, or a ``__cuda_array_interface__``
-        object. The (3, in_h, in_w) result goes to ``dst_ptr`` (a device pointer, e.g. the
-        engine's input binding) or to ``device_ptr``. Returns without waiting for the GPU.
+        ``image``: a SourceImage, a host (H, W, C) uint8 array (with ``encoding``, default
+        bgr8), a DeviceImage, or a ``__cuda_array_interface__`` object. The (3, in_h, in_w)
+        result goes to ``dst_ptr`` (a device pointer, e.g. the engine's input binding) or to
+        ``device_ptr``. Returns without waiting for the GPU.
         """
         self._ensure_open()
-        if encoding not in SUPPORTED_ENCODINGS:
-            raise InputError(f"unsupported encoding '{encoding}' "
-                             f"(supported: {', '.join(SUPPORTED_ENCODINGS)})")
         dst = self.device_ptr if dst_ptr is None else int(dst_ptr)
-        swap_rb = encoding == 'rgb8'
         in_h, in_w = self.input_hw
-        if isinstance(image, np.ndarray):
-            validate_image(image, encoding)
-            lb = compute_letterbox(image.shape[0], image.shape[1], in_h, in_w)
-            slot, pitch, nbytes = self._stage(image)
+        if isinstance(image, (np.ndarray, SourceImage)):
+            source = as_source(image, encoding)
+            enc = source.encoding
+            lb = compute_letterbox(source.height, source.width, in_h, in_w)
+            slot, pitch, nbytes, sent = self._stage(source)
             if self.use_graph:
-                key = ('host', self._slots.index(slot), lb, pitch, nbytes, swap_rb, dst)
+                key = ('host', self._slots.index(slot), lb, pitch, nbytes, enc.name, dst)
                 self._replay(key, lambda: (self._copy_h2d(slot, nbytes, record=False),
-                                           self._launch_preprocess(slot.dev_ptr, pitch, lb,
-                                                                   swap_rb, dst)))
+                                           self.launch_encoding(slot.dev_ptr, pitch, lb, enc,
+                                                                dst)))
                 cuda_call(self._drv.cuEventRecord(slot.copied, self.stream.handle),
                           'cuEventRecord')
                 return lb
-            self._copy_h2d(slot, nbytes)
-            self._launch_preprocess(slot.dev_ptr, pitch, lb, swap_rb, dst)
+            if not sent:
+                self._copy_h2d(slot, nbytes)
+            self.launch_encoding(slot.dev_ptr, pitch, lb, enc, dst)
             if self.overlap_h2d:
                 cuda_call(self._drv.cuEventRecord(slot.consumed, self.stream.handle),
                           'cuEventRecord')
             return lb
-        dev = as_device_image(image)
+        dev = as_device_image(image, encoding)
+        enc = encoding_of(dev.encoding)
         lb = compute_letterbox(dev.height, dev.width, in_h, in_w)
         if self.use_graph:
-            key = ('device', dev, lb, swap_rb, dst)
-            self._replay(key, lambda: self._launch_preprocess(dev.ptr, dev.row_pitch, lb,
-                                                              swap_rb, dst))
+            key = ('device', dev, lb, dst)
+            self._replay(key, lambda: self.launch_encoding(dev.ptr, dev.row_pitch, lb, enc,
+                                                           dst))
         else:
-            self._launch_preprocess(dev.ptr, dev.row_pitch, lb, swap_rb, dst)
+            self.launch_encoding(dev.ptr, dev.row_pitch, lb, enc, dst)
         return lb
 
-    def __call__(self, image: Any, encoding: str = 'bgr8'
+    def __call__(self, image: Any, encoding: Optional[str] = None
                  ) -> Tuple[np.ndarray, LetterboxParams]:
         """Preprocess one image to a host (1, 3, in_h, in_w) array (reused by the next call)."""
         lb = self.enqueue(image, encoding)
@@ -445,7 +524,8 @@ class CudaPreprocessor:
         self.synchronize()
         return self._host_out, lb
 
-    def enqueue_batch(self, images: Sequence[Any], encodings: Union[str, Sequence[str]] = 'bgr8',
+    def enqueue_batch(self, images: Sequence[Any],
+                      encodings: Union[None, str, Sequence[Optional[str]]] = None,
                       dst_ptr: Optional[int] = None) -> List[LetterboxParams]:
         """Preprocess several images (cameras) with ONE fused launch into an (N, 3, H, W) batch.
 
@@ -456,22 +536,25 @@ class CudaPreprocessor:
         n = len(images)
         if n < 1:
             raise InputError('enqueue_batch needs at least one image')
-        if isinstance(encodings, str):
+        if encodings is None or isinstance(encodings, str):
             encodings = [encodings] * n
         if len(encodings) != n:
             raise InputError(f'{n} images but {len(encodings)} encodings')
-        for encoding in encodings:
-            if encoding not in SUPPORTED_ENCODINGS:
-                raise InputError(f"unsupported encoding '{encoding}'")
         in_h, in_w = self.input_hw
         dst = self.batch_device_ptr(n) if dst_ptr is None else int(dst_ptr)
         keys = []
+        sources: List[Any] = []
         for image, encoding in zip(images, encodings):
-            if isinstance(image, np.ndarray):
-                validate_image(image)
-                keys.append(('host', image.shape, image.strides, encoding))
+            if isinstance(image, (np.ndarray, SourceImage)):
+                source = as_source(image, encoding)
+                sources.append(source)
+                keys.append(('host', source.pixels.shape, source.pixels.strides,
+                             source.encoding.name))
             else:
-                keys.append(('device', as_device_image(image), encoding))
+                dev = as_device_image(image, encoding)
+                sources.append(dev)
+                keys.append(('device', dev, dev.encoding))
+        images = sources
         key = (dst, self._slots[0].dev_ptr, tuple(keys))  # staging moves when it grows
         cached = self._batch.get('prepared')
         if cached is None or cached[0] != key:  # new geometry: plan, pack and upload the table
@@ -517,13 +600,13 @@ class CudaPreprocessor:
         for i, (image, key, plan) in enumerate(zip(images, keys, plans)):
             if plan is not None:
                 offset, pitch, _ = plan
-                src_ptr, h, w = slot.dev_ptr + offset, image.shape[0], image.shape[1]
+                src_ptr, h, w = slot.dev_ptr + offset, image.height, image.width
             else:
                 dev = key[1]
                 src_ptr, pitch, h, w = dev.ptr, dev.row_pitch, dev.height, dev.width
             lb = compute_letterbox(h, w, in_h, in_w)
             K.pack_batch_descriptor(table[i], src_ptr, pitch, dst + i * self.output_nbytes,
-                                    lb, key[-1] == 'rgb8')
+                                    lb, encoding_of(key[-1]))
             lbs.append(lb)
         self._upload_table(table)
         geometry = K.launch_geometry(in_w, in_h, 1, len(images))
@@ -632,6 +715,10 @@ class CudaPreprocessor:
             except Exception as exc:  # noqa: BLE001 - free the rest, re-raise the first below
                 errors.append(exc)
 
+        pool = getattr(self, '_pool', None)
+        if pool is not None:
+            pool.shutdown(wait=True)
+            self._pool = None
         drv = getattr(self, '_drv', None)
         if drv is not None:
             if getattr(self, '_thread', None) not in (None, threading.get_ident()):

@@ -31,8 +31,8 @@ from ..backends import choose_backend
 from ..errors import InputError, ParameterError, YoloxError
 from ..params import DetectorConfig
 from ..pipeline import Detector
-from .image_conversion import ImageFormatError, fill_image_msg, image_msg_to_array
-from ..visualize import draw_detections
+from .image_conversion import fill_image_msg, image_msg_to_source, ImageFormatError
+from ..visualize import annotated_encoding, draw_detections
 from .messages import copy_header, to_detection2d_array, to_label_info
 from .parameters import declare_detector_parameters
 from .worker import FrameStats, LatestSlot, RateLimiter
@@ -134,14 +134,15 @@ class YoloxNode(Node):
                 self._warn('failure', f'detection failed: {type(exc).__name__}: {exc}')
 
     def _process(self, msg: Any) -> None:
-        image = image_msg_to_array(msg)
-        result = self.detector.detect(image, msg.encoding)
+        source = image_msg_to_source(msg)
+        result = self.detector.detect(source)
         self._objects_pub.publish(to_detection2d_array(result.detections, self.labels,
                                                        msg.header))
         if self._image_pub.get_subscription_count() > 0:
-            canvas = draw_detections(image, result.detections, self.labels, msg.encoding)
+            canvas = draw_detections(source, result.detections, self.labels)
             self._image_pub.publish(fill_image_msg(Image(header=copy_header(msg.header)),
-                                                   canvas, msg.encoding))
+                                                   canvas,
+                                                   annotated_encoding(source.encoding.name)))
             self.stats.count('annotated')
         self._time_pub.publish(Float64(data=float(result.timings['total'])))
         latency = self.get_clock().now() - Time.from_msg(msg.header.stamp,

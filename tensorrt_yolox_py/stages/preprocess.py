@@ -2,10 +2,11 @@
 
 Contract (YOLOX semantics; every implementation, CPU or CUDA, must follow it):
 
-- Input ``image``: ``numpy.ndarray`` of shape (H, W, 3), dtype uint8, encoding ``bgr8`` or
-  ``rgb8``, any H, W >= 1. Rows may be strided (a view of a ROS message with padded ``step``);
-  pixels inside a row must be packed (element strides (3, 1)), otherwise a contiguous copy is
-  made.
+- Input: an ``image.SourceImage`` (made and validated once by the adapter: any encoding of
+  ``image.ENCODINGS``, rows possibly strided), or an (H, W, C) uint8 array plus its encoding
+  name, wrapped into one here. The CPU reference converts the pixels to BGR with OpenCV
+  (``Encoding.to_bgr``; bgr8 / rgb8 are resized as they are and their planes picked in BGR
+  order), the CUDA kernels convert inside the sampling; both follow the geometry below.
 - ``scale = min(in_w / W, in_h / H)``; resized size ``(rw, rh) = (round(W*scale),
   round(H*scale))`` clamped to [1, in_w] x [1, in_h]. Bilinear resize with OpenCV INTER_LINEAR
   sampling (half-pixel centres, clamped edges, per-axis factors W/rw and H/rh).
@@ -16,16 +17,16 @@ Contract (YOLOX semantics; every implementation, CPU or CUDA, must follow it):
 """
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from ..errors import InputError
+from ..image import as_source, MAX_SOURCE_PIXELS, SourceImage, SUPPORTED_ENCODINGS
 
 PAD_VALUE = 114
-SUPPORTED_ENCODINGS = ('bgr8', 'rgb8')
-#: Largest accepted source image (pixels), to reject absurd sizes with a clear error.
-MAX_SOURCE_PIXELS = 7680 * 4320
+__all__ = ['CpuPreprocessor', 'LetterboxParams', 'MAX_SOURCE_PIXELS', 'PAD_VALUE',
+           'SUPPORTED_ENCODINGS', 'compute_letterbox', 'preprocess_cpu']
 
 
 @dataclass(frozen=True)
@@ -52,44 +53,26 @@ def compute_letterbox(src_h: int, src_w: int, in_h: int, in_w: int) -> Letterbox
     return LetterboxParams(src_h, src_w, in_h, in_w, scale, resized_h, resized_w)
 
 
-def validate_image(image: np.ndarray, encoding: str = 'bgr8') -> None:
-    """Raise InputError unless ``image`` is an (H, W, 3) uint8 array in a known encoding."""
-    if not isinstance(image, np.ndarray):
-        raise InputError(f'image must be a numpy array, got {type(image).__name__}')
-    if encoding not in SUPPORTED_ENCODINGS:
-        raise InputError(f"unsupported encoding '{encoding}' "
-                         f"(supported: {', '.join(SUPPORTED_ENCODINGS)})")
-    if image.dtype != np.uint8:
-        raise InputError(f'image dtype must be uint8, got {image.dtype}')
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise InputError(f'image must have shape (H, W, 3), got {image.shape}')
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InputError(f'image is empty: shape {image.shape}')
-    if image.shape[0] * image.shape[1] > MAX_SOURCE_PIXELS:
-        raise InputError(f'image {image.shape[1]}x{image.shape[0]} exceeds the largest '
-                         f'accepted size ({MAX_SOURCE_PIXELS} pixels)')
-
-
-def channel_order(encoding: str) -> Tuple[int, int, int]:
-    """Source channel index feeding output planes (B, G, R) for ``encoding``."""
-    return (0, 1, 2) if encoding == 'bgr8' else (2, 1, 0)
-
-
-def preprocess_cpu(image: np.ndarray, input_hw: Tuple[int, int], encoding: str = 'bgr8',
+def preprocess_cpu(image: Any, input_hw: Tuple[int, int], encoding: Optional[str] = None,
                    dtype: type = np.float32, out: Optional[np.ndarray] = None
                    ) -> Tuple[np.ndarray, LetterboxParams]:
     """Letterbox ``image`` into a (1, 3, in_h, in_w) tensor; see the module contract.
 
-    ``out``, when given, must be a C-contiguous (1, 3, in_h, in_w) array of ``dtype``; it is
-    filled in place (no allocation) and returned.
+    ``image``: a SourceImage, or an array with ``encoding`` (default bgr8). ``out``, when
+    given, must be a C-contiguous (1, 3, in_h, in_w) array of ``dtype``; it is filled in place
+    (no allocation) and returned.
     """
     import cv2
 
-    validate_image(image, encoding)
+    source: SourceImage = as_source(image, encoding)
     in_h, in_w = int(input_hw[0]), int(input_hw[1])
-    lb = compute_letterbox(image.shape[0], image.shape[1], in_h, in_w)
-    if image.strides[1:] != (3, 1):
-        image = np.ascontiguousarray(image)
+    lb = compute_letterbox(source.height, source.width, in_h, in_w)
+    if source.encoding.packed_bgr:
+        image = source.pixels
+        planes = (2, 1, 0) if source.encoding.swap_rb else (0, 1, 2)
+    else:
+        image = source.to_bgr()
+        planes = (0, 1, 2)
     if (lb.resized_w, lb.resized_h) != (lb.src_w, lb.src_h):
         resized = cv2.resize(image, (lb.resized_w, lb.resized_h),
                              interpolation=cv2.INTER_LINEAR)
@@ -103,7 +86,7 @@ def preprocess_cpu(image: np.ndarray, input_hw: Tuple[int, int], encoding: str =
                          f'{out.shape} {out.dtype}')
     out[0, :, lb.resized_h:, :] = PAD_VALUE
     out[0, :, :lb.resized_h, lb.resized_w:] = PAD_VALUE
-    for plane, src_channel in enumerate(channel_order(encoding)):
+    for plane, src_channel in enumerate(planes):
         out[0, plane, :lb.resized_h, :lb.resized_w] = resized[:, :, src_channel]
     return out, lb
 
@@ -124,9 +107,9 @@ class CpuPreprocessor:
         self.dtype = np.dtype(dtype)
         self._out = np.empty((1, 3) + self.input_hw, dtype=self.dtype)
 
-    def __call__(self, image: np.ndarray, encoding: str = 'bgr8'
+    def __call__(self, image: Any, encoding: Optional[str] = None
                  ) -> Tuple[np.ndarray, LetterboxParams]:
-        """Preprocess one image into the instance's buffer."""
+        """Preprocess one SourceImage (or array + encoding) into the instance's buffer."""
         return preprocess_cpu(image, self.input_hw, encoding, self.dtype, out=self._out)
 
     def close(self) -> None:

@@ -90,7 +90,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = Path(args.out)
     start = time.perf_counter()
     if args.command == 'bag':
-        from ..data.rosbag_io import GROUND_TRUTH_NAME, write_scene_bag
+        from ..data.rosbag_io import GROUND_TRUTH_NAME
+        from ..data.scene_bag import write_scene_bag
 
         if out.exists():
             LOGGER.error('%s exists already; rosbag2 writers never overwrite a bag', out)
