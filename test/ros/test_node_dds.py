@@ -114,14 +114,14 @@ def _bad_messages(image: np.ndarray) -> List[Any]:
     short = image_msg(image, frame_id='bad_size')
     short.data = short.data[:-1]
     mono = image_msg(image, frame_id='bad_encoding')
-    mono.encoding = 'yuv422'
+    mono.encoding = '16UC1'
     empty = Image(height=0, width=0, encoding='bgr8', step=0)
     empty.header.frame_id = 'bad_empty'
     huge = Image(height=8000, width=8000, encoding='bgr8', step=8000 * 3)
     huge.data = array.array('B', bytes(8000 * 8000 * 3))  # a real 192 MB image
     huge.header.frame_id = 'bad_huge'
     return [(wrong_step, 'shorter than a row'), (short, 'bytes but step * height'),
-            (mono, "unsupported encoding 'yuv422'"), (empty, 'empty image'),
+            (mono, "unsupported encoding '16UC1'"), (empty, 'empty image'),
             (huge, 'exceeds the largest accepted size')]
 
 
