@@ -1,0 +1,194 @@
+"""Host image -> preprocessed GPU tensor: what a camera frame costs, and each input encoding.
+
+    python benchmarks/bench_host_path.py [--iters 200] [--out benchmarks/results]
+
+Two parts, one run, one GPU (a CUDA GPU is required; the JSON names it):
+
+1. Host path (issue 12, item 3): a 1920x1280 bgr8 frame in ordinary (pageable) host memory,
+   as a ROS message gives it, to the 960x960 float16 tensor on the GPU. Reference: the pinned
+   H2D copy of the frame plus the fused kernel, timed from the host (``pinned_h2d_kernel``).
+   Options, each ``enqueue(host image) + synchronize`` timed from the host: ``single`` (one
+   memcpy into pinned staging, one H2D), ``pipelined`` (1 MiB chunks, each sent while the next
+   is copied), ``parallel`` with 2 / 4 / 8 copy threads (chunks copied concurrently, each sent
+   as soon as it is there), and ``pageable_h2d`` (no staging: cuMemcpyHtoD straight from the
+   pageable frame, which the driver stages itself, then the kernel). The target is at most
+   1.3x the reference.
+2. Encodings (issue 13): kernel-only time of the fused preprocessing of a 1920x1280 frame in
+   each input encoding to 960x960 float32 and float16 (CUDA events, median of ``--iters``
+   launches of the same frame, L2 warm).
+
+Writes ``host_path_<card>.json`` and ``.md`` under ``--out`` and prints the tables.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.machine_info import machine_info  # noqa: E402
+from tensorrt_yolox_py.cuda.check import cuda_call  # noqa: E402
+from tensorrt_yolox_py.cuda.preprocess import CudaPreprocessor  # noqa: E402
+from tensorrt_yolox_py.image import ENCODINGS, SourceImage  # noqa: E402
+from tensorrt_yolox_py.stages.preprocess import compute_letterbox  # noqa: E402
+
+
+def stats(samples: List[float]) -> Dict[str, float]:
+    """Median / p90 / min of samples (microseconds)."""
+    arr = np.asarray(samples, np.float64)
+    return {'median': float(np.median(arr)), 'p90': float(np.percentile(arr, 90)),
+            'min': float(arr.min()), 'n': int(arr.size)}
+
+
+def wall_us(fn: Callable[[], Any], iters: int, warmup: int = 10) -> Dict[str, float]:
+    """Host wall-clock time of ``fn`` in microseconds."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1e6)
+    return stats(samples)
+
+
+def host_path(iters: int) -> Dict[str, Any]:
+    """Part 1 (see the module docstring)."""
+    from cuda.bindings import driver as drv
+
+    h, w, in_hw = 1280, 1920, (960, 960)
+    frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    nbytes = frame.nbytes
+    lb = compute_letterbox(h, w, *in_hw)
+    out: Dict[str, Any] = {'frame': f'{w}x{h} bgr8', 'bytes': nbytes, 'input': '960x960 fp16'}
+    with CudaPreprocessor(in_hw, np.float16) as pre:
+        stream = pre.stream_handle
+        pinned = int(cuda_call(drv.cuMemHostAlloc(nbytes, 0)))
+        dev = int(cuda_call(drv.cuMemAlloc(nbytes + 64)))
+        try:
+            np.ctypeslib.as_array((np.ctypeslib.ctypes.c_uint8 * nbytes).from_address(
+                pinned))[:] = frame.reshape(-1)
+
+            def pinned_h2d_kernel() -> None:
+                cuda_call(drv.cuMemcpyHtoDAsync(dev, pinned, nbytes, stream))
+                pre.launch_fused(dev, 3 * w, lb, False, pre.device_ptr)
+                pre.synchronize()
+
+            def pageable_h2d() -> None:
+                cuda_call(drv.cuMemcpyHtoDAsync(dev, frame.ctypes.data, nbytes, stream))
+                pre.launch_fused(dev, 3 * w, lb, False, pre.device_ptr)
+                pre.synchronize()
+
+            def memcpy_only() -> None:
+                np.copyto(staging, frame.reshape(-1))
+
+            staging = np.empty(nbytes, np.uint8)
+            out['pinned_h2d_kernel'] = wall_us(pinned_h2d_kernel, iters)
+            out['pageable_h2d'] = wall_us(pageable_h2d, iters)
+            out['host_memcpy_only_pageable'] = wall_us(memcpy_only, iters)
+        finally:
+            cuda_call(drv.cuMemFreeHost(pinned))
+            cuda_call(drv.cuMemFree(dev))
+    source = SourceImage.from_array(frame)
+    for mode, threads in (('single', 1), ('pipelined', 1), ('parallel', 2), ('parallel', 4),
+                          ('parallel', 8)):
+        name = mode if mode != 'parallel' else f'parallel_{threads}'
+        with CudaPreprocessor(in_hw, np.float16, host_copy=mode, copy_threads=threads) as pre:
+            out[name] = wall_us(lambda: (pre.enqueue(source), pre.synchronize()), iters)
+    ref = out['pinned_h2d_kernel']['median']
+    out['ratio_to_pinned_h2d_kernel'] = {
+        k: round(v['median'] / ref, 3) for k, v in out.items()
+        if isinstance(v, dict) and 'median' in v}
+    return out
+
+
+def encodings(iters: int) -> Dict[str, Any]:
+    """Part 2 (see the module docstring)."""
+    from cuda.bindings import driver as drv
+
+    h, w = 1280, 1920
+    out: Dict[str, Any] = {'frame': f'{w}x{h}', 'input': '960x960'}
+    for dtype in (np.float32, np.float16):
+        with CudaPreprocessor((960, 960), dtype) as pre:
+            ev0 = cuda_call(drv.cuEventCreate(0))
+            ev1 = cuda_call(drv.cuEventCreate(0))
+            try:
+                for name, enc in ENCODINGS.items():
+                    pixels = np.random.default_rng(1).integers(
+                        0, 256, (h, w, enc.channels), dtype=np.uint8)
+                    pre.enqueue(SourceImage.from_array(pixels, name))   # stages the frame
+                    pre.synchronize()
+                    slot = pre._slots[0]
+                    lb = compute_letterbox(h, w, 960, 960)
+
+                    def launch() -> None:
+                        pre.launch_encoding(slot.dev_ptr, w * enc.channels, lb, enc,
+                                            pre.device_ptr)
+
+                    samples = []
+                    for i in range(iters + 10):
+                        cuda_call(drv.cuEventRecord(ev0, pre.stream_handle))
+                        launch()
+                        cuda_call(drv.cuEventRecord(ev1, pre.stream_handle))
+                        cuda_call(drv.cuEventSynchronize(ev1))
+                        if i >= 10:
+                            samples.append(float(cuda_call(drv.cuEventElapsedTime(ev0, ev1)))
+                                           * 1e3)
+                    out[f'{name}_{np.dtype(dtype).name}_us'] = stats(samples)
+            finally:
+                cuda_call(drv.cuEventDestroy(ev0))
+                cuda_call(drv.cuEventDestroy(ev1))
+    return out
+
+
+def markdown(res: Dict[str, Any]) -> str:
+    """Render the two tables."""
+    host = res['host_path']
+    lines = [f"# Host image to GPU tensor, and input encodings ({res['machine']['gpu']})", '',
+             f"{res['machine']['date_utc']}, {res['machine']['cpu']} "
+             f"({res['machine']['cpu_count']} cores), Python {res['machine']['python']}.", '',
+             f"## Host path: {host['frame']} -> {host['input']}, enqueue + sync from the host",
+             '', '| path | median us | p90 us | x pinned H2D + kernel |', '|---|---|---|---|']
+    for key, ratio in host['ratio_to_pinned_h2d_kernel'].items():
+        lines.append(f"| {key} | {host[key]['median']:.1f} | {host[key]['p90']:.1f} | "
+                     f"{ratio:.2f} |")
+    enc = res['encodings']
+    lines += ['', f"## Fused kernel per input encoding: {enc['frame']} -> {enc['input']} "
+              '(CUDA events, L2 warm)', '', '| encoding | float32 us | float16 us |',
+              '|---|---|---|']
+    for name in ENCODINGS:
+        lines.append(f"| {name} | {enc[f'{name}_float32_us']['median']:.2f} | "
+                     f"{enc[f'{name}_float16_us']['median']:.2f} |")
+    return '\n'.join(lines) + '\n'
+
+
+def main() -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--iters', type=int, default=200)
+    parser.add_argument('--out', default=str(ROOT / 'benchmarks' / 'results'))
+    parser.add_argument('--name', default='', help='results file stem (default: by card)')
+    args = parser.parse_args()
+    res = {'machine': machine_info(('numpy', 'cuda.core', 'cuda.bindings')),
+           'host_path': host_path(args.iters), 'encodings': encodings(args.iters)}
+    card = 'h200' if 'H200' in res['machine']['gpu'] else (
+        'h100' if 'H100' in res['machine']['gpu'] else 'gpu')
+    stem = args.name or f'host_path_{card}'
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f'{stem}.json').write_text(json.dumps(res, indent=2) + '\n')
+    text = markdown(res)
+    (out / f'{stem}.md').write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
