@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.cuda.variants import BENCH_KERNELS, launch_unfused  # noqa: E402
+from benchmarks.cuda_variants.variants import BENCH_KERNELS, launch_unfused  # noqa: E402
 from benchmarks.machine_info import machine_info  # noqa: E402
 from tensorrt_yolox_py.cuda import kernels as K  # noqa: E402
 from tensorrt_yolox_py.cuda.check import cuda_call  # noqa: E402

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from benchmarks.cuda.variants import BENCH_KERNELS
+from benchmarks.cuda_variants.variants import BENCH_KERNELS
 from tensorrt_yolox_py.cuda import check, kernels as K
 from tensorrt_yolox_py.cuda.preprocess import (
     _flat_bytes, as_device_image, cuda_available, cuda_unavailable_reason, CudaPreprocessor,

@@ -12,7 +12,7 @@ write every output element (the output is poisoned with NaN first). Runs with pl
 import numpy as np
 import pytest
 
-from benchmarks.cuda.variants import BENCH_KERNELS, launch_unfused
+from benchmarks.cuda_variants.variants import BENCH_KERNELS, launch_unfused
 from tensorrt_yolox_py.cuda import kernels as K
 from tensorrt_yolox_py.cuda.check import cuda_call, CudaError
 from tensorrt_yolox_py.cuda.preprocess import (cuda_available, CudaPreprocessor, DeviceImage,

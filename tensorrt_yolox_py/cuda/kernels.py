@@ -29,7 +29,7 @@ Sources (CUDA C next to this file; ``load_source`` inlines the ``#include``):
   images in one launch; ``blockIdx.z`` selects the image, whose geometry, pointers and
   encoding come from a device table of ``BATCH_DESC_DTYPE`` records).
 - The benchmark-only variants (more pixels or rows per thread, shared-memory staging) and the
-  seed's unfused 4-kernel chain are in ``benchmarks/cuda/`` and extend ``RUNTIME_KERNELS``
+  seed's unfused 4-kernel chain are in ``benchmarks/cuda_variants/`` and extend ``RUNTIME_KERNELS``
   (``KernelSet``) there; they are never compiled at run time.
 """
 

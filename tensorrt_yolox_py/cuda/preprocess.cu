@@ -1,5 +1,5 @@
 // Runtime preprocessing kernels (contract: tensorrt_yolox_py/cuda/kernels.py).
-// Benchmark-only variants and the seed's unfused chain live in benchmarks/cuda/variants.cu.
+// Benchmark-only variants and the seed's unfused chain live in benchmarks/cuda_variants/variants.cu.
 #include "sampling.cuh"
 
 // One thread per output pixel; ST stores one value (plain, or streaming: st.global.cs).

@@ -1,6 +1,6 @@
 // Benchmark-only preprocessing kernels: fused variants measured against the runtime default
 // (tensorrt_yolox_py/cuda/preprocess.cu) and the seed's unfused 4-kernel chain. Compiled by
-// benchmarks/cuda/variants.py together with the runtime kernels; never loaded at run time.
+// benchmarks/cuda_variants/variants.py together with the runtime kernels; never loaded at run time.
 #include "sampling.cuh"
 
 // One thread per 4 consecutive float32 output pixels: one float4 store per plane.
