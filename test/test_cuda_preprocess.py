@@ -1,7 +1,7 @@
 """GPU tests of CudaPreprocessor against the CPU reference ``preprocess_cpu``.
 
 Skipped cleanly where there is no CUDA driver / GPU / NVRTC. On a GPU: the fused kernel (every
-runtime and benchmark variant), the unfused 4-kernel chain (benchmarks/cuda), every input
+runtime and benchmark variant), the unfused 4-kernel chain (benchmarks/cuda_variants), every input
 encoding (bgr8, rgb8, bgra8, rgba8, mono8, yuv422, yuv422_yuy2, converted inside the kernel),
 the batch launch, every host staging mode, graphs and overlapped H2D all match the CPU
 reference (OpenCV) within 1.0 for many source sizes, both model sizes, float32 and float16, and
