@@ -10,12 +10,15 @@ Two parts, one run, one GPU (a CUDA GPU is required; the JSON names it):
    Options, each ``enqueue(host image) + synchronize`` timed from the host: ``single`` (one
    memcpy into pinned staging, one H2D), ``pipelined`` (1 MiB chunks, each sent while the next
    is copied), ``parallel`` with 2 / 4 / 8 copy threads (chunks copied concurrently, each sent
-   as soon as it is there), and ``pageable_h2d`` (no staging: cuMemcpyHtoD straight from the
-   pageable frame, which the driver stages itself, then the kernel). The target is at most
-   1.3x the reference.
+   as soon as it is there), ``pageable_h2d`` (no staging: cuMemcpyHtoD straight from the
+   pageable frame, which the driver stages itself, then the kernel), ``register_per_frame``
+   (cuMemHostRegister of the frame's own memory, H2D, kernel, unregister: no host copy),
+   and ``direct_read`` (the kernel reads the pageable frame itself, where the device reports
+   pageable memory access, i.e. HMM). The target is at most 1.3x the reference.
 2. Encodings (issue 13): kernel-only time of the fused preprocessing of a 1920x1280 frame in
-   each input encoding to 960x960 float32 and float16 (CUDA events, median of ``--iters``
-   launches of the same frame, L2 warm).
+   each input encoding to 960x960 float32 and float16: ``amortized`` = per launch of a CUDA
+   graph of 20 back-to-back launches (as the README's preprocessing table), ``single`` = one
+   launch between CUDA events (launch overhead included); the same frame each time (L2 warm).
 
 Writes ``host_path_<card>.json`` and ``.md`` under ``--out`` and prints the tables.
 """
@@ -88,10 +91,30 @@ def host_path(iters: int) -> Dict[str, Any]:
             def memcpy_only() -> None:
                 np.copyto(staging, frame.reshape(-1))
 
+            def register_per_frame() -> None:
+                ptr = frame.ctypes.data
+                cuda_call(drv.cuMemHostRegister(ptr, nbytes, 0))
+                try:
+                    cuda_call(drv.cuMemcpyHtoDAsync(dev, ptr, nbytes, stream))
+                    pre.launch_fused(dev, 3 * w, lb, False, pre.device_ptr)
+                    pre.synchronize()
+                finally:
+                    cuda_call(drv.cuMemHostUnregister(ptr))
+
+            def direct_read() -> None:
+                pre.launch_fused(frame.ctypes.data, 3 * w, lb, False, pre.device_ptr)
+                pre.synchronize()
+
             staging = np.empty(nbytes, np.uint8)
             out['pinned_h2d_kernel'] = wall_us(pinned_h2d_kernel, iters)
             out['pageable_h2d'] = wall_us(pageable_h2d, iters)
             out['host_memcpy_only_pageable'] = wall_us(memcpy_only, iters)
+            out['register_per_frame'] = wall_us(register_per_frame, iters)
+            attr = drv.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_PAGEABLE_MEMORY_ACCESS
+            pageable = int(cuda_call(drv.cuDeviceGetAttribute(attr, pre.gpu_id)))
+            out['pageable_memory_access'] = pageable
+            if pageable:
+                out['direct_read'] = wall_us(direct_read, iters)
         finally:
             cuda_call(drv.cuMemFreeHost(pinned))
             cuda_call(drv.cuMemFree(dev))
@@ -111,6 +134,8 @@ def host_path(iters: int) -> Dict[str, Any]:
 def encodings(iters: int) -> Dict[str, Any]:
     """Part 2 (see the module docstring)."""
     from cuda.bindings import driver as drv
+
+    from benchmarks.bench_preprocess_gpu import Gpu
 
     h, w = 1280, 1920
     out: Dict[str, Any] = {'frame': f'{w}x{h}', 'input': '960x960'}
@@ -140,7 +165,13 @@ def encodings(iters: int) -> Dict[str, Any]:
                         if i >= 10:
                             samples.append(float(cuda_call(drv.cuEventElapsedTime(ev0, ev1)))
                                            * 1e3)
-                    out[f'{name}_{np.dtype(dtype).name}_us'] = stats(samples)
+                    key = f'{name}_{np.dtype(dtype).name}'
+                    out[f'{key}_single_us'] = stats(samples)
+                    gpu = Gpu(pre)
+                    try:
+                        out[f'{key}_amortized_us'] = gpu.amortized(lambda i: launch(), 20, iters)
+                    finally:
+                        gpu.close()
             finally:
                 cuda_call(drv.cuEventDestroy(ev0))
                 cuda_call(drv.cuEventDestroy(ev1))
@@ -155,16 +186,22 @@ def markdown(res: Dict[str, Any]) -> str:
              f"({res['machine']['cpu_count']} cores), Python {res['machine']['python']}.", '',
              f"## Host path: {host['frame']} -> {host['input']}, enqueue + sync from the host",
              '', '| path | median us | p90 us | x pinned H2D + kernel |', '|---|---|---|---|']
+    if not host.get('pageable_memory_access'):
+        lines.insert(-2, 'The device reports no pageable memory access (no HMM): the '
+                     '`direct_read` option cannot run here.\n')
     for key, ratio in host['ratio_to_pinned_h2d_kernel'].items():
         lines.append(f"| {key} | {host[key]['median']:.1f} | {host[key]['p90']:.1f} | "
                      f"{ratio:.2f} |")
     enc = res['encodings']
     lines += ['', f"## Fused kernel per input encoding: {enc['frame']} -> {enc['input']} "
-              '(CUDA events, L2 warm)', '', '| encoding | float32 us | float16 us |',
-              '|---|---|---|']
+              '(L2 warm; amortized = per launch of a 20-launch CUDA graph, single = one '
+              'launch between events)', '',
+              '| encoding | float32 amortized us | float16 amortized us | float32 single us | '
+              'float16 single us |', '|---|---|---|---|---|']
     for name in ENCODINGS:
-        lines.append(f"| {name} | {enc[f'{name}_float32_us']['median']:.2f} | "
-                     f"{enc[f'{name}_float16_us']['median']:.2f} |")
+        cells = [enc[f'{name}_{d}_{kind}_us']['median'] for kind in ('amortized', 'single')
+                 for d in ('float32', 'float16')]
+        lines.append(f'| {name} | ' + ' | '.join(f'{c:.2f}' for c in cells) + ' |')
     return '\n'.join(lines) + '\n'
 
 
