@@ -9,10 +9,13 @@ converted inside the one fused kernel), computed on the GPU by the kernels of
   the CpuPreprocessor interface; ``tensor`` is a (1, 3, in_h, in_w) float32/float16 host array
   (pinned memory, reused by the next call). H2D, kernel and D2H run on the instance's stream.
 - ``enqueue(image, encoding=None, dst_ptr=None) -> LetterboxParams``: the GPU-resident path.
-  ``image`` is a ``SourceImage`` (or an array + encoding); its bytes are staged into pinned
-  memory and sent with async H2D copies (``host_copy``: 'single' = one memcpy then one H2D;
-  'pipelined' = row chunks, each sent while the next is copied; 'parallel' = the chunks copied
-  by ``copy_threads`` threads, each sent as soon as it is there), and the kernel writes the
+  ``image`` is a ``SourceImage`` (or an array + encoding); its bytes go to the GPU by
+  ``host_copy``: 'direct' (the default) = one H2D straight from the frame's own memory (from
+  page-locked memory a true async DMA, the frame kept alive until it is done; from pageable
+  memory the driver stages it and returns once the frame is read, the fastest measured,
+  benchmarks/results/host_path_*.md); 'single' = one memcpy into pinned staging then one H2D;
+  'pipelined' = chunks, each sent while the next is copied; 'parallel' = the chunks copied by
+  ``copy_threads`` threads, each sent as soon as it is there. Then the kernel writes the
   (3, in_h, in_w) tensor into ``dst_ptr`` (e.g. the engine's input binding) or the instance's
   own device buffer ``device_ptr``; nothing waits on the host. Enqueue inference on
   ``stream_handle`` (an int, for ``execute_async_v3``) after it. An image already in device
@@ -169,8 +172,9 @@ def _flat_bytes(image: Any, pitch: int, nbytes: int) -> np.ndarray:
     return np.ascontiguousarray(pixels).reshape(-1)
 
 
-#: Host staging strategies (see the module contract).
-HOST_COPY_MODES = ('single', 'pipelined', 'parallel')
+#: Host staging strategies (see the module contract); 'auto' = 'direct', or 'single' with
+#: use_graph (a captured graph replays one H2D out of a fixed pinned buffer).
+HOST_COPY_MODES = ('auto', 'direct', 'single', 'pipelined', 'parallel')
 #: Bytes per chunk of the 'pipelined' / 'parallel' staging (whole rows are not required).
 CHUNK_BYTES = 1 << 20
 
@@ -186,6 +190,7 @@ class _Staging:
         self.copied = None      # event: the H2D out of ``host`` is done
         self.consumed = None    # event: the kernel reading ``dev_ptr`` is done
         self.used = False
+        self.keep: Any = None   # the frame a 'direct' H2D reads, until ``copied``
 
 
 class CudaPreprocessor:
@@ -207,7 +212,7 @@ class CudaPreprocessor:
 
     def __init__(self, input_hw: Tuple[int, int], dtype: type = np.float32, gpu_id: int = 0,
                  variant: str = 'auto', use_graph: bool = False, overlap_h2d: bool = False,
-                 kernels: K.KernelSet = K.RUNTIME_KERNELS, host_copy: str = 'single',
+                 kernels: K.KernelSet = K.RUNTIME_KERNELS, host_copy: str = 'auto',
                  copy_threads: int = 4) -> None:
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         if min(self.input_hw) < 1:
@@ -226,6 +231,8 @@ class CudaPreprocessor:
         self.variant = variant
         self.use_graph = bool(use_graph)
         self.overlap_h2d = bool(overlap_h2d)
+        if host_copy == 'auto':
+            host_copy = 'single' if use_graph else 'direct'
         self.host_copy = host_copy
         self.copy_threads = max(1, int(copy_threads))
         self._pool: Any = None
@@ -416,11 +423,29 @@ class CudaPreprocessor:
             cuda_call(drv.cuEventSynchronize(slot.copied), 'cuEventSynchronize')
         flat = _flat_bytes(image, pitch, nbytes)
         slot.used = True
+        slot.keep = None
+        if self.host_copy == 'direct':
+            slot.keep = flat         # page-locked frames: alive until the DMA is done
+            self._send(slot, int(flat.ctypes.data), nbytes)
+            return slot, pitch, nbytes, True
         if self.host_copy == 'single' or nbytes <= CHUNK_BYTES:
             np.copyto(slot.host[:nbytes], flat)
             return slot, pitch, nbytes, False
         self._copy_chunked(slot, flat, nbytes)
         return slot, pitch, nbytes, True
+
+    def _send(self, slot: _Staging, host_ptr: int, nbytes: int) -> None:
+        """Queue one H2D of ``nbytes`` at ``host_ptr`` into the slot's device buffer."""
+        drv = self._drv
+        stream = self._copy_stream.handle
+        if self.overlap_h2d:  # don't overwrite the device slot while a kernel still reads it
+            cuda_call(drv.cuStreamWaitEvent(stream, slot.consumed, 0), 'cuStreamWaitEvent')
+        cuda_call(drv.cuMemcpyHtoDAsync(slot.dev_ptr, host_ptr, nbytes, stream),
+                  'cuMemcpyHtoDAsync')
+        cuda_call(drv.cuEventRecord(slot.copied, stream), 'cuEventRecord')
+        if self.overlap_h2d:
+            cuda_call(drv.cuStreamWaitEvent(self.stream.handle, slot.copied, 0),
+                      'cuStreamWaitEvent')
 
     def _copy_chunked(self, slot: _Staging, flat: np.ndarray, nbytes: int) -> None:
         """Stage ``flat`` in chunks, queueing each chunk's H2D as soon as it is in pinned memory.
