@@ -20,6 +20,8 @@ from tensorrt_yolox_py.pipeline import Detector
 from trt_double.control import DoubleTensorRT, Hardware
 from trt_double.helpers import config
 
+pytest_plugins = ['trt_double.fixtures']
+
 
 def _gpu_reason() -> str:
     try:
