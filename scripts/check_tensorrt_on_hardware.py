@@ -197,7 +197,7 @@ def device_path_agreement(config: Any, backend: Any, images: Sequence[np.ndarray
     CUDA kernel differs from the CPU letterbox by < 1.0 (it does not round), which INT8 can
     turn into a few different detections, so the F1 is judged with the precision's threshold.
     """
-    from tensorrt_yolox_py.backends.tensorrt.cuda_memory import CudaMemory
+    from tensorrt_yolox_py.cuda.memory import CudaMemory
 
     if not isinstance(memory, CudaMemory):
         return None
@@ -247,7 +247,7 @@ def run(argv: Optional[List[str]] = None, trt: Any = None,
         try:
             trt = trt or import_tensorrt()
             if memory_factory is None:
-                from tensorrt_yolox_py.backends.tensorrt.cuda_memory import CudaMemory
+                from tensorrt_yolox_py.cuda.memory import CudaMemory
 
                 memory_factory = CudaMemory
             memory = memory_factory(args.gpu_id)

@@ -14,7 +14,7 @@ import pytest
 
 from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend
 from tensorrt_yolox_py.backends.tensorrt import TensorRTBackend
-from tensorrt_yolox_py.backends.tensorrt.cuda_memory import CudaError, CudaMemory
+from tensorrt_yolox_py.cuda.memory import CudaError, CudaMemory
 from tensorrt_yolox_py.errors import MissingDependencyError
 from tensorrt_yolox_py.pipeline import Detector
 from trt_double.control import DoubleTensorRT, Hardware

@@ -29,7 +29,6 @@ converted inside the one fused kernel), computed on the GPU by the kernels of
   context manager).
 """
 
-import ctypes
 import importlib
 import logging
 import threading
@@ -40,6 +39,7 @@ import numpy as np
 
 from . import kernels as K
 from .check import cuda_call, CudaError, CudaUnavailableError
+from .memory import CudaMemory
 from .._lazy import require
 from ..errors import InputError
 from ..image import as_source, encoding_of, Encoding, MAX_SOURCE_PIXELS, SourceImage
@@ -248,6 +248,7 @@ class CudaPreprocessor:
         self._drv = require('cuda.bindings.driver', 'CUDA preprocessing', K.INSTALL_HINT)
         self._device_ptrs: List[int] = []
         self._host_ptrs: List[int] = []
+        self._host_arrays: Dict[int, np.ndarray] = {}
         self._events: List[Any] = []
         self._graphs: Dict[tuple, Tuple[Any, Any]] = {}
         self._streams: List[Any] = []
@@ -258,6 +259,7 @@ class CudaPreprocessor:
         try:
             self.device = self._core.Device(self.gpu_id)
             self.device.set_current()
+            self._mem = CudaMemory(self.gpu_id)     # the one memory layer (cuda.memory)
             self._thread = threading.get_ident()
             self.arch = f'sm_{self.device.arch}'
             self._module = kernels.compile(self.arch)
@@ -296,25 +298,26 @@ class CudaPreprocessor:
         return self._alloc_device(nbytes)
 
     def _alloc_device(self, nbytes: int) -> int:
-        ptr = int(cuda_call(self._drv.cuMemAlloc(int(nbytes)), 'cuMemAlloc'))
+        ptr = int(self._mem.malloc(int(nbytes)))
         self._device_ptrs.append(ptr)
         return ptr
 
     def _alloc_host(self, nbytes: int) -> Tuple[int, np.ndarray]:
-        ptr = int(cuda_call(self._drv.cuMemHostAlloc(int(nbytes), 0), 'cuMemHostAlloc'))
+        array = self._mem.pinned_empty((int(nbytes),), np.uint8)
+        ptr = int(array.ctypes.data)
         self._host_ptrs.append(ptr)
-        array = np.ctypeslib.as_array((ctypes.c_uint8 * int(nbytes)).from_address(ptr))
+        self._host_arrays[ptr] = array
         return ptr, array
 
     def _free_device(self, ptr: int) -> None:
         if ptr in self._device_ptrs:
             self._device_ptrs.remove(ptr)
-            cuda_call(self._drv.cuMemFree(ptr), 'cuMemFree')
+            self._mem.free(ptr)
 
     def _free_host(self, ptr: int) -> None:
         if ptr in self._host_ptrs:
             self._host_ptrs.remove(ptr)
-            cuda_call(self._drv.cuMemFreeHost(ptr), 'cuMemFreeHost')
+            self._mem.free_pinned(self._host_arrays.pop(ptr))
 
     def _new_event(self) -> Any:
         flags = self._drv.CUevent_flags.CU_EVENT_DISABLE_TIMING
@@ -755,6 +758,8 @@ class CudaPreprocessor:
                 attempt(self._free_device, ptr)
             for ptr in list(self._host_ptrs):
                 attempt(self._free_host, ptr)
+            if getattr(self, '_mem', None) is not None:
+                attempt(self._mem.close)
             for event in self._events:
                 attempt(lambda e: cuda_call(drv.cuEventDestroy(e), 'cuEventDestroy'), event)
             self._events = []

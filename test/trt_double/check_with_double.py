@@ -18,7 +18,7 @@ def main() -> int:
     """Install the double over real device memory and run the checklist."""
     import importlib.util
 
-    from tensorrt_yolox_py.backends.tensorrt.cuda_memory import CudaMemory
+    from tensorrt_yolox_py.cuda.memory import CudaMemory
     from trt_double.control import DoubleTensorRT, Hardware
     from trt_double.cuda_access import CudaAccess
 

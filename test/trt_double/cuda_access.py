@@ -13,7 +13,7 @@ class CudaAccess:
     """read / write / engine_sync through cuda.bindings.runtime."""
 
     def __init__(self) -> None:
-        from tensorrt_yolox_py.backends.tensorrt.cuda_memory import import_cudart
+        from tensorrt_yolox_py.cuda.memory import import_cudart
 
         self._rt = import_cudart()
 

@@ -1,4 +1,4 @@
-"""A host-memory stand-in for ``backends.tensorrt.cuda_memory.CudaMemory`` (no GPU needed).
+"""A host-memory stand-in for ``cuda.memory.CudaMemory`` (no GPU needed).
 
 "Device" buffers are NumPy byte arrays and pointers are their real addresses, so the TensorRT
 double reads exactly the bytes the code under test copied. Every access is validated: a copy or

@@ -2,7 +2,7 @@
 
 Modules: ``builder`` (ONNX -> plan, INT8 paths, DLA), ``calibration`` (TensorRT calibrators),
 ``dynamic_range`` (explicit ranges, FP16 pins), ``engine_cache`` (keyed, locked, checksummed
-plans), ``runtime`` (``TensorRTBackend``), ``cuda_memory`` (the replaceable memory/stream
+plans), ``runtime`` (``TensorRTBackend``; device memory through ``cuda.memory``, the replaceable
 layer), ``common`` (import, version policy, logger). Importing this package does not import
 ``tensorrt`` or CUDA; they are imported when an engine is built or opened.
 """

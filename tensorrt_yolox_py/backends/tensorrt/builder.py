@@ -67,7 +67,7 @@ from .calibration import IncompleteCalibration, make_calibrator, write_atomic
 from .capabilities import dla_support, supports
 from .common import (CallbackErrors, TensorRTError, check_supported, import_tensorrt,
                      make_logger, make_progress_monitor, trt_version, version_text)
-from .cuda_memory import compute_capability_supports, CudaMemory
+from ...cuda.memory import compute_capability_supports, CudaMemory
 from .dynamic_range import apply_clip_ranges, apply_tensor_ranges, boundary_layers, keep_in_fp16
 from .engine_cache import EngineCache, engine_key, file_sha256
 

@@ -24,7 +24,7 @@ Contract (see ``backends.base`` for the array contract):
 - ``from_config(config)`` prepares the engine through the cache (``builder.prepare_engine``)
   and, if TensorRT still refuses a cached plan, invalidates it and rebuilds once.
 - Calls are serialized by a lock (one execution context); ``close()`` frees everything and is
-  idempotent. Memory/stream calls go through the ``memory`` object (``cuda_memory``), which
+  idempotent. Memory/stream calls go through the ``memory`` object (``cuda.memory``), which
   tests replace with a host-memory implementation.
 """
 
@@ -42,7 +42,7 @@ from .builder import BuildProgress, EngineSettings, prepare_engine
 from .common import (CallbackErrors, check_supported, import_tensorrt, make_logger,
                      TensorRTError, trt_version, version_text)
 from .inspector import parse_layer
-from .cuda_memory import CudaMemory
+from ...cuda.memory import CudaMemory
 
 LOGGER = logging.getLogger(__name__)
 

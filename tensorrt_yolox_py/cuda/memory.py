@@ -1,8 +1,9 @@
-"""The memory/stream layer of the TensorRT backend: device buffers, pinned host buffers, streams.
+"""The one CUDA memory layer: device buffers, pinned host buffers, streams, device facts.
 
-All CUDA calls of the TensorRT code go through one small object with this interface, so tests
-on machines without a GPU replace it with a host-memory implementation (test/trt_double) and
-the rest of the code runs unchanged:
+The TensorRT backend and the CUDA preprocessing allocate through it, and every return code is
+checked by ``check.cuda_call`` and raised as the one ``check.CudaError``. The TensorRT code
+takes any object with this interface, so tests on machines without a GPU replace it with a
+host-memory implementation (test/trt_double) and the rest of the code runs unchanged:
 
 - ``device_info() -> dict``: ``name``, ``compute_capability`` (major, minor), ``uuid``.
 - ``malloc(nbytes) -> int`` / ``free(ptr)``: device memory.
@@ -13,8 +14,8 @@ the rest of the code runs unchanged:
 - ``close()``.
 
 ``CudaMemory`` implements it with NVIDIA's cuda-python runtime bindings (``cuda.bindings.runtime``,
-or ``cuda.cudart`` on older cuda-python 12 installs such as JetPack 6), imported lazily. Every
-CUDA return code is checked in one place (``_check``) and raised as ``CudaError`` with its name.
+or ``cuda.cudart`` on older cuda-python 12 installs such as JetPack 6), imported lazily.
+``compute_capability_supports`` tells fast FP16 / INT8 by compute capability.
 """
 
 import ctypes
@@ -23,13 +24,11 @@ from typing import Any, Dict, Sequence, Tuple
 
 import numpy as np
 
-from ...errors import MissingDependencyError, YoloxError
+from .check import cuda_call, CudaError
+from ..errors import MissingDependencyError
 
 LOGGER = logging.getLogger(__name__)
-
-
-class CudaError(YoloxError, RuntimeError):
-    """A CUDA runtime call failed."""
+__all__ = ['CudaError', 'CudaMemory', 'compute_capability_supports', 'import_cudart']
 
 
 def import_cudart() -> Any:
@@ -48,17 +47,8 @@ def import_cudart() -> Any:
 
 
 def _check(result: Any, call: str) -> Any:
-    """Raise CudaError unless ``result`` (cuda-python's (err, *values) tuple) is a success."""
-    if isinstance(result, tuple):
-        err, values = result[0], result[1:]
-    else:
-        err, values = result, ()
-    if int(err) != 0:
-        name = getattr(err, 'name', str(err))
-        raise CudaError(f'{call} failed: {name} ({int(err)})')
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else values
+    """Check a runtime call's result (``check.cuda_call``) and return its values."""
+    return cuda_call(result, call)
 
 
 class CudaMemory:
@@ -69,7 +59,9 @@ class CudaMemory:
         self.gpu_id = int(gpu_id)
         count = _check(self._rt.cudaGetDeviceCount(), 'cudaGetDeviceCount')
         if not 0 <= self.gpu_id < int(count):
-            raise CudaError(f'gpu_id {self.gpu_id} does not exist: {count} CUDA device(s) found')
+            raise CudaError('cudaErrorInvalidDevice', 101, f'cudaSetDevice({self.gpu_id})',
+                            f'gpu_id {self.gpu_id} does not exist: {count} CUDA device(s) '
+                            'found')
         _check(self._rt.cudaSetDevice(self.gpu_id), f'cudaSetDevice({self.gpu_id})')
         self._pinned: Dict[int, int] = {}
 
