@@ -38,7 +38,7 @@ setup(
             'yolox_multi_camera = tensorrt_yolox_py.ros.multi_camera:main',
             'yolox_build_engine = tensorrt_yolox_py.tools.build_engine:main',
             'yolox_export = tensorrt_yolox_py.tools.export_model:main',
-            'yolox_train = tensorrt_yolox_py.model.train:main',
+            'yolox_train = tensorrt_yolox_py.tools.train:main',
             'yolox_make_dataset = tensorrt_yolox_py.tools.make_dataset:main',
             'yolox_evaluate = tensorrt_yolox_py.tools.evaluate_bag:main',
             'yolox_demo = tensorrt_yolox_py.tools.demo:main',

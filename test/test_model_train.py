@@ -232,11 +232,13 @@ def test_yolox_train_cli_trains_exports_and_detects(tmp_path):
     items, got_names = train_mod.load_coco(train_json)
     assert got_names == names and len(items) == 64 and items[0][2].tolist()[0] in (0, 1, 2)
     out = tmp_path / 'run'
-    assert train_mod.main(['--variant', 'yolox-tiny-test', '--input-size', '64', '64',
-                           '--epochs', '24', '--batch', '16', '--lr', '4e-3', '--data',
-                           str(train_json), '--val-data', str(val_json), '--out', str(out),
-                           '--device', 'cpu', '--workers', '0', '--eval-interval', '12',
-                           '--log-interval', '0', '--cache']) == 0
+    from tensorrt_yolox_py.tools.train import main as train_main
+
+    assert train_main(['--variant', 'yolox-tiny-test', '--input-size', '64', '64',
+                       '--epochs', '24', '--batch', '16', '--lr', '4e-3', '--data',
+                       str(train_json), '--val-data', str(val_json), '--out', str(out),
+                       '--device', 'cpu', '--workers', '0', '--eval-interval', '12',
+                       '--log-interval', '0', '--cache']) == 0
     for name in ('best.pt', 'last.pt', 'model.onnx', 'labels.txt', 'train_summary.json'):
         assert (out / name).is_file(), name
     summary = json.loads((out / 'train_summary.json').read_text())
