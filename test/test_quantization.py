@@ -111,8 +111,8 @@ def test_first_and_last_layers_stay_float(tmp_path, tiny_model, calib_images):
     first, last = weighted_boundary_nodes(onnx.load(str(tiny_model)))
     assert first == ['stem'] and sorted(last) == ['cls_preds', 'obj_preds', 'reg_preds']
     result = quantize_static_qdq(tiny_model, tmp_path / 'q.onnx', images, 'MinMax',
-                                 target='tensorrt', quantize_first_layer=False,
-                                 quantize_last_layer=False)
+                                 target='tensorrt', exclude_first_layer=True,
+                                 exclude_last_layer=True)
     _, _, weights, _ = _qdq_facts(result.output_path)
     assert sorted(result.excluded_nodes) == ['cls_preds', 'obj_preds', 'reg_preds', 'stem']
     for name in result.excluded_nodes:

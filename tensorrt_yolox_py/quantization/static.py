@@ -22,8 +22,9 @@ Contract:
 - ``compute_tensor_ranges``: per-tensor (min, max) from the same calibration, for TensorRT's
   explicit dynamic ranges (``ITensor.set_dynamic_range``).
 - ``weighted_boundary_nodes``: the first / last weighted (Conv, ConvTranspose, Gemm, MatMul)
-  nodes of the graph, which ``quantize_first_layer`` / ``quantize_last_layer`` false keep in
-  float.
+  nodes of the graph, which ``exclude_first_layer`` / ``exclude_last_layer`` true keep in
+  float (the node parameters ``quantize_first_layer`` / ``quantize_last_layer`` true, in
+  Autoware's meaning: keep that layer out of INT8).
 """
 
 import contextlib
@@ -268,14 +269,14 @@ class QuantizationResult:
 def quantize_static_qdq(model_path: PathLike, output_path: PathLike,
                         image_paths: Sequence[Path], method: str = 'MinMax',
                         percentile: float = 99.999, target: str = 'cpu',
-                        quantize_first_layer: bool = True, quantize_last_layer: bool = True,
+                        exclude_first_layer: bool = False, exclude_last_layer: bool = False,
                         nodes_to_exclude: Iterable[str] = (), per_channel: bool = True,
                         progress: Optional[ProgressFn] = None,
                         tensor_ranges: Optional[Callable[[object], Dict[str, Tuple[float, float]]]]
                         = None) -> QuantizationResult:
     """Write a QDQ-quantized copy of ``model_path`` to ``output_path``; see the module contract.
 
-    ``quantize_first_layer`` / ``quantize_last_layer`` False leave the first / last weighted
+    ``exclude_first_layer`` / ``exclude_last_layer`` True leave the first / last weighted
     layers (``weighted_boundary_nodes``) in float. ``tensor_ranges``: instead of calibrating,
     a function of the pre-processed ``onnx.ModelProto`` returning fixed {tensor: (min, max)}
     ranges (the clip recipe); ``image_paths`` may then be empty and ``method`` is ignored.
@@ -299,9 +300,9 @@ def quantize_static_qdq(model_path: PathLike, output_path: PathLike,
         onnx.save(model, str(prepared))
         first, last = weighted_boundary_nodes(model)
         excluded = list(nodes_to_exclude)
-        if not quantize_first_layer:
+        if exclude_first_layer:
             excluded += first
-        if not quantize_last_layer:
+        if exclude_last_layer:
             excluded += last
         excluded = sorted(set(excluded))
         if tensor_ranges is None:

@@ -59,7 +59,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ...errors import ModelContractError, ParameterError
-from ...params import DetectorConfig
+from ...params import DetectorConfig, PARAMS
 from ...quantization.images import fingerprint, list_calibration_images
 from ...quantization.static import CALIBRATION_VERSION
 from ..base import check_io_contract
@@ -77,23 +77,28 @@ CALIBRATOR_NAMES = {'Entropy': 'IInt8EntropyCalibrator2', 'MinMax': 'IInt8MinMax
                     'Legacy': 'IInt8LegacyCalibrator'}
 
 
+#: Defaults from the one parameter schema.
+_DEFAULT = {spec.name: spec.default for spec in PARAMS}
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """Everything that decides how an engine is built (a view of DetectorConfig)."""
 
     model_path: Path
-    precision: str = 'int8'
-    dla_core: int = -1
-    gpu_id: int = 0
-    calibration_algorithm: str = 'MinMax'
-    calibration_image_list_path: str = ''
-    calibration_num_images: int = 1000
-    percentile: float = 99.9999
-    int8_mode: str = 'auto'
-    clip_value: float = 0.0
-    fp16_first_layer: bool = False
-    fp16_last_layer: bool = False
-    workspace_size_mb: int = 2048
+    precision: str = _DEFAULT['precision']
+    dla_core: int = _DEFAULT['dla_core_id']
+    gpu_id: int = _DEFAULT['gpu_id']
+    calibration_algorithm: str = _DEFAULT['calibration_algorithm']
+    calibration_image_list_path: str = _DEFAULT['calibration_image_list_path']
+    calibration_num_images: int = _DEFAULT['calibration_num_images']
+    percentile: float = _DEFAULT['percentile']
+    int8_mode: str = _DEFAULT['int8_mode']
+    clip_value: float = _DEFAULT['clip_value']
+    #: quantize_first_layer / quantize_last_layer (Autoware's meaning: True keeps it in FP16).
+    fp16_first_layer: bool = _DEFAULT['quantize_first_layer']
+    fp16_last_layer: bool = _DEFAULT['quantize_last_layer']
+    workspace_size_mb: int = _DEFAULT['workspace_size_mb']
     cache_dir: Optional[Path] = None
 
     @classmethod
@@ -403,8 +408,8 @@ class EngineBuild:
             quantize_static_qdq(
                 self.settings.model_path, tmp, self.images, plan.algorithm,
                 percentile=self.settings.percentile, target='tensorrt',
-                quantize_first_layer=not self.settings.fp16_first_layer,
-                quantize_last_layer=not self.settings.fp16_last_layer,
+                exclude_first_layer=self.settings.fp16_first_layer,
+                exclude_last_layer=self.settings.fp16_last_layer,
                 progress=self.progress.calibration)
             tmp.replace(path)
         self.report.calibration = f'{plan.algorithm} (ONNX Runtime static quantization)'
