@@ -113,7 +113,7 @@ def _has_ros() -> bool:
 @pytest.mark.ros
 @pytest.mark.skipif(not _has_ros(), reason='rclpy or vision_msgs not installed')
 def test_dds_replay_into_detector_nodes(tmp_path: Path, planted_model: Path) -> None:
-    from tensorrt_yolox_py.evaluation.dds_replay import dds_replay
+    from tensorrt_yolox_py.ros.dds_replay import dds_replay
     import os
 
     bag, gt = _planted_bag(tmp_path)

@@ -2,25 +2,25 @@
 
 Contract:
 
+- ROS-free: replaying a bag INTO running ROS nodes over DDS is ``ros.dds_replay``.
 - ``replay_bag(bag, detector, ground_truth)`` reads every ``sensor_msgs/msg/Image`` message of
   the bag (or of ``topics``) in log-time order (``data.rosbag_io.read_images``), runs
-  ``detector.detect(image, encoding)`` (a ``pipeline.Detector`` or anything with that method
-  and a ``labels`` list) and collects the detections of the messages that have ground truth,
-  found by (topic, header stamp) in the COCO ground truth (image entries with ``topic`` and
-  ``stamp_ns``, as ``data.rosbag_io.write_scene_bag`` writes them). Messages without ground
+  ``detector.detect(source)`` on each message's ``SourceImage`` (a ``pipeline.Detector`` or
+  anything with that method and a ``labels`` list) and collects the detections of the
+  messages that have ground truth, found by (topic, header stamp) in the COCO ground truth (image entries with ``topic`` and
+  ``stamp_ns``, as ``data.scene_bag.write_scene_bag`` writes them). Messages without ground
   truth are timed but not scored (counted in ``unlabelled``).
 - Timing per message: ``decode`` (bag read + CDR deserialisation + image view) and the
   detector's own stages (``preprocess``, ``infer``, ``postprocess``, ``total``), in ms.
 - ``ReplayReport.to_dict()`` is the JSON report: accuracy (``coco.CocoResult``), per-stage
   latency summary, per-topic frame counts and latency, counts, model / bag description.
 - With ``annotate_dir``, each frame is written as ``<dir>/<camera>/<stamp_ns>.jpg`` with the
-  detections scoring at least ``annotate_threshold`` drawn (``visualize.draw_detections``);
+  detections scoring at least ``annotate_threshold`` drawn (``report.write_annotated_frame``);
   scoring uses all detections the detector returns.
 """
 
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Uni
 
 from ..data.rosbag_io import read_images
 from .coco import CocoEvaluator, CocoResult
-from .report import latency_summary, per_topic_summary
+from .report import latency_summary, per_topic_summary, write_annotated_frame
 
 LOG = logging.getLogger(__name__)
 
@@ -63,10 +63,6 @@ def ground_truth_index(ground_truth: Mapping[str, object]) -> Dict[Tuple[str, in
     return index
 
 
-def _safe(name: str) -> str:
-    return re.sub(r'[^A-Za-z0-9_.-]+', '_', name.strip('/')) or 'topic'
-
-
 def replay_bag(bag: Union[str, os.PathLike], detector, ground_truth: Mapping[str, object],
                topics: Optional[Sequence[str]] = None, max_frames: Optional[int] = None,
                annotate_dir: Optional[Union[str, os.PathLike]] = None,
@@ -95,7 +91,7 @@ def replay_bag(bag: Union[str, os.PathLike], detector, ground_truth: Mapping[str
         except StopIteration:
             break
         decode_ms = (time.perf_counter() - t0) * 1e3
-        result = detector.detect(msg.image, msg.encoding)
+        result = detector.detect(msg.source)
         timing = {'decode': decode_ms}
         timing.update(result.timings)
         samples.append(timing)
@@ -107,19 +103,8 @@ def replay_bag(bag: Union[str, os.PathLike], detector, ground_truth: Mapping[str
             evaluator.add(image_id, result.detections)
             scored += 1
         if out_dir is not None:
-            from ..visualize import draw_detections
-            import cv2
-
-            folder = out_dir / _safe(msg.topic.replace('/image_rect_color', ''))
-            folder.mkdir(parents=True, exist_ok=True)
-            det = result.detections
-            keep = det.scores >= annotate_threshold
-            shown = type(det)(det.boxes[keep], det.scores[keep], det.class_ids[keep])
-            canvas = draw_detections(msg.image, shown, labels, msg.encoding)
-            if msg.encoding == 'rgb8':
-                canvas = cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)
-            cv2.imwrite(str(folder / f'{msg.stamp_ns}.jpg'), canvas,
-                        [cv2.IMWRITE_JPEG_QUALITY, 90])
+            write_annotated_frame(out_dir, msg.topic, msg.stamp_ns, msg.source,
+                                  result.detections, labels, annotate_threshold)
         if bar is not None:
             bar.update(1)
     if bar is not None:

@@ -3,11 +3,13 @@
 Contract: every function takes the evaluator's outputs (``coco.CocoResult`` and per-frame
 timing dicts ``{stage: ms}`` as returned by ``Detector.detect``) and returns text or writes a
 file; plots are written with the non-interactive Agg backend (no display needed) and their path
-is returned.
+is returned. ``write_annotated_frame`` is the one writer of annotated frames (JPEG, one folder
+per camera topic, named by header stamp), for every replay.
 """
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
@@ -137,3 +139,34 @@ def per_topic_summary(per_topic: Mapping[str, List[Mapping[str, float]]]
         out[topic] = {'frames': len(samples),
                       'total_median_ms': float(np.median(totals)) if totals else 0.0}
     return out
+
+
+def topic_folder(topic: str) -> str:
+    """Return a file-system-safe folder name for a camera topic."""
+    name = topic.replace('/image_rect_color', '').strip('/')
+    return re.sub(r'[^A-Za-z0-9_.-]+', '_', name) or 'topic'
+
+
+def write_annotated_frame(out_dir: Union[str, os.PathLike], topic: str, stamp_ns: int,
+                          image: object, detections: object, labels: Sequence[str],
+                          threshold: float) -> Path:
+    """Draw the detections scoring >= ``threshold`` on ``image`` and write it as JPEG.
+
+    ``image``: a ``SourceImage`` (any encoding). Written to
+    ``out_dir/<topic folder>/<stamp_ns>.jpg``; returns the path.
+    """
+    import cv2
+
+    from ..visualize import annotated_encoding, draw_detections
+
+    keep = detections.scores >= threshold
+    shown = type(detections)(detections.boxes[keep], detections.scores[keep],
+                             detections.class_ids[keep])
+    canvas = draw_detections(image, shown, labels)
+    if annotated_encoding(image.encoding.name) == 'rgb8':
+        canvas = cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)
+    folder = Path(out_dir) / topic_folder(topic)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f'{stamp_ns}.jpg'
+    cv2.imwrite(str(path), canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return path

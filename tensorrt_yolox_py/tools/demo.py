@@ -12,7 +12,7 @@ output folder: annotated frames (``frames/<camera>/<stamp>.jpg``), ``report.json
 - ``--mode ros`` (the default ``auto`` picks it when rclpy and vision_msgs import): one
   detector node per camera, started by the multi-camera runner in this process, fed over real
   DDS (kept on this machine: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and a private
-  ROS_DOMAIN_ID, set here) and scored on what the nodes publish (``evaluation.dds_replay``).
+  ROS_DOMAIN_ID, set here) and scored on what the nodes publish (``ros.dds_replay``).
 - ``--mode direct``: the same ``pipeline.Detector`` called in-process on every image
   (``evaluation.replay``), for machines without ROS 2.
 
@@ -96,7 +96,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         config = make_config(params)
         labels = _labels(config)
         if mode == 'ros':
-            from ..evaluation.dds_replay import dds_replay
+            from ..ros.dds_replay import dds_replay
 
             replay = dds_replay(bag, ground_truth, params, labels, max_frames=args.max_frames,
                                 annotate_dir=frames_dir, annotate_threshold=DISPLAY_THRESHOLD,

@@ -9,7 +9,7 @@ needed), runs ``pipeline.Detector`` on every ``sensor_msgs/Image`` of each camer
 scores the detections with pycocotools against the ground truth (a COCO JSON whose image
 entries carry ``topic`` and ``stamp_ns``; ``yolox_make_dataset bag`` writes one into the
 bag folder). With ``--dds`` the images go over real DDS into one detector node per topic
-instead (``evaluation.dds_replay``; latency is then the publish-to-answer round trip and the
+instead (``ros.dds_replay``; latency is then the publish-to-answer round trip and the
 node's processing time). Writes ``report.json``, ``summary.md``, ``pr_curves.png``,
 ``latency_hist.png`` (and, with ``--annotate``, annotated frames) to the output folder and
 prints the tables.
@@ -121,7 +121,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                     max_frames=args.max_frames, annotate_dir=annotate_dir,
                                     progress=not args.no_progress)
         if args.dds:
-            from ..evaluation.dds_replay import dds_replay
+            from ..ros.dds_replay import dds_replay
 
             replay = dds_replay(bag, ground_truth, values, labels, topics=args.topics,
                                 max_frames=args.max_frames, annotate_dir=annotate_dir,

@@ -18,10 +18,12 @@ Contract:
   given up after ``timeout_s``), so every frame is scored and cameras run concurrently.
 - Answers (``vision_msgs/Detection2DArray``) are matched to ground truth by (topic, header
   stamp), converted back to ``Detections`` (class id = index of ``hypothesis.class_id`` in the
-  label list) and scored with ``coco.CocoEvaluator``. Timing per frame: ``round_trip`` (publish
-  to answer, wall clock, ms) and ``total`` (the node's ``~/debug/processing_time_ms``).
-- Returns a ``replay.ReplayReport``; with ``annotate_dir``, frames with the published
-  detections scoring >= ``annotate_threshold`` are written as in ``replay``.
+  label list) and scored with ``evaluation.coco.CocoEvaluator``. Timing per frame:
+  ``round_trip`` (publish to answer, wall clock, ms) and ``total`` (the node's
+  ``~/debug/processing_time_ms``).
+- Returns an ``evaluation.replay.ReplayReport``; with ``annotate_dir``, frames with the
+  published detections scoring >= ``annotate_threshold`` are written by
+  ``evaluation.report.write_annotated_frame``.
 """
 
 import logging
@@ -35,9 +37,10 @@ import numpy as np
 
 from .._lazy import require
 from ..data.rosbag_io import image_topics, read_images
+from ..evaluation.coco import CocoEvaluator
+from ..evaluation.replay import ground_truth_index, ReplayReport
+from ..evaluation.report import write_annotated_frame
 from ..stages.postprocess import Detections
-from .coco import CocoEvaluator
-from .replay import ReplayReport, _safe, ground_truth_index
 
 LOG = logging.getLogger(__name__)
 NAMESPACE = '/yolox_replay'
@@ -143,10 +146,10 @@ def _dds_replay(bag, ground_truth, params, labels, topics, max_frames, annotate_
     from std_msgs.msg import Float64
     from vision_msgs.msg import Detection2DArray
 
-    from ..ros.camera_mapping import node_specs
-    from ..ros.image_conversion import fill_image_msg
-    from ..ros.multi_camera import create_nodes
-    from ..ros.node import SENSOR_QOS
+    from .camera_mapping import node_specs
+    from .image_conversion import fill_image_msg
+    from .multi_camera import create_nodes
+    from .node import SENSOR_QOS
 
     topics = list(topics or image_topics(bag))
     cams = [_Camera(t, f'camera{i}') for i, t in enumerate(topics)]
@@ -252,7 +255,8 @@ def _play(bag, topics, by_topic, pubs, ground_truth, labels, fill_image_msg, Ima
             evaluator.add(image_id, dets)
             scored += 1
         if out_dir is not None:
-            _write_frame(out_dir, item, dets, labels, annotate_threshold)
+            write_annotated_frame(out_dir, item.topic, item.stamp_ns, item.source, dets, labels,
+                                  annotate_threshold)
         if bar is not None:
             bar.update(1)
 
@@ -262,7 +266,7 @@ def _play(bag, topics, by_topic, pubs, ground_truth, labels, fill_image_msg, Ima
             break
         if item.topic in pending:
             finish(item.topic)
-        msg = fill_image_msg(Image(), np.ascontiguousarray(item.image), item.encoding)
+        msg = fill_image_msg(Image(), item.image, item.encoding)
         msg.header.frame_id = item.frame_id
         msg.header.stamp.sec = item.stamp_ns // 1_000_000_000
         msg.header.stamp.nanosec = item.stamp_ns % 1_000_000_000
@@ -276,19 +280,3 @@ def _play(bag, topics, by_topic, pubs, ground_truth, labels, fill_image_msg, Ima
     info = {'bag': str(bag), 'lost_frames': lost}
     return ReplayReport(evaluator.evaluate(), samples, per_topic, len(samples), scored,
                         unlabelled, 0.0, info)
-
-
-def _write_frame(out_dir: Path, item: Any, dets: Detections, labels: Sequence[str],
-                 threshold: float) -> None:
-    import cv2
-
-    from ..visualize import draw_detections
-
-    keep = dets.scores >= threshold
-    shown = Detections(dets.boxes[keep], dets.scores[keep], dets.class_ids[keep])
-    canvas = draw_detections(item.image, shown, labels, item.encoding)
-    if item.encoding == 'rgb8':
-        canvas = cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)
-    folder = out_dir / _safe(item.topic.replace('/image_rect_color', ''))
-    folder.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(folder / f'{item.stamp_ns}.jpg'), canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])
