@@ -1,4 +1,4 @@
-"""INT8 calibration study (SEED_FACTS section 3) on the bundled demo model, on the CPU.
+"""INT8 calibration study (TIER IV 2023's finding) on the bundled demo model, on the CPU.
 
     python benchmarks/calibration_study.py [--calib 100 1000] [--eval-frames 300]
     python benchmarks/calibration_study.py --typed-only [--calib 100]   # TensorRT 11 rows

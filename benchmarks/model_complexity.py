@@ -25,7 +25,7 @@ from tensorrt_yolox_py.model.yolox import build_model, VARIANTS  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / 'results'
 #: Input sizes as (W, H), the seed's notation.
 SIZES = ((960, 960), (960, 608), (1280, 960))
-#: SEED_FACTS.md section 2: GFLOPs per (variant, W, H).
+#: TIER IV 2023 talk, model table: GFLOPs per (variant, W, H).
 SEED_GFLOPS = {('yolox-s-opt', 960, 608): 45.4, ('yolox-s+-opt', 960, 960): 102.9,
                ('yolox-s+-opt', 1280, 960): 136.2}
 #: Published YOLOX-S (Megvii YOLOX README, 640x640, 80 classes).

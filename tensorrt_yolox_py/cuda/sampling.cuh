@@ -1,6 +1,6 @@
 // Device helpers of the preprocessing kernels: OpenCV INTER_LINEAR taps, ONE bilinear blend,
 // and one tap loader per input encoding (the FMT_* ids are image.ENCODINGS' kernel_format).
-// Included by preprocess.cu (runtime) and benchmarks/cuda/variants.cu (benchmark variants).
+// Included by preprocess.cu (runtime) and benchmarks/cuda_variants/variants.cu (benchmark variants).
 #pragma once
 #define PAD_F 114.0f
 typedef unsigned char u8;

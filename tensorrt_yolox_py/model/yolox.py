@@ -19,7 +19,7 @@ Contract of ``YOLOX.forward(images)``:
 Variants (``VARIANTS``; build with ``build_model(name, num_classes, act)``):
 
 - ``yolox-s``: the original YOLOX-S (depth 0.33, width 0.50, SiLU, Focus stem, CSP blocks, SPP).
-- ``yolox-s-opt``: the TIER IV optimisation for TensorRT / DLA (SEED_FACTS section 2): ReLU
+- ``yolox-s-opt``: the TIER IV optimisation for TensorRT / DLA (TIER IV, 2023): ReLU
   (ReLU6 selectable), a strided-conv stem instead of the Focus slicing, no SPP (no max-pool
   kernels > 8), ELAN/C2f-style blocks instead of CSP, every channel count a multiple of 32.
 - ``yolox-s+-opt``: the same with twice the depth (depth multiplier 0.67 = 2 x 0.33; "depth 2.0"

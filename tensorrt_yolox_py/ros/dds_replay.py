@@ -139,7 +139,8 @@ def dds_replay(bag: Union[str, os.PathLike], ground_truth: Mapping[str, object],
 
 def _dds_replay(bag, ground_truth, params, labels, topics, max_frames, annotate_dir,
                 annotate_threshold, timeout_s, resend_s, progress, env) -> ReplayReport:
-    rclpy = require('rclpy', 'the DDS replay', 'pip install ros-rclpy (see docs/ROS_WHEELS.md)')
+    rclpy = require('rclpy', 'the DDS replay',
+                    'bash scripts/setup.sh (ROS 2 from the PyPI ros-* wheels)')
     require('vision_msgs.msg', 'the DDS replay', 'bash scripts/build_vision_msgs.sh .venv')
     from rclpy.executors import MultiThreadedExecutor
     from sensor_msgs.msg import Image

@@ -37,7 +37,8 @@ from .messages import copy_header, to_detection2d_array, to_label_info
 from .parameters import declare_detector_parameters
 from .worker import FrameStats, LatestSlot, RateLimiter
 
-rclpy = require('rclpy', 'the ROS 2 node', 'pip install ros-rclpy (see docs/ROS_WHEELS.md)')
+rclpy = require('rclpy', 'the ROS 2 node',
+                'bash scripts/setup.sh (ROS 2 from the PyPI ros-* wheels)')
 from rclpy.executors import ExternalShutdownException  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile,  # noqa: E402
