@@ -4,7 +4,10 @@
 #
 #   bash scripts/setup.sh            # runtime, ROS 2 (PyPI wheels), vision_msgs, tools, tests
 #
-# Environment: PYTHON (default python3), YOLOX_VENV (default ./.venv).
+# Environment: PYTHON (default python3), YOLOX_VENV (default ./.venv),
+# YOLOX_ROS2_LAUNCH_WHEELHOUSE: a folder of wheels of the ROS 2 launch system (launch, launch_ros,
+# ros2cli, ros2launch; not on PyPI), e.g. ../shared/vendor/ros2_launch. When set, `ros2 launch`
+# is installed from it (offline) and the launch tests run; when not, they skip.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,6 +15,7 @@ VENV="${YOLOX_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 TORCH_VERSION="2.13.0"
 ROS_WHEELS="ros-rclpy ros-std-msgs ros-sensor-msgs ros-geometry-msgs ros-diagnostic-msgs ros-rmw-fastrtps-cpp"
+LAUNCH_WHEELS="ros-ros2launch ros-ros2run"   # + launch, launch_ros, ros2cli (dependencies)
 
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -72,4 +76,32 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   say "done: $VENV"
 else
   say "up to date: $VENV"
+fi
+
+# 4. The venv as an ament prefix of this package (index marker, share/, lib/<package>/), as
+#    colcon would install it, so `ros2 launch tensorrt_yolox_py ...` finds it (links; quick).
+"$VENV/bin/python" "$ROOT/scripts/ament_layout.py" "$VENV"
+
+# 5. The ROS 2 launch system, from a wheelhouse when one is named (not on PyPI).
+WHEELHOUSE="${YOLOX_ROS2_LAUNCH_WHEELHOUSE:-}"
+if [ -n "$WHEELHOUSE" ]; then
+  [ -d "$WHEELHOUSE" ] || { say "YOLOX_ROS2_LAUNCH_WHEELHOUSE=$WHEELHOUSE is not a folder"; exit 1; }
+  WHEELHOUSE="$(cd "$WHEELHOUSE" && pwd)"
+  LAUNCH_STAMP="$VENV/.tensorrt_yolox_py-launch"
+  LAUNCH_WANT="$( { echo "$LAUNCH_WHEELS"; cat "$STAMP";
+                    (cd "$WHEELHOUSE" && sha256sum -- *.whl); } | sha256sum | cut -d' ' -f1)"
+  if [ "$(cat "$LAUNCH_STAMP" 2>/dev/null)" != "$LAUNCH_WANT" ]; then
+    say "installing the ROS 2 launch system from $WHEELHOUSE"
+    # shellcheck disable=SC2086
+    "${PIP[@]}" install --no-index --find-links "$WHEELHOUSE" $LAUNCH_WHEELS 2>&1 \
+      | grep -v 'is ignored' || true
+    AMENT_PREFIX_PATH="$VENV" "$VENV/bin/ros2" launch tensorrt_yolox_py yolox.launch.py \
+        --show-args >/dev/null \
+      || { say "ros2 launch does not find tensorrt_yolox_py (see above)"; exit 1; }
+    echo "$LAUNCH_WANT" > "$LAUNCH_STAMP"
+    say "ros2 launch installed: run it with AMENT_PREFIX_PATH=$VENV (see README)"
+  fi
+elif ! "$VENV/bin/python" -c 'import ros2launch' >/dev/null 2>&1; then
+  say "ros2 launch not installed (not on PyPI): set YOLOX_ROS2_LAUNCH_WHEELHOUSE to a" \
+      "wheelhouse of it to install it; the launch tests skip"
 fi
