@@ -1,8 +1,8 @@
 """Launch files: importable without the launch system, every argument described.
 
-launch / launch_ros are not installable here (not on PyPI), so the files import them inside
-their functions; this test loads each file, checks its argument table, and, where launch_ros
-is installed, builds the launch description.
+The files import launch / launch_ros inside their functions (neither is on PyPI); this test
+loads each file, checks its argument table, and, where launch_ros is installed, builds the
+launch description. test_launch_system.py runs them with ``ros2 launch``.
 """
 
 import importlib.util

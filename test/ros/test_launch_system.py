@@ -74,6 +74,21 @@ def ros2() -> Path:
     return prefix / 'bin' / 'ros2'
 
 
+def marked_processes(marker: str) -> List[Any]:
+    """Return the live (not zombie) processes whose environment carries ``marker`` (/proc)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if (process.environ().get(MARKER_VARIABLE) == marker
+                    and process.status() != psutil.STATUS_ZOMBIE):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
 class LaunchRun:
     """One ``ros2 launch`` in its own session; its output (stdout + stderr) read by a thread."""
 
@@ -126,18 +141,8 @@ class LaunchRun:
         return codes
 
     def marked_processes(self) -> List[Any]:
-        """Return the live (not zombie) processes that carry this run's marker (via /proc)."""
-        import psutil
-
-        found = []
-        for process in psutil.process_iter():
-            try:
-                if (process.environ().get(MARKER_VARIABLE) == self.marker
-                        and process.status() != psutil.STATUS_ZOMBIE):
-                    found.append(process)
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-        return found
+        """Return the live processes that carry this run's marker."""
+        return marked_processes(self.marker)
 
     def wait(self, timeout: float = 60.0) -> int:
         """Wait for ``ros2 launch`` to exit by itself and return its status."""
@@ -443,3 +448,41 @@ def test_multi_camera_single_process_serves_all_and_stops_on_ctrl_c(
         assert 'escalating' not in run.output()  # no SIGTERM / SIGKILL was needed
     finally:
         run.close()
+
+
+def test_colcon_build_installs_a_package_that_ros2_launch_runs(ros2: Path, tmp_path: Path
+                                                               ) -> None:
+    """The ROS user's way: colcon build, source install/setup.bash, ros2 launch."""
+    colcon = Path(sys.prefix) / 'bin' / 'colcon'
+    if not colcon.exists():
+        pytest.skip('colcon is not installed (pip install colcon-common-extensions)')
+    env = subprocess_env()
+    env.pop('AMENT_PREFIX_PATH', None)
+    env['PATH'] = os.pathsep.join([str(Path(sys.prefix) / 'bin'), env.get('PATH', '')])
+    env[MARKER_VARIABLE] = marker = uuid.uuid4().hex
+    build = subprocess.run([str(colcon), '--log-base', 'log', 'build', '--base-paths', str(REPO),
+                            '--packages-select', PACKAGE], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    prefix = tmp_path / 'install' / PACKAGE
+    for path in (f'lib/{PACKAGE}/yolox_node', f'lib/{PACKAGE}/yolox_multi_camera',
+                 f'share/ament_index/resource_index/packages/{PACKAGE}',
+                 f'share/{PACKAGE}/launch/yolox.launch.py',
+                 f'share/{PACKAGE}/launch/multi_camera.launch.py',
+                 f'share/{PACKAGE}/config/yolox.param.yaml',
+                 f'share/{PACKAGE}/config/cameras.yaml'):
+        assert (prefix / path).exists(), path
+    script = (f'source install/setup.bash && ros2 pkg prefix {PACKAGE} && '
+              f'ros2 launch {PACKAGE} yolox.launch.py device:=cpu precision:=fp64')
+    result = subprocess.run(['bash', '-c', script], cwd=tmp_path, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, timeout=120)
+    output = result.stdout
+    assert result.returncode == 0 and output.splitlines()[0] == str(prefix), output
+    # The node ran from colcon's install: its executable and its parameter file.
+    assert f"cmd '{prefix}/lib/{PACKAGE}/yolox_node " in output, output
+    assert f'--params-file {prefix}/share/{PACKAGE}/config/yolox.param.yaml' in output
+    assert "yolox: error: parameter 'precision'" in output
+    assert re.search(r'process has died \[pid \d+, exit code 2', output), output
+    assert 'Traceback' not in output
+    assert wait_for(lambda: not marked_processes(marker), 15.0)
