@@ -412,15 +412,17 @@ def test_multi_camera_launch_maps_devices_and_stops_every_node_on_sigint(
         run.close()
 
 
+@pytest.mark.parametrize('terminal', [True, False], ids=['terminal', 'no-terminal'])
 def test_multi_camera_single_process_serves_all_and_stops_on_ctrl_c(
-        ros2: Path, ros: Any, tmp_path: Path) -> None:
+        ros2: Path, ros: Any, tmp_path: Path, terminal: bool) -> None:
+    """Ctrl-C reaches launch and the node process; without a terminal launch sends a 2nd SIGINT."""
     import psutil
 
     frames = list(_bag_frames().values())
     names = [f'cam{i}' for i in range(len(frames))]
     cameras = _cameras_file(tmp_path, {name: 'cpu' for name in names}, '/lt_one')
     run = LaunchRun(ros2, 'multi_camera.launch.py', [f'cameras:={cameras}',
-                                                     'single_process:=true'], terminal=True)
+                                                     'single_process:=true'], terminal)
     try:
         assert run.wait_output(r'running 3 camera node\(s\)'), run.output()
         children = psutil.Process(run.process.pid).children(recursive=True)
