@@ -43,7 +43,8 @@ def test_device_default_of_single_camera_launch_is_left_to_the_params_file() -> 
 
 
 def test_launch_descriptions_build_where_launch_ros_exists() -> None:
-    pytest.importorskip('launch_ros', reason='launch_ros is not installable from PyPI')
+    pytest.importorskip('launch_ros', reason='launch_ros is not installed (not on PyPI; set '
+                        'YOLOX_ROS2_LAUNCH_WHEELHOUSE and re-run bash scripts/setup.sh)')
     for name in ('yolox.launch.py', 'multi_camera.launch.py'):
         description = _load(name).generate_launch_description()
         assert description.entities
