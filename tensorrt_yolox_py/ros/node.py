@@ -218,7 +218,8 @@ def _stop_on_first_signal() -> None:
     Without it a second signal during the cleanup or the interpreter's exit (a terminal's Ctrl-C
     reaches every process of the group and a non-interactive ``ros2 launch`` forwards another
     SIGINT) interrupted ``destroy_node`` or killed the process (status -2, or a crash in the
-    teardown) instead of letting it exit with 0.
+    teardown) instead of letting it exit with 0. (A cleanup that hangs still ends with SIGKILL,
+    which launch sends after its timeouts.)
     """
     def handler(signum: int, frame: Any) -> None:
         for other in (signal.SIGINT, signal.SIGTERM):

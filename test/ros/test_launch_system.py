@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import pytest
 import yaml
 from conftest import REPO, subprocess_env, wait_for
-from ros_helpers import image_msg
+from ros_helpers import box_of, image_msg, publish_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -220,8 +220,6 @@ def _assert_detects(result: Any, frame: Any, truth: List[Tuple[str, Tuple[float,
     assert result.header.frame_id == frame.frame_id
     assert (result.header.stamp.sec * 1_000_000_000 + result.header.stamp.nanosec
             == frame.stamp_ns)
-    from ros_helpers import box_of
-
     found = [(d.results[0].hypothesis.class_id, box_of(d)) for d in result.detections]
     matches = [(name, box) for name, box in found
                if any(name == t_name and _iou(box, t_box) >= 0.5 for t_name, t_box in truth)]
@@ -230,7 +228,6 @@ def _assert_detects(result: Any, frame: Any, truth: List[Tuple[str, Tuple[float,
 
 def _answer(peer: Any, image_topic: str, objects_topic: str, frame: Any) -> Any:
     """Publish ``frame`` on ``image_topic`` until a result for it arrives on ``objects_topic``."""
-    from ros_helpers import publish_until
     from sensor_msgs.msg import Image
     from vision_msgs.msg import Detection2DArray
 
