@@ -58,11 +58,14 @@ def launch_setup(context, *args, **kwargs):
 
 
 def generate_launch_description():
-    """Declare the arguments (each with a description) and the node."""
+    """Declare the arguments (each with a description) and the node; SIGTERM acts as Ctrl-C."""
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
+    from tensorrt_yolox_py.ros.launch_support import stop_on_sigterm
+
     return LaunchDescription(
-        [DeclareLaunchArgument(name, default_value=default, description=description)
-         for name, default, description in ARGUMENTS]
+        [OpaqueFunction(function=stop_on_sigterm)]
+        + [DeclareLaunchArgument(name, default_value=default, description=description)
+           for name, default, description in ARGUMENTS]
         + [OpaqueFunction(function=launch_setup)])

@@ -5,8 +5,12 @@
 #   bash scripts/setup.sh            # runtime, ROS 2 (PyPI wheels), vision_msgs, tools, tests
 #   YOLOX_WITH_MODELOPT=1 bash scripts/setup.sh   # + NVIDIA ModelOpt in ./.venv-modelopt
 #
-# Environment: PYTHON (default python3), YOLOX_VENV (default ./.venv), YOLOX_WITH_MODELOPT
-# (default 0: the optional ModelOpt environment, scripts/setup_modelopt.sh, about 2 GB).
+# Environment: PYTHON (default python3), YOLOX_VENV (default ./.venv),
+# YOLOX_ROS2_LAUNCH_WHEELHOUSE: a folder of wheels of the ROS 2 launch system (launch, launch_ros,
+# ros2cli, ros2launch; not on PyPI), e.g. ../shared/vendor/ros2_launch. When set, `ros2 launch`
+# is installed from it (offline) and the launch tests run; when not, they skip.
+# YOLOX_WITH_MODELOPT (default 0: the optional ModelOpt environment, scripts/setup_modelopt.sh,
+# about 2 GB).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +18,7 @@ VENV="${YOLOX_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 TORCH_VERSION="2.13.0"
 ROS_WHEELS="ros-rclpy ros-std-msgs ros-sensor-msgs ros-geometry-msgs ros-diagnostic-msgs ros-rmw-fastrtps-cpp"
+LAUNCH_WHEELS="ros-ros2launch ros-ros2run"   # + launch, launch_ros, ros2cli (dependencies)
 
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -76,12 +81,40 @@ else
   say "up to date: $VENV"
 fi
 
-# 4. The real TensorRT Python bindings of every supported version, importable with stub
+# 4. The venv as an ament prefix of this package (index marker, share/, lib/<package>/), as
+#    colcon would install it, so `ros2 launch tensorrt_yolox_py ...` finds it (links; quick).
+"$VENV/bin/python" "$ROOT/scripts/ament_layout.py" "$VENV"
+
+# 5. The ROS 2 launch system, from a wheelhouse when one is named (not on PyPI).
+WHEELHOUSE="${YOLOX_ROS2_LAUNCH_WHEELHOUSE:-}"
+if [ -n "$WHEELHOUSE" ]; then
+  [ -d "$WHEELHOUSE" ] || { say "YOLOX_ROS2_LAUNCH_WHEELHOUSE=$WHEELHOUSE is not a folder"; exit 1; }
+  WHEELHOUSE="$(cd "$WHEELHOUSE" && pwd)"
+  LAUNCH_STAMP="$VENV/.tensorrt_yolox_py-launch"
+  LAUNCH_WANT="$( { echo "$LAUNCH_WHEELS"; cat "$STAMP";
+                    (cd "$WHEELHOUSE" && sha256sum -- *.whl); } | sha256sum | cut -d' ' -f1)"
+  if [ "$(cat "$LAUNCH_STAMP" 2>/dev/null)" != "$LAUNCH_WANT" ]; then
+    say "installing the ROS 2 launch system from $WHEELHOUSE"
+    # shellcheck disable=SC2086
+    "${PIP[@]}" install --no-index --find-links "$WHEELHOUSE" $LAUNCH_WHEELS 2>&1 \
+      | grep -v 'is ignored' || true
+    AMENT_PREFIX_PATH="$VENV" "$VENV/bin/ros2" launch tensorrt_yolox_py yolox.launch.py \
+        --show-args >/dev/null \
+      || { say "ros2 launch does not find tensorrt_yolox_py (see above)"; exit 1; }
+    echo "$LAUNCH_WANT" > "$LAUNCH_STAMP"
+    say "ros2 launch installed: run it with AMENT_PREFIX_PATH=$VENV (see README)"
+  fi
+elif ! "$VENV/bin/python" -c 'import ros2launch' >/dev/null 2>&1; then
+  say "ros2 launch not installed (not on PyPI): set YOLOX_ROS2_LAUNCH_WHEELHOUSE to a" \
+      "wheelhouse of it to install it; the launch tests skip"
+fi
+
+# 6. The real TensorRT Python bindings of every supported version, importable with stub
 #    libraries for the API conformance tests (no TensorRT library is installed; skipped with a
 #    message where PyPI or gcc is missing, and those tests then skip with the reason).
 YOLOX_VENV="$VENV" bash "$ROOT/scripts/trt_api.sh" || say "TensorRT API bindings not prepared"
 
-# 5. Optional: NVIDIA ModelOpt for the strongly typed (TensorRT 11) models, in its own venv.
+# 7. Optional: NVIDIA ModelOpt for the strongly typed (TensorRT 11) models, in its own venv.
 if [ "${YOLOX_WITH_MODELOPT:-0}" = "1" ]; then
   bash "$ROOT/scripts/setup_modelopt.sh"
 fi

@@ -22,6 +22,7 @@ with a rate-limited warning. ``destroy_node`` stops the worker and releases the 
 """
 
 import logging
+import signal
 import sys
 import threading
 from typing import Any, Callable, List, Optional
@@ -212,6 +213,25 @@ def report_startup_error(exc: BaseException) -> int:
     return 2 if isinstance(exc, ParameterError) else 1
 
 
+def _stop_on_first_signal() -> None:
+    """SIGINT / SIGTERM: the first one stops the process (KeyboardInterrupt); later ones: ignored.
+
+    Installed before ``rclpy.init``, whose own handlers (shutting the context down) chain to it.
+    Without it a second signal during the cleanup or the interpreter's exit (a terminal's Ctrl-C
+    reaches every process of the group and a non-interactive ``ros2 launch`` forwards another
+    SIGINT) interrupted ``destroy_node`` or killed the process (status -2, or a crash in the
+    teardown) instead of letting it exit with 0. (A cleanup that hangs still ends with SIGKILL,
+    which launch sends after its timeouts.)
+    """
+    def handler(signum: int, frame: Any) -> None:
+        for other in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(other, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+
+
 def run_until_shutdown(body: Callable[[], Optional[int]]) -> int:
     """Run a console entry point's ``body`` (init rclpy, spin) and return its exit status.
 
@@ -219,6 +239,8 @@ def run_until_shutdown(body: Callable[[], Optional[int]]) -> int:
     missing files) print one line, no traceback (``report_startup_error``).
     """
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
+    if threading.current_thread() is threading.main_thread():
+        _stop_on_first_signal()
     try:
         return body() or 0
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -1,8 +1,8 @@
 """Launch files: importable without the launch system, every argument described.
 
-launch / launch_ros are not installable here (not on PyPI), so the files import them inside
-their functions; this test loads each file, checks its argument table, and, where launch_ros
-is installed, builds the launch description.
+The files import launch / launch_ros inside their functions (neither is on PyPI); this test
+loads each file, checks its argument table, and, where launch_ros is installed, builds the
+launch description. test_launch_system.py runs them with ``ros2 launch``.
 """
 
 import importlib.util
@@ -43,7 +43,8 @@ def test_device_default_of_single_camera_launch_is_left_to_the_params_file() -> 
 
 
 def test_launch_descriptions_build_where_launch_ros_exists() -> None:
-    pytest.importorskip('launch_ros', reason='launch_ros is not installable from PyPI')
+    pytest.importorskip('launch_ros', reason='launch_ros is not installed (not on PyPI; set '
+                        'YOLOX_ROS2_LAUNCH_WHEELHOUSE and re-run bash scripts/setup.sh)')
     for name in ('yolox.launch.py', 'multi_camera.launch.py'):
         description = _load(name).generate_launch_description()
         assert description.entities
