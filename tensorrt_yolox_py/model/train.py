@@ -1,5 +1,6 @@
-"""Train a YOLOX variant on a detection data set, then export it to ONNX (the core of
-``yolox_train``, whose command line is ``tools/train.py``).
+"""Train a YOLOX variant on a detection data set, then export it to ONNX.
+
+The core of ``yolox_train`` (its command line is ``tools/train.py``).
 
 Data contract:
 
