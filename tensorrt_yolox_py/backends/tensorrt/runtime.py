@@ -222,10 +222,12 @@ class TensorRTBackend(Backend):
             self._memory.htod_async(self._d_in, self._h_in, self._stream)
             return self._run(self._d_in, self._stream)
 
-    def infer_device(self, input_ptr: int, stream: int) -> np.ndarray:
+    def infer_device(self, input_ptr: int, stream: int, batch: int = 1) -> np.ndarray:
         """Run on a device-resident input bound in place (no copy); see the module contract."""
         if self._closed:
             raise RuntimeError(f'{self.name} backend is closed')
+        if not 1 <= int(batch) <= self.capabilities.max_batch:
+            raise ValueError(f'batch {batch} is outside 1..{self.capabilities.max_batch}')
         if not int(input_ptr):
             raise ValueError('input_ptr is a null device pointer')
         with self._lock:
