@@ -23,7 +23,9 @@ chosen (nothing else imports torch at run time).
   (``CudaPreprocessor`` does). Host-path calls use one static input buffer per batch size.
 - ``onnx2torch`` imports ``torchvision`` for two converters YOLOX never uses (NMS, RoiAlign);
   where torchvision cannot be imported (the CPU torch wheel, CUDA machines without it) a
-  placeholder module that raises on use stands in for it (``import_onnx2torch``).
+  placeholder module that raises on use stands in for it (``import_onnx2torch``), which also
+  registers the opset-18 reductions (``axes`` as an input), Split, Resize and Pad forms that
+  onnx2torch 1.5 lacks (``_register_opset18``).
 """
 
 import importlib
@@ -74,7 +76,72 @@ def import_onnx2torch() -> Any:
         except Exception as exc:  # noqa: BLE001 - missing, or built for another torch
             LOGGER.debug('torchvision unusable (%s): onnx2torch gets a placeholder', exc)
             _placeholder_torchvision()
-    return require('onnx2torch', 'the torch backend', INSTALL)
+    onnx2torch = require('onnx2torch', 'the torch backend', INSTALL)
+    _register_opset18()
+    return onnx2torch
+
+
+#: Reductions whose opset 18 form takes ``axes`` as an input (onnx2torch 1.5 knows up to 13).
+_REDUCTIONS_18 = ('ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'ReduceMax',
+                  'ReduceMean', 'ReduceMin', 'ReduceProd', 'ReduceSumSquare')
+
+
+def _register_opset18() -> None:
+    """Teach onnx2torch opset-18/19 forms YOLOX graphs may use (idempotent; see module doc).
+
+    Reductions with constant ``axes`` inputs; Split / Resize / Pad through their opset 13
+    converters where the node uses none of the newer features (otherwise NotImplementedError).
+    """
+    registry = importlib.import_module('onnx2torch.node_converters.registry')
+    reduce = importlib.import_module('onnx2torch.node_converters.reduce')
+    common = importlib.import_module('onnx2torch.utils.common')
+
+    def convert(node: Any, graph: Any) -> Any:
+        axes = None
+        if len(node.input_values) > 1 and node.input_values[1]:
+            try:
+                axes = common.get_const_value(node.input_values[1], graph).tolist()
+            except KeyError as exc:
+                raise NotImplementedError(f'{node.operation_type} with non-constant axes'
+                                          ) from exc
+        if not axes and node.attributes.get('noop_with_empty_axes', 0):
+            raise NotImplementedError(f'{node.operation_type} with noop_with_empty_axes')
+        module = reduce.OnnxReduceStaticAxes(operation_type=node.operation_type, axes=axes,
+                                             keepdims=node.attributes.get('keepdims', 1))
+        mapping = common.OnnxMapping(inputs=(node.input_values[0],),
+                                     outputs=node.output_values)
+        return common.OperationConverterResult(torch_module=module, onnx_mapping=mapping)
+
+    def alias(op: str, old: int, refuse: Any) -> Any:
+        older = registry.get_converter(op, old)
+
+        def converter(node: Any, graph: Any) -> Any:
+            why = refuse(node)
+            if why:
+                raise NotImplementedError(f'{op}: {why}')
+            return older(node, graph)
+        return converter
+
+    def attr(name: str, bad: Any) -> Any:
+        return lambda node: (f'{name}={node.attributes.get(name)!r} is not supported'
+                             if node.attributes.get(name, bad[0]) not in bad else '')
+
+    table = [(op, 18, convert) for op in _REDUCTIONS_18]
+    # opset 18/19 forms whose new features YOLOX never uses: run the opset 13 converter
+    table += [('Split', 18, alias('Split', 13, lambda node: '' if len(node.input_values) > 1
+                                  or 'num_outputs' not in node.attributes
+                                  or node.attributes['num_outputs'] == len(node.output_values)
+                                  else 'num_outputs')),
+              ('Resize', 18, alias('Resize', 13, attr('antialias', (0,)))),
+              ('Resize', 19, alias('Resize', 13, attr('antialias', (0,)))),
+              ('Pad', 18, alias('Pad', 13, lambda node: 'axes' if len(node.input_values) > 3
+                                and node.input_values[3] else '')),
+              ('Pad', 19, alias('Pad', 13, attr('mode', ('constant', 'reflect', 'edge'))))]
+    for op, version, converter in table:
+        try:
+            registry.add_converter(operation_type=op, version=version)(converter)
+        except ValueError:  # registered already (by us, or by a newer onnx2torch)
+            pass
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -126,7 +193,7 @@ class TorchBackend(Backend):
             raise ModelContractError(f'model file not found: {path}')
         try:
             model = onnx.load(str(path))
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - OSError, protobuf DecodeError, ...
             raise ModelContractError(f'{path}: cannot read the ONNX model: {exc}') from exc
         from ..model.dynamic_batch import graph_inputs, has_dynamic_batch, make_dynamic_batch
 

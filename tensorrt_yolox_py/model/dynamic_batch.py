@@ -172,7 +172,7 @@ def dynamic_batch_bytes(path: Union[str, Path]) -> bytes:
     onnx = _onnx()
     try:
         model = onnx.load(str(path))
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - OSError, protobuf DecodeError, ...
         raise ModelContractError(f'{path}: cannot read the ONNX model: {exc}') from exc
     return make_dynamic_batch(model).SerializeToString()
 
