@@ -77,7 +77,7 @@ class Detector:
     """YOLOX detector over any Backend and preprocessor; see the module contract."""
 
     def __init__(self, backend: Backend, preprocessor: Any, postprocessor: Postprocessor,
-                 labels: Sequence[str]) -> None:
+                 labels: Sequence[str], gpu_resident: bool = True) -> None:
         if backend.num_classes > 0 and len(labels) != backend.num_classes:
             raise ModelContractError(
                 f'the model has {backend.num_classes} classes but the label file has '
@@ -86,8 +86,10 @@ class Detector:
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
         self.labels: List[str] = list(labels)
-        self._device_path = (backend.capabilities.device_input
-                             and getattr(preprocessor, 'device_output', False))
+        #: Whether the preprocessed tensor stays on the GPU (``gpu_resident=False`` forces the
+        #: host round trip even where both stages could share device memory: benchmarks).
+        self._device_path = bool(gpu_resident and backend.capabilities.device_input
+                                 and getattr(preprocessor, 'device_output', False))
         self._batch_buffer: Optional[np.ndarray] = None
 
     @classmethod

@@ -10,7 +10,8 @@ chosen (nothing else imports torch at run time).
 - Precision: ``fp16`` on a CUDA device converts the module to half (``input_dtype`` becomes
   float16, so the CUDA preprocessor writes half directly); on the CPU the backend runs fp32 and
   says so in the log. ``int8`` is not a torch precision: fp16 on a GPU, fp32 on the CPU, with a
-  log line (``resolve_precision``). Outputs are always float32 host arrays.
+  log line (``resolve_precision``). fp32 on CUDA turns TF32 off (process-wide), so fp32 is
+  IEEE fp32. Outputs are always float32 host arrays.
 - ``infer(tensor)``: host (B, 3, H, W) in, host (B, N, 5 + C) out.
 - ``infer_device(input_ptr, stream, batch)`` (CUDA only): the preprocessor's device buffer is
   wrapped as a tensor without a copy (``torch.as_tensor`` over ``__cuda_array_interface__``),
@@ -222,6 +223,11 @@ class TorchBackend(Backend):
         except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError, ...
             raise ModelContractError(f'{path}: onnx2torch cannot convert the model: '
                                      f'{type(exc).__name__}: {exc}') from exc
+        if self.device.type == 'cuda' and self.precision == 'fp32':
+            # fp32 means fp32: no TF32 convolutions / matmuls (torch enables TF32 for cuDNN
+            # by default, which moves outputs by ~1e-3 relative). Process-wide setting.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         self._torch_dtype = torch.float16 if self.precision == 'fp16' else torch.float32
         self._module = module.eval().to(self.device, dtype=self._torch_dtype)
         self.input_name = inputs[0].name
@@ -307,7 +313,8 @@ class TorchBackend(Backend):
                     self._forward(tensor)
             stream.wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, stream=side):
+            # thread_local: other cameras' threads may allocate / launch while this captures
+            with torch.cuda.graph(graph, stream=side, capture_error_mode='thread_local'):
                 static_out = self._forward(tensor)
             stream.wait_stream(side)
             cached = self._graphs[key] = (graph, static_out)
