@@ -19,6 +19,15 @@ ROS-free; the multi-camera runner feeds it from its subscriptions.
   theirs. ``close()`` stops the worker (pending frames are dropped and counted).
 - ``group_key(config)``: cameras whose configs give the same key can share a scheduler (same
   model, backend, device, GPU, precision and thresholds); DLA devices never batch.
+- ``BatchGroups``: what the multi-camera runner uses. ``factory(camera)`` returns a detector
+  factory for that camera's node: cameras whose configs share a ``group_key`` and have
+  ``max_batch`` > 1 get a ``BatchClient`` of one shared ``Detector`` + ``BatchScheduler``
+  (``max_wait_s`` = ``batch_wait_ms``); the others get their own ``Detector``. A
+  ``BatchClient`` looks like a ``Detector`` to the node (``detect``, ``backend``, ``labels``,
+  ``close``): ``detect`` submits the frame and blocks the camera's own worker thread until its
+  batch has run, so each camera has at most one frame in the scheduler and the node's
+  keep-newest slot still decides which frame that is. The shared detector closes with its
+  last client.
 """
 
 import logging
@@ -288,3 +297,125 @@ def group_cameras(configs: Dict[str, DetectorConfig]) -> List[Sequence[str]]:
         else:
             groups.setdefault(key, []).append(camera)
     return list(groups.values()) + alone
+
+
+class _Pending:
+    """One frame a ``BatchClient`` waits for."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.outcome: Optional[CameraResult] = None
+
+
+class BatchGroup:
+    """One shared detector and scheduler, and the cameras (clients) that use it."""
+
+    def __init__(self, detector: Any, max_wait_s: float) -> None:
+        self.detector = detector
+        self.scheduler = BatchScheduler(detector, self._on_result, max_wait_s=max_wait_s)
+        self._lock = threading.Lock()
+        self._clients = 0
+
+    @staticmethod
+    def _on_result(outcome: CameraResult) -> None:
+        pending: _Pending = outcome.header
+        pending.outcome = outcome
+        pending.done.set()
+
+    def client(self, camera: str) -> 'BatchClient':
+        """Return a new client for ``camera``."""
+        with self._lock:
+            self._clients += 1
+        return BatchClient(self, camera)
+
+    def release(self) -> None:
+        """Drop one client; the last one closes the scheduler and the detector."""
+        with self._lock:
+            self._clients -= 1
+            last = self._clients == 0
+        if last:
+            self.scheduler.close()
+            self.detector.close()
+
+
+class BatchClient:
+    """A camera's ``Detector`` look-alike over a shared ``BatchGroup``; see the module doc."""
+
+    #: Longest a frame may wait for its batch result before ``detect`` gives up.
+    TIMEOUT_S = 120.0
+
+    def __init__(self, group: BatchGroup, camera: str) -> None:
+        self.group = group
+        self.camera = camera
+        self._closed = False
+
+    @property
+    def backend(self) -> Any:
+        """The shared backend."""
+        return self.group.detector.backend
+
+    @property
+    def labels(self) -> List[str]:
+        """The shared label list."""
+        return self.group.detector.labels
+
+    @property
+    def input_hw(self) -> Tuple[int, int]:
+        """Model input (height, width)."""
+        return self.group.detector.input_hw
+
+    def detect(self, image: np.ndarray, encoding: str = 'bgr8') -> Any:
+        """Detect in one frame through the shared batch (blocks until its batch has run)."""
+        if self._closed:
+            raise RuntimeError(f'camera {self.camera}: detector is closed')
+        validate_image(image, encoding)
+        pending = _Pending()
+        self.group.scheduler.submit(self.camera, image, encoding, header=pending)
+        if not pending.done.wait(self.TIMEOUT_S):
+            raise RuntimeError(f'camera {self.camera}: no batch result within '
+                               f'{self.TIMEOUT_S:.0f} s')
+        outcome = pending.outcome
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.result
+
+    def label_of(self, class_id: int) -> str:
+        """The label name of ``class_id``."""
+        return self.group.detector.label_of(class_id)
+
+    def close(self) -> None:
+        """Leave the group (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            self.group.release()
+
+
+class BatchGroups:
+    """Detector factories per camera that share batched detectors; see the module doc."""
+
+    def __init__(self, make_detector: Optional[Callable[[DetectorConfig], Any]] = None
+                 ) -> None:
+        if make_detector is None:
+            from .pipeline import Detector
+
+            make_detector = Detector.from_config
+        self.make_detector = make_detector
+        self._groups: Dict[Tuple, BatchGroup] = {}
+        self._lock = threading.Lock()
+
+    def factory(self, camera: str) -> Callable[[DetectorConfig], Any]:
+        """Return the detector factory for ``camera``'s node."""
+        def make(config: DetectorConfig) -> Any:
+            key = group_key(config)
+            if key is None or config.max_batch <= 1:
+                return self.make_detector(config)
+            with self._lock:
+                group = self._groups.get(key)
+                if group is None or group.scheduler._closed:
+                    group = self._groups[key] = BatchGroup(self.make_detector(config),
+                                                           config.batch_wait_ms / 1e3)
+                    LOGGER.info('batch group: max_batch %d, wait %.1f ms, %s on %s',
+                                config.max_batch, config.batch_wait_ms,
+                                config.resolved_model_path.name, config.device)
+                return group.client(camera)
+        return make
