@@ -86,7 +86,7 @@ def export_tiny(path: Path, input_hw) -> Path:
 
 def make_backend(model: Path, precision: str, device: str, max_batch: int,
                  cuda_graph: bool) -> Any:
-    """The torch backend of one (model, precision, graph), batch 1..max_batch, via the factory."""
+    """Create the torch backend of one (model, precision, graph), batch 1..max_batch."""
     return create_backend(make_config({
         'model_path': str(model), 'backend': 'torch', 'device': device,
         'precision': precision, 'max_batch': max_batch, 'cuda_graph': cuda_graph}))

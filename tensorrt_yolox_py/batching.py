@@ -380,7 +380,7 @@ class BatchClient:
         return outcome.result
 
     def label_of(self, class_id: int) -> str:
-        """The label name of ``class_id``."""
+        """Return the label name of ``class_id``."""
         return self.group.detector.label_of(class_id)
 
     def close(self) -> None:

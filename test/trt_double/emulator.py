@@ -901,7 +901,7 @@ class IOptimizationProfile:
 
 
 def _profile_errors(profile: IOptimizationProfile, inputs: Sequence['ITensor']) -> List[str]:
-    """What is wrong with ``profile`` for the network inputs (empty when it is usable)."""
+    """List what is wrong with ``profile`` for the network inputs (empty: usable)."""
     if not profile:
         return ['the optimization profile is invalid (set_shape with min > opt > max?)']
     errors = []
@@ -1078,7 +1078,7 @@ class IBuilderConfig:
         return True
 
     def get_calibration_profile(self) -> Any:
-        """The calibration profile (None when not set)."""
+        """Return the calibration profile (None when not set)."""
         return self._calibration_profile
 
 
