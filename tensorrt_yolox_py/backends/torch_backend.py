@@ -7,17 +7,19 @@ chosen (nothing else imports torch at run time).
   cuda_graph=False)``. The ONNX model is checked against the YOLOX contract, made
   batch-dynamic in memory when ``max_batch`` > 1 (``model.dynamic_batch``), converted with
   ``onnx2torch.convert`` and run under ``torch.inference_mode``.
-- Precision: ``fp16`` on a CUDA device converts the module to half (``input_dtype`` becomes
-  float16, so the CUDA preprocessor writes half directly); on the CPU the backend runs fp32 and
-  says so in the log. ``int8`` is not a torch precision: fp16 on a GPU, fp32 on the CPU, with a
-  log line (``resolve_precision``). fp32 on CUDA turns TF32 off (process-wide), so fp32 is
-  IEEE fp32. Outputs are always float32 host arrays.
+- Precision: ``fp16`` on a CUDA device (compute capability >= 5.3) converts the module to half
+  (``input_dtype`` becomes float16, so the CUDA preprocessor writes half directly); on the CPU
+  the backend runs fp32 and says so in the log. ``int8`` is not a torch precision: fp16 on a
+  GPU, fp32 on the CPU, with a log line (``resolve_precision``). fp32 on CUDA turns TF32 off
+  (process-wide), so fp32 is IEEE fp32. Outputs are always float32 host arrays.
 - ``infer(tensor)``: host (B, 3, H, W) in, host (B, N, 5 + C) out.
 - ``infer_device(input_ptr, stream, batch)`` (CUDA only): the preprocessor's device buffer is
   wrapped as a tensor without a copy (``torch.as_tensor`` over ``__cuda_array_interface__``),
   and the model runs on the caller's stream (``torch.cuda.ExternalStream``), so it is ordered
   after the preprocessing kernel with no host sync in between; the output is copied to the host
-  on that stream, then the stream is synchronized.
+  on that stream, then the stream is synchronized. Eager calls from several cameras' threads
+  may overlap (each on its own stream); host-path calls and CUDA graphs are serialized by a
+  lock.
 - ``cuda_graph``: on CUDA, the first call per (input buffer, batch) captures the model as a
   CUDA graph (after warm-up runs on a side stream) and later calls replay it; the graph reads
   the wrapped input buffer in place, so the preprocessor must keep writing to the same pointer
@@ -29,6 +31,7 @@ chosen (nothing else imports torch at run time).
   onnx2torch 1.5 lacks (``_register_opset18``).
 """
 
+import contextlib
 import importlib
 import logging
 import sys
@@ -218,6 +221,12 @@ class TorchBackend(Backend):
         if self.device.type == 'cpu' and num_threads > 0:
             torch.set_num_threads(int(num_threads))
         self.precision = resolve_precision(precision, str(self.device))
+        if self.precision == 'fp16' and self.device.type == 'cuda':
+            capability = torch.cuda.get_device_capability(self.device)
+            if tuple(capability) < (5, 3):
+                LOGGER.warning('torch backend: GPU compute capability %s has no fast fp16; '
+                               'running fp32', capability)
+                self.precision = 'fp32'
         try:
             module = onnx2torch.convert(model)
         except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError, ...
@@ -291,7 +300,10 @@ class TorchBackend(Backend):
             raise ValueError(f'batch {batch} is outside 1..{self.capabilities.max_batch}')
         torch = self._torch
         shape = (int(batch),) + tuple(self.input_shape[1:])
-        with self._lock, torch.inference_mode(), torch.cuda.device(self.device):
+        # eager runs of several cameras may overlap on their own streams; graph capture and
+        # replay (shared graphs and outputs) take the lock
+        lock = self._lock if self.cuda_graph else contextlib.nullcontext()
+        with lock, torch.inference_mode(), torch.cuda.device(self.device):
             external = torch.cuda.ExternalStream(int(stream), device=self.device)
             with torch.cuda.stream(external):
                 tensor = torch.as_tensor(_DeviceBuffer(input_ptr, shape, self.input_dtype),
