@@ -136,8 +136,8 @@ def test_fp16_writes_half_input_and_stays_close(ort):
         x = np.random.default_rng(5).uniform(0, 255, ort.input_shape).astype(np.float32)
         got = backend.infer(x.astype(np.float16))
         want = ort.infer(x)
-        # objectness / class scores (sigmoid outputs) within 2e-2 in half precision
-        np.testing.assert_allclose(got[..., 4:], want[..., 4:], rtol=0, atol=2e-2)
+        # objectness / class scores (sigmoid outputs) within 5e-2 in half precision
+        np.testing.assert_allclose(got[..., 4:], want[..., 4:], rtol=0, atol=5e-2)
 
 
 def _gpu_and_cpu_detectors(**values):
