@@ -122,6 +122,21 @@ def test_auto_on_cpu_skips_torch_and_says_why():
     assert 'not torch' in reason
 
 
+def test_auto_takes_torch_where_a_cuda_torch_sees_a_gpu(monkeypatch):
+    import tensorrt_yolox_py.backends as backends
+
+    monkeypatch.setattr(backends, 'tensorrt_importable', lambda: False)
+    monkeypatch.setattr(backends, 'cuda_gpu_count', lambda: 1)
+    monkeypatch.setattr(backends, 'torch_has_cuda', lambda: True)
+    name, reason = choose_backend(make_config({'device': 'gpu'}))
+    assert name == 'torch' and 'not tensorrt' in reason
+    name, reason = choose_backend(make_config({'device': 'gpu', 'gpu_id': 1}))
+    assert name == 'onnxruntime' and 'no CUDA GPU 1' in reason
+    monkeypatch.setattr(backends, 'torch_has_cuda', lambda: False)
+    name, reason = choose_backend(make_config({'device': 'gpu'}))
+    assert name == 'onnxruntime' and 'CPU-only build' in reason
+
+
 def test_explicit_torch_is_chosen_and_refused_on_a_dla():
     assert choose_backend(make_config({'device': 'cpu', 'backend': 'torch'}))[0] == 'torch'
     with pytest.raises(ParameterError):
