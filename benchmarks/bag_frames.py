@@ -2,7 +2,8 @@
 
 ``rosbags`` needs binary compression wheels (lz4, zstd) that the GPU machine lacks; the GPU
 equality test (test/test_gpu_torch.py) reads this file there instead of the bag. Written
-here, where rosbags is installed; it travels to the GPU machine as an untracked file.
+here, where rosbags is installed; git-ignored (20 MB), so it goes to the GPU machine through
+the device tool's carry list.
 
     .venv/bin/python benchmarks/bag_frames.py [--out bag_frames.npz]
 """

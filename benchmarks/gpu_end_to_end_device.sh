@@ -4,7 +4,8 @@
 # Prepare on the development machine first (main, after the merge):
 #   .venv/bin/pip download --no-deps onnx2torch==1.5.15 -d .whl_gpu   # pure Python, 90 kB
 #   .venv/bin/python benchmarks/bag_frames.py                          # bag_frames.npz, 20 MB
-# Both are untracked and not ignored, so they travel with the working tree.
+# .whl_gpu/ is untracked and travels with the working tree; bag_frames.npz is git-ignored
+# (too big to commit by accident): pass it in the run's carry list, carry=["bag_frames.npz"].
 #
 # Then on the device:  bash benchmarks/gpu_end_to_end_device.sh tests|splus|demo|graph
 #   tests  GPU tests (torch backend, device-buffer handoff, batching, bag equality) -> log
