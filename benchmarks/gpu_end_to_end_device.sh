@@ -21,7 +21,10 @@ if ls .whl_gpu/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
-python3 -c "import torch, onnx2torch, onnx, onnxruntime; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'onnx', onnx.__version__, 'ort', onnxruntime.__version__)" | tee -a "$OUT/gpu.txt"
+python3 -c "from tensorrt_yolox_py.backends.torch_backend import import_onnx2torch as i; i()
+import torch, onnx, onnxruntime
+print('torch', torch.__version__, 'cuda', torch.version.cuda, 'gpu', torch.cuda.is_available(),
+      'onnx', onnx.__version__, 'ort', onnxruntime.__version__)" | tee -a "$OUT/gpu.txt"
 case "$STEP" in
   tests)
     timeout 570 python3 -m pytest -q -rs -p no:cacheprovider test/test_gpu_torch.py \
