@@ -12,7 +12,15 @@ def _version(module: str) -> str:
         mod = __import__(module)
     except ImportError:
         return 'not installed'
-    return str(getattr(mod, '__version__', 'unknown'))
+    version = getattr(mod, '__version__', None)
+    if version is None:
+        from importlib import metadata
+
+        try:
+            version = metadata.version(module)
+        except metadata.PackageNotFoundError:
+            version = 'unknown'
+    return str(version)
 
 
 def _cpu_model() -> str:

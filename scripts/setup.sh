@@ -17,6 +17,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${YOLOX_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 TORCH_VERSION="2.13.0"
+ONNX2TORCH_VERSION="1.5.15"
 ROS_WHEELS="ros-rclpy ros-std-msgs ros-sensor-msgs ros-geometry-msgs ros-diagnostic-msgs ros-rmw-fastrtps-cpp"
 LAUNCH_WHEELS="ros-ros2launch ros-ros2run"   # + launch, launch_ros, ros2cli (dependencies)
 
@@ -68,10 +69,14 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   "${PIP[@]}" install --upgrade pip wheel setuptools 2>&1 | grep -v 'is ignored' || true
   "${PIP[@]}" install -r "$ROOT/requirements.txt" 2>&1 | grep -v 'is ignored' || true
   "${PIP[@]}" install "torch==$TORCH_VERSION" 2>&1 | grep -v 'is ignored' || true
+  # onnx2torch (the torch backend) without its torchvision requirement: the CPU torch wheel's
+  # torchvision does not import, and YOLOX needs none of the converters that use it.
+  "${PIP[@]}" install --no-deps "onnx2torch==$ONNX2TORCH_VERSION" 2>&1 | grep -v 'is ignored' || true
   # shellcheck disable=SC2086
   "${PIP[@]}" install $ROS_WHEELS 2>&1 | grep -v 'is ignored' || true
   "${PIP[@]}" install --no-deps -e "$ROOT" 2>&1 | grep -v 'is ignored' || true
-  "$VENV/bin/python" -c 'import numpy, cv2, onnxruntime, torch, rclpy, yaml' \
+  "$VENV/bin/python" -c 'import numpy, cv2, onnxruntime, torch, rclpy, yaml
+from tensorrt_yolox_py.backends.torch_backend import import_onnx2torch; import_onnx2torch()' \
     || { say "a Python package failed to install (see above)"; exit 1; }
   # 3. vision_msgs is not on PyPI: build it from its interface definitions into the venv.
   bash "$ROOT/scripts/build_vision_msgs.sh" "$VENV"

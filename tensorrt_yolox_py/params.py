@@ -25,6 +25,8 @@ DEVICE_TO_DLA_CORE = {'gpu': -1, 'dla0': 0, 'dla1': 1, 'cpu': -1}
 DEVICES = tuple(DEVICE_TO_DLA_CORE)
 #: Devices that only TensorRT serves.
 DLA_DEVICES = tuple(d for d, core in DEVICE_TO_DLA_CORE.items() if core >= 0)
+#: Inference backends, in the order ``backend: auto`` tries them (see ``backends``).
+BACKENDS = ('auto', 'tensorrt', 'torch', 'onnxruntime')
 
 
 @dataclass(frozen=True)
@@ -111,9 +113,12 @@ PARAMS: Tuple[ParamSpec, ...] = (
               'sets dla_core_id', choices=DEVICES),
     ParamSpec('backend', str, 'auto',
               'inference backend; auto = TensorRT where it can be imported and device is '
-              'not cpu, else ONNX Runtime', choices=('auto', 'tensorrt', 'onnxruntime')),
+              'not cpu, else torch (onnx2torch) where torch sees a CUDA GPU, else ONNX '
+              'Runtime; the log says which and why', choices=BACKENDS),
     ParamSpec('precision', str, 'int8',
-              'TensorRT engine precision', choices=('fp32', 'fp16', 'int8')),
+              'TensorRT engine precision; the torch backend runs fp16 (int8 falls back to '
+              'fp16 on a GPU) or fp32 (always fp32 on the CPU)',
+              choices=('fp32', 'fp16', 'int8')),
     ParamSpec('calibration_algorithm', str, 'MinMax',
               'INT8 calibration (MinMax is the safe default for YOLOX; Entropy loses '
               'accuracy); Legacy = percentile', choices=('MinMax', 'Entropy', 'Legacy')),
@@ -153,6 +158,16 @@ PARAMS: Tuple[ParamSpec, ...] = (
               'TensorRT builder workspace limit in MiB', min=16, max=1 << 20),
     ParamSpec('num_threads', int, 0,
               'ONNX Runtime intra-op threads; 0 = ONNX Runtime default', min=0, max=256),
+    ParamSpec('cuda_graph', bool, False,
+              'torch backend on a GPU: capture inference once per input buffer and batch '
+              'size as a CUDA graph and replay it (fewer launches)'),
+    ParamSpec('max_batch', int, 1,
+              'cross-camera batching: most frames per inference call; > 1 makes the model '
+              'batch dynamic (ONNX Runtime, torch) or builds a TensorRT profile for batch '
+              '1..max_batch; DLA engines keep 1', min=1, max=64),
+    ParamSpec('batch_wait_ms', float, 5.0,
+              'cross-camera batching: longest time a frame waits for other cameras before '
+              'its batch runs', min=0.0, max=1000.0),
 )
 
 PARAMS_BY_NAME: Dict[str, ParamSpec] = {spec.name: spec for spec in PARAMS}
@@ -187,6 +202,9 @@ class DetectorConfig:
     engine_cache_dir: str = ''
     workspace_size_mb: int = 2048
     num_threads: int = 0
+    cuda_graph: bool = False
+    max_batch: int = 1
+    batch_wait_ms: float = 5.0
 
     @property
     def resolved_model_path(self) -> Path:
@@ -233,6 +251,9 @@ def make_config(values: Mapping[str, Any], *, device_given: Optional[bool] = Non
                                  if core == checked['dla_core_id'])
     else:
         checked['dla_core_id'] = expected_core
+    if checked['device'] in DLA_DEVICES and checked['max_batch'] > 1:
+        raise ParameterError('max_batch', f"{checked['max_batch']} needs device gpu or cpu "
+                             f"(engines on {checked['device']} keep batch 1)")
     if checked['device'] == 'cpu' and checked['backend'] == 'tensorrt':
         raise ParameterError('backend', "'tensorrt' cannot run with device 'cpu'")
     return DetectorConfig(**checked)

@@ -11,19 +11,29 @@ Contract of ``Detector.detect(image, encoding)``:
   pixels), ``letterbox`` (the geometry used) and ``timings`` (ms per stage: ``preprocess``,
   ``infer``, ``postprocess``, ``total``).
 
-When the backend declares ``capabilities.device_input`` (TensorRT) and the preprocessor
-declares ``device_output`` (CUDA), the image stays on the GPU between the two stages (one
-stream, no host sync in between).
+When the backend declares ``capabilities.device_input`` (TensorRT, torch on CUDA) and the
+preprocessor declares ``device_output`` (CUDA), the image stays on the GPU between the two
+stages (one stream, no host sync in between).
+
+``Detector.detect_batch(images, encodings)`` -> one ``DetectionResult`` per image, in order:
+several cameras' frames in one inference call per ``backend.capabilities.max_batch`` images.
+The batch is preprocessed by one call (``enqueue_batch`` into one (B, 3, H, W) device buffer
+on the GPU path; the CPU preprocessor per image into one (B, 3, H, W) array otherwise),
+inferred once and postprocessed per image. Every image is validated first (``InputError``
+names the bad one); ``preprocess`` and ``infer`` times are the batch's, ``postprocess`` is the
+image's own, ``DetectionResult.batch_size`` is B.
 """
 
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
 
 from .backends import create_backend
 from .backends.base import Backend
-from .errors import ModelContractError
+from .errors import InputError, ModelContractError
 from .image import as_source
 from .labels import load_labels
 from .params import DetectorConfig
@@ -41,6 +51,8 @@ class DetectionResult:
     detections: Detections
     letterbox: LetterboxParams
     timings: Dict[str, float]
+    #: How many images shared this result's inference call (``detect_batch``).
+    batch_size: int = 1
 
 
 def make_preprocessor(config: DetectorConfig, backend: Backend) -> Any:
@@ -67,7 +79,7 @@ class Detector:
     """YOLOX detector over any Backend and preprocessor; see the module contract."""
 
     def __init__(self, backend: Backend, preprocessor: Any, postprocessor: Postprocessor,
-                 labels: Sequence[str]) -> None:
+                 labels: Sequence[str], gpu_resident: bool = True) -> None:
         if backend.num_classes > 0 and len(labels) != backend.num_classes:
             raise ModelContractError(
                 f'the model has {backend.num_classes} classes but the label file has '
@@ -76,8 +88,11 @@ class Detector:
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
         self.labels: List[str] = list(labels)
-        self._device_path = (backend.capabilities.device_input
-                             and getattr(preprocessor, 'device_output', False))
+        #: Whether the preprocessed tensor stays on the GPU (``gpu_resident=False`` forces the
+        #: host round trip even where both stages could share device memory: benchmarks).
+        self._device_path = bool(gpu_resident and backend.capabilities.device_input
+                                 and getattr(preprocessor, 'device_output', False))
+        self._batch_buffer: Optional[np.ndarray] = None
 
     @classmethod
     def from_config(cls, config: DetectorConfig, backend: Optional[Backend] = None
@@ -120,6 +135,66 @@ class Detector:
             detections = self.postprocessor(output, letterbox)
         timer.times_ms['total'] = (time.perf_counter() - start) * 1e3
         return DetectionResult(detections, letterbox, timer.times_ms)
+
+    def detect_batch(self, images: Sequence[Any],
+                     encodings: Union[None, str, Sequence[Optional[str]]] = None
+                     ) -> List[DetectionResult]:
+        """Detect objects in several images with batched inference; see the module contract."""
+        if encodings is None or isinstance(encodings, str):
+            encodings = [encodings] * len(images)
+        if len(encodings) != len(images):
+            raise InputError(f'{len(images)} images but {len(encodings)} encodings')
+        sources = []
+        for index, (image, encoding) in enumerate(zip(images, encodings)):
+            try:
+                sources.append(as_source(image, encoding))
+            except InputError as exc:
+                raise InputError(f'image {index}: {exc}') from exc
+        step = max(1, int(self.backend.capabilities.max_batch))
+        results: List[DetectionResult] = []
+        for first in range(0, len(sources), step):
+            results += self._detect_chunk(sources[first:first + step])
+        return results
+
+    def _detect_chunk(self, sources: Sequence[Any]) -> List[DetectionResult]:
+        timer = StageTimer()
+        start = time.perf_counter()
+        count = len(sources)
+        if self._device_path:
+            with timer.stage('preprocess'):
+                letterboxes = list(self.preprocessor.enqueue_batch(sources))
+            with timer.stage('infer'):
+                output = self.backend.infer_device(self.preprocessor.batch_device_ptr(count),
+                                                   self.preprocessor.stream_handle,
+                                                   batch=count)
+        else:
+            with timer.stage('preprocess'):
+                batch = self._host_batch(count)
+                letterboxes = []
+                for index, source in enumerate(sources):
+                    tensor, letterbox = self.preprocessor(source)
+                    batch[index] = tensor[0]
+                    letterboxes.append(letterbox)
+            with timer.stage('infer'):
+                output = self.backend.infer(batch)
+        shared = dict(timer.times_ms)
+        results = []
+        for index, letterbox in enumerate(letterboxes):
+            own = StageTimer()
+            with own.stage('postprocess'):
+                detections = self.postprocessor(output[index:index + 1], letterbox)
+            times = dict(shared, **own.times_ms)
+            times['total'] = (time.perf_counter() - start) * 1e3
+            results.append(DetectionResult(detections, letterbox, times, count))
+        return results
+
+    def _host_batch(self, count: int) -> np.ndarray:
+        """Return a reused (count, 3, H, W) host array of the backend's input dtype."""
+        buffer = self._batch_buffer
+        if buffer is None or buffer.shape[0] < count:
+            buffer = self._batch_buffer = np.empty((count, 3) + tuple(self.input_hw),
+                                                   dtype=self.backend.input_dtype)
+        return buffer[:count]
 
     def label_of(self, class_id: int) -> str:
         """Return the label name of ``class_id`` (``class_<id>`` when out of range)."""

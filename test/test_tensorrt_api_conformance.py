@@ -125,9 +125,10 @@ def test_capability_boundaries_match_the_real_api():
 
 
 def _scenarios(version: str) -> List[Dict]:
-    out = [dict(precision='fp32'), dict(precision='fp16')]
+    out = [dict(precision='fp32'), dict(precision='fp16'), dict(precision='fp16', max_batch=3)]
     if not supports(version_tuple(version)[:3], 'strongly_typed_only'):
         out.append(dict(precision='int8', int8_mode='implicit'))
+        out.append(dict(precision='int8', int8_mode='implicit', max_batch=2))
         out.append(dict(precision='int8', clip_value=6.0))
     return out
 
@@ -144,7 +145,11 @@ def test_package_runs_in_every_version_mode(version, monkeypatch, tiny_model, ca
         with warnings.catch_warnings():
             warnings.simplefilter('error', DeprecationWarning)  # the package silences its own
             with TensorRTBackend.from_config(cfg, memory=memory, trt=control.module) as backend:
-                out = backend.infer(np.zeros((1, 3, 64, 64), np.float32))
+                batch = backend.capabilities.max_batch
+                assert batch == values.get('max_batch', 1)
+                out = backend.infer(np.zeros((batch, 3, 64, 64), np.float32))
+                if batch > 1:
+                    out = backend.infer(np.zeros((1, 3, 64, 64), np.float32))
                 layers = backend.engine_layer_info()
         assert out.shape[0] == 1 and np.isfinite(out).all()
         assert layers and all(layer['detailed'] for layer in layers)

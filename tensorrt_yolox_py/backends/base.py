@@ -2,16 +2,17 @@
 
 Contract:
 
-- Input: one tensor (1, 3, H, W), dtype ``input_dtype`` (float32, or float16 for engines that
-  take half input), NCHW, BGR, values 0-255: the preprocess stage's output.
-- Output: one array (1, N, 5 + C) float32: the YOLOX head (raw, sigmoid-ed obj/cls) or the
-  already decoded form; the postprocess stage tells which.
+- Input: one tensor (B, 3, H, W), dtype ``input_dtype`` (float32, or float16 for engines that
+  take half input), NCHW, BGR, values 0-255: the preprocess stage's output, B images stacked
+  (1 <= B <= ``capabilities.max_batch``; ``input_shape`` is the one-image shape (1, 3, H, W)).
+- Output: one array (B, N, 5 + C) float32: the YOLOX head (raw, sigmoid-ed obj/cls) or the
+  already decoded form; the postprocess stage tells which. Row b belongs to input image b.
 - ``infer()`` checks the input against ``input_shape`` / ``input_dtype`` and delegates to
   ``_infer_impl()`` (Polygraphy's runner pattern); ``close()`` releases resources explicitly.
 - ``capabilities`` (``BackendCapabilities``) declares what the pipeline may ask for:
-  ``device_input`` = ``infer_device(input_ptr, stream)`` reads a preprocessed tensor in device
-  memory in place (no host round trip) on the caller's CUDA stream; ``max_batch`` = the
-  largest first dimension one call takes; ``precisions`` and ``devices`` it runs. The pipeline
+  ``device_input`` = ``infer_device(input_ptr, stream, batch)`` reads a preprocessed tensor in
+  device memory in place (no host round trip) on the caller's CUDA stream; ``max_batch`` = the
+  largest first dimension B one call takes; ``precisions`` and ``devices`` it runs. The pipeline
   reads these, never ``hasattr``.
 - ``REGISTRY``: backend name -> ``BackendEntry`` (``usable(config)`` -> '' or why not,
   ``create(config)``), in the order ``backend: auto`` tries them; ``backends.create_backend``
@@ -64,14 +65,17 @@ class Backend(abc.ABC):
         return int(self.output_shape[2]) - 5
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
-        """Run the model on one preprocessed tensor and return its (1, N, 5 + C) output."""
+        """Run the model on a (B, 3, H, W) preprocessed tensor; return its (B, N, 5 + C)."""
         if self._closed:
             raise RuntimeError(f'{self.name} backend is closed')
         if not isinstance(tensor, np.ndarray):
             raise InputError(f'input must be a numpy array, got {type(tensor).__name__}')
-        if tuple(tensor.shape) != tuple(self.input_shape):
+        batch = int(tensor.shape[0]) if tensor.ndim == 4 else 0
+        if (tuple(tensor.shape[1:]) != tuple(self.input_shape[1:])
+                or not 1 <= batch <= self.capabilities.max_batch):
             raise InputError(f'input shape {tuple(tensor.shape)} does not match the model '
-                             f'input {tuple(self.input_shape)}')
+                             f'input {tuple(self.input_shape)} (batch 1..'
+                             f'{self.capabilities.max_batch})')
         if tensor.dtype != self.input_dtype:
             raise InputError(f'input dtype {tensor.dtype} does not match the model input '
                              f'{self.input_dtype}')
@@ -81,11 +85,12 @@ class Backend(abc.ABC):
     def _infer_impl(self, tensor: np.ndarray) -> np.ndarray:
         """Backend-specific inference on a checked, contiguous input."""
 
-    def infer_device(self, input_ptr: int, stream: int) -> np.ndarray:
+    def infer_device(self, input_ptr: int, stream: int, batch: int = 1) -> np.ndarray:
         """Run on a preprocessed input already in device memory (``capabilities.device_input``).
 
-        ``input_ptr`` holds ``input_shape`` / ``input_dtype`` data written on CUDA ``stream``;
-        the backend runs after it on that stream and returns the host output.
+        ``input_ptr`` holds ``batch`` images of ``input_shape[1:]`` / ``input_dtype`` written on
+        CUDA ``stream``; the backend runs after it on that stream and returns the host output
+        (batch, N, 5 + C).
         """
         raise NotImplementedError(f'{self.name} backend has no device input')
 

@@ -2,9 +2,13 @@
 
 Contract: see ``backends.base``. Input and output names, shapes and dtypes are read from the
 model and checked against the YOLOX contract at load time (``ModelContractError`` otherwise).
+Batch: a model whose input dimension 0 is symbolic takes 1..``max_batch`` images per call; with
+``max_batch`` > 1 a batch-1 model is made dynamic in memory first
+(``model.dynamic_batch.make_dynamic_batch``), and ``capabilities.max_batch`` says what it got.
 """
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -27,7 +31,7 @@ class OnnxRuntimeBackend(Backend):
                                        precisions=('fp32', 'int8'), devices=('cpu', 'gpu'))
 
     def __init__(self, model_path: Union[str, Path], num_threads: int = 0,
-                 providers: Optional[Sequence[str]] = None) -> None:
+                 providers: Optional[Sequence[str]] = None, max_batch: int = 1) -> None:
         super().__init__()
         ort = require('onnxruntime', 'the ONNX Runtime backend', 'pip install onnxruntime')
         path = Path(model_path)
@@ -40,8 +44,13 @@ class OnnxRuntimeBackend(Backend):
         if providers is None:
             providers = [p for p in ('CUDAExecutionProvider', 'CPUExecutionProvider')
                          if p in available]
+        source: Union[str, bytes] = str(path)
+        if max_batch > 1:
+            from ..model.dynamic_batch import dynamic_batch_bytes
+
+            source = dynamic_batch_bytes(path)
         try:
-            self._session = ort.InferenceSession(str(path), sess_options=options,
+            self._session = ort.InferenceSession(source, sess_options=options,
                                                  providers=list(providers))
         except Exception as exc:  # ORT raises its own exception types for bad files
             raise ModelContractError(f'{path}: ONNX Runtime cannot load the model: {exc}'
@@ -50,6 +59,10 @@ class OnnxRuntimeBackend(Backend):
         outputs = self._session.get_outputs()
         in_shape = tuple(inputs[0].shape) if inputs else ()
         out_shape = tuple(outputs[0].shape) if outputs else ()
+        dynamic = bool(in_shape) and not isinstance(in_shape[0], int)
+        if dynamic:  # a symbolic batch: check the one-image contract
+            in_shape = (1,) + in_shape[1:]
+            out_shape = (1,) + out_shape[1:] if out_shape else out_shape
         check_io_contract(in_shape, out_shape, str(path), len(inputs), len(outputs),
                           inputs[0].name if inputs else None)
         if inputs[0].type not in _ORT_TYPES:
@@ -60,6 +73,8 @@ class OnnxRuntimeBackend(Backend):
         self.input_shape = tuple(int(d) for d in in_shape)
         self.input_dtype = np.dtype(_ORT_TYPES[inputs[0].type])
         self.output_shape = tuple(d if isinstance(d, int) else -1 for d in out_shape)
+        if dynamic:
+            self.capabilities = replace(self.capabilities, max_batch=max(1, int(max_batch)))
         self.providers = self._session.get_providers()
         self.model_path = path
         LOGGER.info('ONNX Runtime %s on %s: %s', ort.__version__, ', '.join(self.providers),

@@ -18,7 +18,8 @@ File format (``config/cameras.yaml``)::
 
 Each camera becomes a ``NodeSpec``: node ``node_name`` in namespace ``<namespace>/<name>``,
 remapping ``~/in/image`` to ``image_topic`` (and ``~/out/objects`` to ``objects_topic`` when
-given), parameters = shared parameters, then the camera's, then ``device``; every camera's
+given), parameters = shared parameters, then the camera's, then ``device`` (a shared
+``max_batch`` does not apply to DLA cameras: they keep batch 1); every camera's
 parameters are validated with ``params.make_config`` (and float parameters written as YAML
 integers become floats, as ROS requires). Errors raise ``CameraConfigError`` naming
 the camera and the field.
@@ -165,6 +166,8 @@ def node_specs(config: Mapping[str, Any]) -> List[NodeSpec]:
         if not isinstance(own, Mapping):
             raise CameraConfigError(f'{where}: parameters must be a mapping')
         parameters = {**dict(shared), **dict(own), 'device': device}
+        if device.startswith('dla') and 'max_batch' not in own:
+            parameters.pop('max_batch', None)   # cameras on a DLA keep batch 1
         try:
             make_config(parameters)
         except ParameterError as exc:

@@ -4,6 +4,9 @@ The same nodes as ``launch/multi_camera.launch.py`` starts (the mapping is
 ``camera_mapping.node_specs``), without the launch system: each camera's node gets its name,
 namespace, remappings and parameters, and all of them spin in one ``MultiThreadedExecutor``.
 Each node still has its own worker thread, so a slow camera does not hold back the others.
+Cameras with ``max_batch`` > 1 that share a model and a device share one batched detector
+(``batching.BatchGroups``): one inference call per batch, each frame waiting at most
+``batch_wait_ms`` for the others; DLA cameras keep batch 1.
 
     yolox_multi_camera --cameras config/cameras.yaml [--params-file p.yaml] [--ros-args ...]
 
@@ -15,6 +18,7 @@ import logging
 from typing import Any, List, Optional, Sequence
 
 from .._lazy import require
+from ..batching import BatchGroups
 from ..params import PARAMS_BY_NAME, load_param_yaml
 from .camera_mapping import NodeSpec, load_cameras_file
 from .node import DetectorFactory, YoloxNode, run_until_shutdown
@@ -31,6 +35,7 @@ def create_nodes(specs: Sequence[NodeSpec], *, context: Any = None,
                  detector_factory: Optional[DetectorFactory] = None) -> List[YoloxNode]:
     """Create one ``YoloxNode`` per spec; if one fails, destroy those already made and raise."""
     nodes: List[YoloxNode] = []
+    groups = BatchGroups()
     try:
         for spec in specs:
             values = {**(base_parameters or {}), **spec.parameters}
@@ -42,7 +47,7 @@ def create_nodes(specs: Sequence[NodeSpec], *, context: Any = None,
                 spec.name, namespace=spec.namespace, context=context,
                 cli_args=spec.ros_args(),
                 parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
-                detector_factory=detector_factory))
+                detector_factory=detector_factory or groups.factory(spec.camera)))
             nodes[-1].get_logger().info(f"camera '{spec.camera}' on {spec.device}")
     except BaseException:
         for node in nodes:

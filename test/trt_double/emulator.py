@@ -871,6 +871,54 @@ def _dla_supported(layer: ILayer) -> bool:
     return False
 
 
+class IOptimizationProfile:
+    """tensorrt.IOptimizationProfile: min / opt / max shapes of the dynamic inputs."""
+
+    def __init__(self) -> None:
+        self._shapes: Dict[str, Tuple[Tuple[int, ...], ...]] = {}
+        self._valid = True
+
+    def set_shape(self, input: str, min: Any, opt: Any, max: Any) -> None:  # noqa: A002
+        """Set the shapes of ``input``; an inconsistent set makes the profile invalid."""
+        shapes = tuple(tuple(int(d) for d in dims) for dims in (min, opt, max))
+        _record('IOptimizationProfile.set_shape', input, *shapes)
+        low, mid, high = shapes
+        if not (len(low) == len(mid) == len(high)) or any(
+                not 0 <= a <= b <= c for a, b, c in zip(low, mid, high)):
+            self._valid = False   # the real API logs nothing here; the profile is invalid
+            return
+        self._shapes[input] = shapes
+
+    def get_shape(self, input: str) -> List[Any]:  # noqa: A002
+        """Return [min, opt, max] of ``input`` (empty when not set)."""
+        shapes = self._shapes.get(input)
+        return [Dims(dims) for dims in shapes] if shapes else []
+
+    def __bool__(self) -> _bool:
+        return self._valid
+
+    __nonzero__ = __bool__
+
+
+def _profile_errors(profile: IOptimizationProfile, inputs: Sequence['ITensor']) -> List[str]:
+    """List what is wrong with ``profile`` for the network inputs (empty: usable)."""
+    if not profile:
+        return ['the optimization profile is invalid (set_shape with min > opt > max?)']
+    errors = []
+    for tensor in inputs:
+        shapes = profile._shapes.get(tensor.name)
+        if shapes is None:
+            if any(d < 0 for d in tensor.shape):
+                errors.append(f'no shapes set for dynamic input {tensor.name}')
+            continue
+        for dims in shapes:
+            if len(dims) != len(tensor.shape) or any(
+                    want >= 0 and got != want for got, want in zip(dims, tensor.shape)):
+                errors.append(f'profile shape {dims} of {tensor.name} does not match the '
+                              f'network input {tuple(tensor.shape)}')
+    return errors
+
+
 class IBuilderConfig:
     """Build options."""
 
@@ -887,6 +935,7 @@ class IBuilderConfig:
         self.avg_timing_iterations = 1
         self.builder_optimization_level = 3
         self._profiles: List[Any] = []
+        self._calibration_profile: Optional[IOptimizationProfile] = None
 
     def set_flag(self, flag: Any) -> None:
         """Enable a builder flag."""
@@ -1013,9 +1062,24 @@ class IBuilderConfig:
         return self._timing_cache
 
     def add_optimization_profile(self, profile: Any) -> int:
-        """Add an optimization profile (dynamic shapes)."""
+        """Add an optimization profile (dynamic shapes); -1 for an invalid one."""
+        _record('IBuilderConfig.add_optimization_profile', dict(profile._shapes))
+        if not profile:
+            return -1
         self._profiles.append(profile)
         return len(self._profiles) - 1
+
+    def set_calibration_profile(self, profile: Any) -> _bool:
+        """Use ``profile``'s opt shapes for implicit INT8 calibration (8.6-10.x)."""
+        _record('IBuilderConfig.set_calibration_profile', dict(profile._shapes))
+        if not profile:
+            return False
+        self._calibration_profile = profile
+        return True
+
+    def get_calibration_profile(self) -> Any:
+        """Return the calibration profile (None when not set)."""
+        return self._calibration_profile
 
 
 class Builder:
@@ -1073,9 +1137,9 @@ class Builder:
         _record('Builder.create_builder_config')
         return IBuilderConfig()
 
-    def create_optimization_profile(self) -> Any:
+    def create_optimization_profile(self) -> IOptimizationProfile:
         """Create an optimization profile."""
-        return {}
+        return IOptimizationProfile()
 
     def build_serialized_network(self, network: INetworkDefinition,
                                  config: IBuilderConfig) -> Optional[IHostMemory]:
@@ -1123,6 +1187,11 @@ class _Build:
                 raise _BuildError(f'Network has dynamic or shape inputs, but no optimization '
                                   f'profile has been defined (input {tensor.name} '
                                   f'{tuple(tensor.shape)}).')
+        for index, profile in enumerate(cfg._profiles):
+            errors = _profile_errors(profile, net._inputs)
+            if errors:
+                raise _BuildError(f'Optimization profile {index} is invalid: '
+                                  + '; '.join(errors) + '.')
         qdq = any(layer.type in (LayerType.QUANTIZE, LayerType.DEQUANTIZE)
                   for layer in net._layers)
         int8 = self.has('INT8')
@@ -1155,6 +1224,9 @@ class _Build:
             'quantization': 'explicit' if qdq else ('implicit' if int8 else 'none'),
             'scales': scales, 'profiling_verbosity': cfg.profiling_verbosity.name,
             'workspace': cfg.get_memory_pool_limit(MemoryPoolType.WORKSPACE),
+            'profiles': [{name: [list(d) for d in shapes]
+                          for name, shapes in profile._shapes.items()}
+                         for profile in cfg._profiles],
         }
         head = _json.dumps(header).encode()
         return (_PLAN_MAGIC + _struct.pack('<QQ', len(head), len(net._onnx_bytes)) + head
@@ -1344,7 +1416,8 @@ class _Calibration:
         net = self.build.network
         batch = _callback(self.calibrator, 'get_batch_size', -1)
         _record('IInt8Calibrator.get_batch_size', batch)
-        dims = net._inputs[0].shape
+        shapes = self.input_shapes()
+        dims = shapes[net._inputs[0].name]
         if int(batch) != int(dims[0]):
             raise _BuildError(f'Calibrator batch size {batch} does not match the network '
                               f'input batch dimension {dims[0]} (explicit batch).')
@@ -1373,14 +1446,14 @@ class _Calibration:
                 if not isinstance(pointer, int) or pointer == 0:
                     raise _BuildError(f'get_batch returned an invalid pointer {pointer!r} for '
                                       f'{tensor.name}.')
-                nbytes = volume(tensor.shape) * tensor.dtype.itemsize
+                nbytes = volume(shapes[tensor.name]) * tensor.dtype.itemsize
                 try:
                     data = _CONTROL.memory.read(pointer, nbytes)
                 except (ValueError, MemoryError) as exc:
                     raise _BuildError(f'calibration batch for {tensor.name}: cannot read '
                                       f'{nbytes} bytes at {pointer:#x} ({exc}).') from exc
                 feeds[tensor.name] = _np.frombuffer(data, nptype(tensor.dtype)).reshape(
-                    tensor.shape).copy()
+                    shapes[tensor.name]).copy()
             values = session.run(outputs, feeds)
             for name, value in zip(outputs, values):
                 stats.setdefault(name, []).append(_np.abs(_np.asarray(value, _np.float32)).ravel())
@@ -1405,6 +1478,22 @@ class _Calibration:
                               f'after returning ({exc}); copy it (bytes(cache)) instead') from exc
         _record('IInt8Calibrator.write_calibration_cache', len(cache))
         return scales
+
+    def input_shapes(self) -> Dict[str, Tuple[int, ...]]:
+        """Calibration input shapes: static ones, dynamic ones at the calibration profile's opt."""
+        net, cfg = self.build.network, self.build.config
+        profile = cfg._calibration_profile
+        shapes = {}
+        for tensor in net._inputs:
+            if all(d >= 0 for d in tensor.shape):
+                shapes[tensor.name] = tuple(tensor.shape)
+            elif profile is None or tensor.name not in profile._shapes:
+                raise _BuildError(f'Calibration profile must be set (setCalibrationProfile) to '
+                                  f'calibrate a network with dynamic input {tensor.name} '
+                                  f'{tuple(tensor.shape)}.')
+            else:
+                shapes[tensor.name] = profile._shapes[tensor.name][1]
+        return shapes
 
     def parse_cache(self, data: bytes) -> Optional[Dict[str, float]]:
         try:
@@ -1645,6 +1734,23 @@ class ICudaEngine:
         entry = self._io.get(name)
         return Dims(entry['shape']) if entry else Dims(())
 
+    @property
+    def num_optimization_profiles(self) -> int:
+        """Number of optimization profiles (1 for an engine without dynamic shapes)."""
+        return max(1, len(self._header.get('profiles', [])))
+
+    def get_tensor_profile_shape(self, name: str, profile_index: int) -> List[Any]:
+        """[min, opt, max] of input ``name`` in profile ``profile_index``."""
+        profiles = self._header.get('profiles', [])
+        entry = self._io.get(name)
+        if entry is None or entry['mode'] != 'INPUT':
+            return []
+        if not profiles:
+            return [Dims(entry['shape'])] * 3 if profile_index == 0 else []
+        if not 0 <= profile_index < len(profiles) or name not in profiles[profile_index]:
+            return []
+        return [Dims(dims) for dims in profiles[profile_index][name]]
+
     def get_tensor_dtype(self, name: str) -> Any:
         """Return the data type of an I/O tensor."""
         entry = self._io.get(name)
@@ -1721,6 +1827,7 @@ class IExecutionContext:
         self.enqueue_emits_profile = True
         self.name = ''
         self._session: Any = None
+        self._shapes: Dict[str, List[int]] = {}
 
     def _error(self, text: str) -> None:
         _log(self.engine._logger, _Severity.ERROR, text)
@@ -1762,13 +1869,41 @@ class IExecutionContext:
         return self._addresses.get(name, 0)
 
     def set_input_shape(self, name: str, shape: Any) -> bool:
-        """Set an input's shape (static engines: must equal the built shape)."""
+        """Set an input's shape: the built one, or one inside the profile's [min, max]."""
+        _record('IExecutionContext.set_input_shape', name, tuple(int(d) for d in shape))
         entry = self.engine._io.get(name)
-        return _bool(entry and entry['mode'] == 'INPUT' and list(shape) == entry['shape'])
+        if not entry or entry['mode'] != 'INPUT':
+            self._error(f'IExecutionContext::setInputShape: Error Code 3: API Usage Error '
+                        f'(Given invalid tensor name: {name}.)')
+            return False
+        shape = [int(d) for d in shape]
+        built = entry['shape']
+        if all(d >= 0 for d in built):
+            return _bool(shape == built)
+        low, _, high = [list(d) for d in self.engine.get_tensor_profile_shape(name, 0)]
+        if len(shape) != len(built) or any(
+                not lo <= d <= hi for d, lo, hi in zip(shape, low, high)):
+            self._error(f'IExecutionContext::setInputShape: Error Code 3: API Usage Error '
+                        f'(Parameter check failed, condition: satisfyProfile. Set dimension '
+                        f'{shape} for tensor {name} does not satisfy any optimization profile. '
+                        f'Supported range for dimension is [{low}, {high}].)')
+            return False
+        self._shapes[name] = shape
+        return True
 
     def get_tensor_shape(self, name: str) -> Any:
-        """Shape of an I/O tensor."""
-        return self.engine.get_tensor_shape(name)
+        """Shape of an I/O tensor (-1 where an input shape is not set yet)."""
+        return Dims(self._shape(name))
+
+    def _shape(self, name: str) -> List[int]:
+        entry = self.engine._io.get(name)
+        if entry is None:
+            return []
+        if entry['mode'] == 'INPUT':
+            return list(self._shapes.get(name, entry['shape']))
+        batch = next((self._shapes[n][0] for n in self.engine._order if n in self._shapes),
+                     -1)
+        return [batch if d < 0 else d for d in entry['shape']]
 
     def execute_async_v3(self, stream_handle: int) -> bool:
         """Run the engine on ``stream_handle``: reads the inputs, writes the outputs."""
@@ -1778,6 +1913,12 @@ class IExecutionContext:
                 self._error('IExecutionContext::enqueueV3: Error Code 3: API Usage Error '
                             f'(Address is not set for tensor {name}. Call setTensorAddress or '
                             'setOutputAllocator before enqueue/execute.)')
+                return False
+        for name in self.engine._order:
+            if any(d < 0 for d in self._shape(name)):
+                self._error('IExecutionContext::enqueueV3: Error Code 3: API Usage Error '
+                            f'(Parameter check failed, condition: allInputDimensionsSpecified. '
+                            f'Shape of tensor {name} is not specified: call setInputShape.)')
                 return False
         if self._session is None:
             import onnxruntime as ort
@@ -1792,10 +1933,11 @@ class IExecutionContext:
         for name in self.engine._order:
             entry = self.engine._io[name]
             dtype = nptype(getattr(DataType, entry['dtype']))
-            nbytes = volume(entry['shape']) * _np.dtype(dtype).itemsize
+            shape = self._shape(name)
+            nbytes = volume(shape) * _np.dtype(dtype).itemsize
             if entry['mode'] == 'INPUT':
                 data = memory.read(self._addresses[name], nbytes)
-                feeds[name] = _np.frombuffer(data, dtype).reshape(entry['shape'])
+                feeds[name] = _np.frombuffer(data, dtype).reshape(shape)
             else:
                 outputs.append(name)
         start = _time.perf_counter()

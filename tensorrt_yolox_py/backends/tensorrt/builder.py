@@ -42,6 +42,10 @@ Contract of ``prepare_engine(settings, trt=None, memory=None, progress=None)``:
   run there (``can_run_on_DLA``) are listed in the report and the log. No DLA, a missing core,
   a TensorRT release without DLA support (10.8-10.16, 11.0-11.4.0; named in the message), or
   FP32 on the DLA stop with a ParameterError naming ``device`` / ``precision``.
+- Batch (``max_batch`` > 1, GPU only: cross-camera batching): the model to parse is made
+  batch-dynamic (``model.dynamic_batch``, cached beside the engines) and the engine gets one
+  optimisation profile for batch 1..max_batch (opt = max_batch); implicit INT8 calibration
+  runs at batch 1 through a calibration profile. ``max_batch`` is in the engine key and name.
 - Workspace (``set_memory_pool_limit(WORKSPACE)``) and a timing cache file per TensorRT version
   and GPU in the cache folder. A build logs "building engine, this can take minutes" and reports
   calibration progress and TensorRT's build phases (``IProgressMonitor``) through ``progress``.
@@ -100,6 +104,7 @@ class EngineSettings:
     fp16_last_layer: bool = _DEFAULT['quantize_last_layer']
     workspace_size_mb: int = _DEFAULT['workspace_size_mb']
     cache_dir: Optional[Path] = None
+    max_batch: int = 1
 
     @classmethod
     def from_config(cls, config: DetectorConfig) -> 'EngineSettings':
@@ -111,7 +116,7 @@ class EngineSettings:
                    config.quantize_first_layer, config.quantize_last_layer,
                    config.workspace_size_mb,
                    Path(config.engine_cache_dir).expanduser() if config.engine_cache_dir
-                   else None)
+                   else None, config.max_batch)
 
     @property
     def device(self) -> str:
@@ -146,6 +151,7 @@ class BuildReport:
     ranges_set: int = 0
     ranges_missing: int = 0
     num_layers: int = 0
+    max_batch: int = 1
     build_seconds: float = 0.0
     engine_bytes: int = 0
     warnings: int = 0
@@ -352,6 +358,8 @@ class EngineBuild:
         network = builder.create_network(flags)
         parser = trt.OnnxParser(network, logger)
         onnx_path = self._model_to_parse()
+        if settings.max_batch > 1:
+            onnx_path = self._dynamic_batch_model(onnx_path)
         if not parser.parse_from_file(str(onnx_path)):
             errors = '; '.join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise ModelContractError(f'{onnx_path}: TensorRT cannot parse the model: '
@@ -362,6 +370,8 @@ class EngineBuild:
                                      int(settings.workspace_size_mb) << 20)
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
         timing_path = self._timing_cache(config)
+        if settings.max_batch > 1:
+            self._add_batch_profile(config, input_tensor)
         calibrator = self._set_precision(config, network, input_tensor)
         self._set_device(config, network)
         monitor = make_progress_monitor(trt, self.progress.phase, self.errors)
@@ -416,14 +426,54 @@ class EngineBuild:
         self.report.calibration_images = len(self.images)
         return path
 
+    def _dynamic_batch_model(self, onnx_path: Path) -> Path:
+        """Write (once) and return the batch-dynamic copy of ``onnx_path``."""
+        from ...model.dynamic_batch import dynamic_batch_bytes
+
+        digest = engine_key({'model': file_sha256(onnx_path), 'kind': 'dynamic-batch'})[:12]
+        path = self.cache_dir / f'{_safe(onnx_path.stem)}.dynbatch-{digest}.onnx'
+        if not path.is_file():
+            write_atomic(path, dynamic_batch_bytes(onnx_path))
+            LOGGER.info('batch-dynamic model for max_batch %d: %s', self.settings.max_batch,
+                        path)
+        return path
+
+    def _add_batch_profile(self, config: Any, input_tensor: Any) -> None:
+        """One optimisation profile for batch 1..max_batch (opt = max_batch)."""
+        trt, top = self.trt, int(self.settings.max_batch)
+        rest = [int(d) for d in input_tensor.shape][1:]
+        profile = self.builder.create_optimization_profile()
+        profile.set_shape(input_tensor.name, trt.Dims([1] + rest), trt.Dims([top] + rest),
+                          trt.Dims([top] + rest))
+        if config.add_optimization_profile(profile) < 0:
+            raise TensorRTError(f'invalid optimisation profile for batch 1..{top}: '
+                                f'{self.logger.take_errors()}')
+        self.report.max_batch = top
+        LOGGER.info('optimisation profile: %s batch 1..%d (opt %d)', input_tensor.name, top, top)
+
+    def _calibration_profile(self, config: Any, input_tensor: Any) -> Tuple[int, ...]:
+        """Calibrate a batch-dynamic network at batch 1; return the calibration shape."""
+        shape = tuple(int(d) for d in input_tensor.shape)
+        if shape[0] >= 0:
+            return shape
+        shape = (1,) + shape[1:]
+        profile = self.builder.create_optimization_profile()
+        profile.set_shape(input_tensor.name, self.trt.Dims(list(shape)),
+                          self.trt.Dims(list(shape)), self.trt.Dims(list(shape)))
+        if not config.set_calibration_profile(profile):
+            raise TensorRTError(f'set_calibration_profile failed: {self.logger.take_errors()}')
+        return shape
+
     def _check_network(self, network: Any, onnx_path: Path) -> Any:
         trt = self.trt
         if network.num_inputs != 1 or network.num_outputs != 1:
             check_io_contract((), (), str(onnx_path), network.num_inputs, network.num_outputs)
         tensor_in, tensor_out = network.get_input(0), network.get_output(0)
-        check_io_contract(tuple(int(d) for d in tensor_in.shape),
-                          tuple(int(d) for d in tensor_out.shape), str(onnx_path), 1, 1,
-                          tensor_in.name)
+        in_shape = tuple(int(d) for d in tensor_in.shape)
+        out_shape = tuple(int(d) for d in tensor_out.shape)
+        if self.settings.max_batch > 1 and in_shape and in_shape[0] < 0:
+            in_shape, out_shape = (1,) + in_shape[1:], (1,) + out_shape[1:]
+        check_io_contract(in_shape, out_shape, str(onnx_path), 1, 1, tensor_in.name)
         if tensor_in.dtype not in (trt.float32, trt.float16):
             raise ModelContractError(f'{onnx_path}: input must be float32 or float16, got '
                                      f'{tensor_in.dtype}')
@@ -477,7 +527,7 @@ class EngineBuild:
         elif plan.mode == 'implicit':
             cache_path = self._artifact(f'calib-{plan.algorithm.lower()}', '.cache')
             calibrator = make_calibrator(
-                trt, plan.algorithm, self.images, tuple(int(d) for d in input_tensor.shape),
+                trt, plan.algorithm, self.images, self._calibration_profile(config, input_tensor),
                 np.float16 if input_tensor.dtype == trt.float16 else np.float32, cache_path,
                 self.memory, settings.percentile, self.progress.calibration, self.errors)
             with warnings.catch_warnings():
@@ -648,8 +698,15 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
         fields['strongly_typed'] = True
         if typed_model is not None:
             fields['typed_model_sha256'] = file_sha256(typed_model)
+    if settings.max_batch > 1:
+        if settings.dla_core >= 0:
+            raise ParameterError('max_batch', f'{settings.max_batch} needs the GPU (engines on '
+                                 f'{settings.device} keep batch 1)')
+        fields['max_batch'] = int(settings.max_batch)
     key = engine_key(fields)
     name = f'{_safe(model.stem)}.{settings.precision}.{settings.device}'
+    if settings.max_batch > 1:
+        name += f'.b{settings.max_batch}'
 
     def build() -> Tuple[bytes, Dict[str, Any]]:
         return EngineBuild(settings, trt, memory, gpu, plan, images, image_key,

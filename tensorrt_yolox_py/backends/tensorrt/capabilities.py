@@ -48,7 +48,8 @@ CAPABILITIES: Dict[str, Capability] = {
         'implicit INT8 quantization: IInt8*Calibrator calibrators and explicit dynamic '
         'ranges (deprecated from 10.1, removed in 11)',
         ('IInt8EntropyCalibrator2', 'IInt8MinMaxCalibrator', 'IInt8LegacyCalibrator',
-         'IBuilderConfig.int8_calibrator', 'ITensor.set_dynamic_range')),
+         'IBuilderConfig.int8_calibrator', 'ITensor.set_dynamic_range',
+         'IBuilderConfig.set_calibration_profile')),
     'implicit_int8_preferred': Capability(
         (8, 6, 0), (10, 1, 0),
         'implicit calibration is not yet deprecated (10.1 supersedes it by explicit '

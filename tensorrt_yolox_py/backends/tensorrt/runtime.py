@@ -14,6 +14,11 @@ Contract (see ``backends.base`` for the array contract):
   with ``set_tensor_address`` (no copy) and the engine runs with ``execute_async_v3`` on the
   caller's ``stream`` after the kernel that filled it, then D2H to pinned memory and ONE sync
   at the end. The caller must keep the buffer alive and unchanged until the call returns.
+- Batch: an engine built with a batch profile (``max_batch`` > 1) has input dimension 0
+  dynamic; ``input_shape`` / ``output_shape`` are then the one-image shapes, buffers hold
+  ``capabilities.max_batch`` images (the profile's max), and every call with another batch
+  size than the last sets it first (``IExecutionContext.set_input_shape``).
+  ``infer_device(input_ptr, stream, batch)`` reads ``batch`` images at ``input_ptr``.
 - ``profile_per_layer``: an ``IProfiler`` collects per-layer times of every run;
   ``profile_report()`` returns the table (TensorRT synchronizes per layer while profiling, so
   this slows inference: development only). ``engine_layer_info()`` returns the engine
@@ -30,6 +35,7 @@ Contract (see ``backends.base`` for the array contract):
 
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -149,6 +155,16 @@ class TensorRTBackend(Backend):
         in_shape = tuple(int(d) for d in engine.get_tensor_shape(inputs[0])) if inputs else ()
         out_shape = tuple(int(d) for d in engine.get_tensor_shape(outputs[0])) \
             if outputs else ()
+        max_batch = 1
+        self._dynamic = bool(in_shape) and in_shape[0] < 0 and len(outputs) == 1
+        if self._dynamic:   # a batch profile: (1..max, 3, H, W)
+            low, _, high = [tuple(int(d) for d in dims)
+                            for dims in engine.get_tensor_profile_shape(inputs[0], 0)]
+            if low[0] != 1 or high[0] < 1:
+                raise ModelContractError(f'{self.engine_path}: batch profile must start at 1, '
+                                         f'got {low[0]}..{high[0]}')
+            max_batch = high[0]
+            in_shape, out_shape = (1,) + in_shape[1:], (1,) + out_shape[1:]
         check_io_contract(in_shape, out_shape, str(self.engine_path), len(inputs),
                           len(outputs), inputs[0] if inputs else None)
         in_dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(inputs[0])))
@@ -160,10 +176,12 @@ class TensorRTBackend(Backend):
         self.input_name, self.output_name = inputs[0], outputs[0]
         self.input_shape, self.output_shape = in_shape, out_shape
         self.input_dtype = in_dtype
+        self.capabilities = replace(self.capabilities, max_batch=max_batch)
+        self._bound_batch = 0 if self._dynamic else 1
         memory = self._memory
         self._stream = memory.stream_create()
-        self._h_in = self._pinned(in_shape, in_dtype)
-        self._h_out = self._pinned(out_shape, out_dtype)
+        self._h_in = self._pinned((max_batch,) + in_shape[1:], in_dtype)
+        self._h_out = self._pinned((max_batch,) + out_shape[1:], out_dtype)
         self._d_in = self._device(self._h_in.nbytes)
         self._d_out = self._device(self._h_out.nbytes)
         context = engine.create_execution_context()
@@ -217,25 +235,35 @@ class TensorRTBackend(Backend):
             raise
 
     def _infer_impl(self, tensor: np.ndarray) -> np.ndarray:
+        batch = int(tensor.shape[0])
         with self._lock:
-            np.copyto(self._h_in, tensor)
-            self._memory.htod_async(self._d_in, self._h_in, self._stream)
-            return self._run(self._d_in, self._stream)
+            staging = self._h_in[:batch]
+            np.copyto(staging, tensor)
+            self._memory.htod_async(self._d_in, staging, self._stream)
+            return self._run(self._d_in, self._stream, batch)
 
-    def infer_device(self, input_ptr: int, stream: int) -> np.ndarray:
+    def infer_device(self, input_ptr: int, stream: int, batch: int = 1) -> np.ndarray:
         """Run on a device-resident input bound in place (no copy); see the module contract."""
         if self._closed:
             raise RuntimeError(f'{self.name} backend is closed')
+        if not 1 <= int(batch) <= self.capabilities.max_batch:
+            raise ValueError(f'batch {batch} is outside 1..{self.capabilities.max_batch}')
         if not int(input_ptr):
             raise ValueError('input_ptr is a null device pointer')
         with self._lock:
-            return self._run(int(input_ptr), int(stream))
+            return self._run(int(input_ptr), int(stream), int(batch))
 
-    def _run(self, input_ptr: int, stream: int) -> np.ndarray:
+    def _run(self, input_ptr: int, stream: int, batch: int = 1) -> np.ndarray:
         activate = getattr(self._memory, 'activate', None)
         if activate is not None:
             activate()  # the CUDA device is per thread: the worker thread may be a new one
         context = self._context
+        if batch != self._bound_batch:
+            shape = self._trt.Dims([batch] + [int(d) for d in self.input_shape[1:]])
+            if not context.set_input_shape(self.input_name, shape):
+                raise TensorRTError(f'set_input_shape({self.input_name}, batch {batch}) '
+                                    f'failed: {self._logger.take_errors()}')
+            self._bound_batch = batch
         if not context.set_tensor_address(self.input_name, int(input_ptr)):
             raise TensorRTError(f'set_tensor_address({self.input_name}) failed: '
                                 f'{self._logger.take_errors()}')
@@ -243,9 +271,10 @@ class TensorRTBackend(Backend):
         self._errors.raise_pending()
         if not ok:
             raise TensorRTError(f'execute_async_v3 failed: {self._logger.take_errors()}')
-        self._memory.dtoh_async(self._h_out, self._d_out, stream)
+        output = self._h_out[:batch]
+        self._memory.dtoh_async(output, self._d_out, stream)
         self._memory.synchronize(stream)
-        return np.array(self._h_out, dtype=np.float32, copy=True)
+        return np.array(output, dtype=np.float32, copy=True)
 
     def profile_report(self, top: int = 0) -> str:
         """Return the per-layer timing table (``profile_per_layer`` must be on)."""
