@@ -36,10 +36,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-
 from .errors import InputError
-from .params import DetectorConfig, DLA_DEVICES
 from .image import as_source
+from .params import DetectorConfig, DLA_DEVICES
 
 LOGGER = logging.getLogger(__name__)
 
