@@ -32,7 +32,7 @@ BAG = DEFAULT_MODEL_PATH.parents[1] / 'data' / 'sample' / 'demo_bag'
 
 
 def bag_frames():
-    """The bundled bag's [(image, encoding)]: through rosbags, or benchmarks/bag_frames.npz.
+    """The bundled bag's [(image, encoding)]: through rosbags, or ./bag_frames.npz.
 
     The GPU machine has no rosbags (it needs binary compression wheels): there the frames come
     from ``bag_frames.npz`` in the repository root, written on a development machine by
