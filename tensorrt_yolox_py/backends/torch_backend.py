@@ -90,6 +90,37 @@ _REDUCTIONS_18 = ('ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'Re
                   'ReduceMean', 'ReduceMin', 'ReduceProd', 'ReduceSumSquare')
 
 
+def _host_resize_parameters(module: Any) -> None:
+    """Give onnx2torch's Resize modules their constant scales / sizes as host tensors.
+
+    onnx2torch reads them with ``.tolist()``; from a CUDA tensor that is a device-to-host copy,
+    which stalls every call and cannot be captured in a CUDA graph. Constant inputs (module
+    buffers: the same tensor each call) are copied to the host once and reused.
+    """
+    for sub in module.modules():
+        if type(sub).__name__ != 'OnnxResize':
+            continue
+        original = sub.forward
+        cache: Dict[int, Any] = {}
+
+        def host(value: Any, cache: Dict[int, Any] = cache) -> Any:
+            if value is None or not getattr(value, 'is_cuda', False):
+                return value
+            entry = cache.get(id(value))
+            if entry is None:
+                if len(cache) >= 8:          # not constants after all: no caching
+                    return value
+                # the cache holds the tensor itself, so its id cannot be reused meanwhile
+                entry = cache[id(value)] = (value, value.detach().to('cpu'))
+            return entry[1]
+
+        def forward(input_tensor: Any, roi: Any = None, scales: Any = None, sizes: Any = None,
+                    original: Any = original, host: Any = host) -> Any:
+            return original(input_tensor, roi, host(scales), host(sizes))
+
+        sub.forward = forward
+
+
 def _register_opset18() -> None:
     """Teach onnx2torch opset-18/19 forms YOLOX graphs may use (idempotent; see module doc).
 
@@ -239,6 +270,8 @@ class TorchBackend(Backend):
             torch.backends.cuda.matmul.allow_tf32 = False
         self._torch_dtype = torch.float16 if self.precision == 'fp16' else torch.float32
         self._module = module.eval().to(self.device, dtype=self._torch_dtype)
+        if self.device.type == 'cuda':
+            _host_resize_parameters(self._module)
         self.input_name = inputs[0].name
         self.output_name = outputs[0].name
         self.input_shape = tuple(int(d) for d in in_dims)
@@ -325,9 +358,16 @@ class TorchBackend(Backend):
                     self._forward(tensor)
             stream.wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            # thread_local: other cameras' threads may allocate / launch while this captures
-            with torch.cuda.graph(graph, stream=side, capture_error_mode='thread_local'):
-                static_out = self._forward(tensor)
+            try:
+                # thread_local: other cameras' threads may allocate / launch while capturing
+                with torch.cuda.graph(graph, stream=side, capture_error_mode='thread_local'):
+                    static_out = self._forward(tensor)
+            except RuntimeError as exc:   # an operator that cannot be captured: run eagerly
+                stream.wait_stream(side)
+                LOGGER.warning('torch backend: CUDA graph capture failed (%s); running this '
+                               'model without CUDA graphs', exc)
+                self.cuda_graph = False
+                return self._forward(tensor)
             stream.wait_stream(side)
             cached = self._graphs[key] = (graph, static_out)
             LOGGER.info('torch backend: captured a CUDA graph for %s', key)
