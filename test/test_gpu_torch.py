@@ -116,7 +116,9 @@ def test_batched_device_input_equals_single_runs():
             backend.infer_device(pre.batch_device_ptr(3), pre.stream_handle, batch=5)
 
 
-def test_cuda_graph_replays_equal_eager_runs():
+def test_cuda_graph_replays_equal_eager_runs(caplog):
+    """Captured graphs replay the eager result; a model that cannot be captured (onnx2torch
+    operators that copy to the host) falls back to eager runs, said in the log, same result."""
     from tensorrt_yolox_py.cuda.preprocess import CudaPreprocessor
 
     with _torch_backend(precision='fp32') as eager, \
@@ -127,7 +129,11 @@ def test_cuda_graph_replays_equal_eager_runs():
             want = eager.infer_device(pre.device_ptr, pre.stream_handle)
             got = graphed.infer_device(pre.device_ptr, pre.stream_handle)
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
-        assert len(graphed._graphs) == 1
+        if graphed.cuda_graph:
+            assert len(graphed._graphs) == 1
+        else:
+            assert graphed.graph_fallback_reason
+            assert 'CUDA graph capture failed' in caplog.text
 
 
 def test_fp16_writes_half_input_and_stays_close(ort):

@@ -280,6 +280,7 @@ class TorchBackend(Backend):
         if cuda_graph and not self.cuda_graph:
             LOGGER.info('torch backend: cuda_graph needs a CUDA device; off on %s', self.device)
         self._lock = threading.Lock()
+        self.graph_fallback_reason = ''
         self._graphs: Dict[tuple, Tuple[Any, Any]] = {}
         self._static_in: Dict[int, Any] = {}
         self._stream = torch.cuda.Stream(self.device) if self.device.type == 'cuda' else None
@@ -367,6 +368,7 @@ class TorchBackend(Backend):
                 LOGGER.warning('torch backend: CUDA graph capture failed (%s); running this '
                                'model without CUDA graphs', exc)
                 self.cuda_graph = False
+                self.graph_fallback_reason = str(exc).splitlines()[0]
                 return self._forward(tensor)
             stream.wait_stream(side)
             cached = self._graphs[key] = (graph, static_out)
