@@ -138,8 +138,13 @@ def test_label_file_problems(planted_model, tmp_path):
 
 
 def test_backend_choice_without_tensorrt():
-    name, reason = choose_backend(make_config({'device': 'gpu'}))
-    assert name == 'onnxruntime' and 'not installed' in reason
+    from tensorrt_yolox_py.backends import REGISTRY
+
+    config = make_config({'device': 'gpu'})
+    name, reason = choose_backend(config)
+    torch_on_gpu = not REGISTRY['torch'].usable(config)     # a CUDA build of torch and a GPU
+    assert name == ('torch' if torch_on_gpu else 'onnxruntime')
+    assert 'not tensorrt' in reason and 'not installed' in reason
     with pytest.raises(ParameterError, match='device'):
         choose_backend(make_config({'device': 'dla0'}))
     with pytest.raises(ParameterError, match='backend'):

@@ -204,3 +204,17 @@ def test_dynamic_batch_refuses_models_out_of_contract(tmp_path):
         [helper.make_tensor_value_info('y', tp.FLOAT, [2, 3, 32, 32])])
     with pytest.raises(ModelContractError, match='batch 1'):
         make_dynamic_batch(helper.make_model(graph))
+
+
+def test_unsimplified_export_converts(tmp_path):
+    """torch's exporter without onnxsim feeds weights through Identity nodes; still converts."""
+    import onnx
+
+    from tensorrt_yolox_py.model.export import export_variant
+
+    path = tmp_path / 'raw.onnx'
+    export_variant('yolox-tiny-test', str(path), (64, 64), num_classes=3, simplify=False)
+    assert any(n.op_type == 'Identity' for n in onnx.load(str(path)).graph.node)
+    x = np.random.default_rng(1).uniform(0, 255, (1, 3, 64, 64)).astype(np.float32)
+    with TorchBackend(path) as torch_be, OnnxRuntimeBackend(path) as ort_be:
+        np.testing.assert_allclose(torch_be.infer(x), ort_be.infer(x), rtol=0, atol=1e-4)

@@ -90,6 +90,32 @@ _REDUCTIONS_18 = ('ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'Re
                   'ReduceMean', 'ReduceMin', 'ReduceProd', 'ReduceSumSquare')
 
 
+def _fold_initializer_identities(model: Any) -> Any:
+    """Bypass Identity nodes that only forward an initializer (unsimplified torch exports).
+
+    onnx2torch takes convolution weights and biases only as initializers; torch's exporter,
+    without onnxsim, passes many through Identity nodes. Their consumers are pointed at the
+    initializer itself (an Identity that is a graph output is kept).
+    """
+    graph = model.graph
+    inits = {init.name for init in graph.initializer}
+    outputs = {out.name for out in graph.output}
+    alias = {node.output[0]: node.input[0] for node in graph.node
+             if node.op_type == 'Identity' and node.input[0] in inits
+             and node.output[0] not in outputs}
+    if not alias:
+        return model
+    keep = [node for node in graph.node
+            if not (node.op_type == 'Identity' and node.output[0] in alias)]
+    for node in keep:
+        for index, name in enumerate(node.input):
+            if name in alias:
+                node.input[index] = alias[name]
+    del graph.node[:]
+    graph.node.extend(keep)
+    return model
+
+
 def _host_resize_parameters(module: Any) -> None:
     """Give onnx2torch's Resize modules their constant scales / sizes as host tensors.
 
@@ -259,7 +285,7 @@ class TorchBackend(Backend):
                                'running fp32', capability)
                 self.precision = 'fp32'
         try:
-            module = onnx2torch.convert(model)
+            module = onnx2torch.convert(_fold_initializer_identities(model))
         except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError, ...
             raise ModelContractError(f'{path}: onnx2torch cannot convert the model: '
                                      f'{type(exc).__name__}: {exc}') from exc
