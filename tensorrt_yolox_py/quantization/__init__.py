@@ -2,7 +2,10 @@
 
 ``images``: the calibration image set and its batches (the inference preprocessing);
 ``static``: ONNX Runtime static QDQ quantization and per-tensor calibration ranges;
-``streaming``: the bounded-memory calibration both use (ONNX Runtime's range algorithms).
+``streaming``: the bounded-memory calibration both use (ONNX Runtime's range algorithms);
+``strongly_typed``: FP16 and INT8 Q/DQ + FP16 models for strongly typed TensorRT 11 networks
+(NVIDIA ModelOpt in its own environment through ``modelopt_worker``, or the ``static``
+quantizer + onnxconverter-common).
 Heavy dependencies (onnx, onnxruntime) are imported only when a function needs them.
 """
 

@@ -18,7 +18,8 @@ Contract:
   kernels). ``target='tensorrt'``:
   symmetric int8 activations and weights (zero point 0, the only form TensorRT accepts) and
   float biases (TensorRT's DequantizeLinear takes no int32), i.e. an explicit-quantization
-  model for ``trt.OnnxParser``.
+  model for ``trt.OnnxParser``. ``tensor_ranges`` replaces calibration by fixed ranges (the
+  clip recipe of ``strongly_typed``).
 - ``compute_tensor_ranges``: per-tensor (min, max) from the same calibration, for TensorRT's
   explicit dynamic ranges (``ITensor.set_dynamic_range``).
 - ``weighted_boundary_nodes``: the first / last weighted (Conv, ConvTranspose, Gemm, MatMul)
