@@ -21,24 +21,23 @@ slow model drops old frames (counted) instead of queueing them. Malformed images
 with a rate-limited warning. ``destroy_node`` stops the worker and releases the detector.
 """
 
-import logging
 import sys
 import threading
 from typing import Any, Callable, List, Optional
 
 from .._lazy import require
 from ..backends import choose_backend
-from ..errors import InputError, ParameterError, YoloxError
+from ..errors import InputError
 from ..params import DetectorConfig
 from ..pipeline import Detector
 from .image_conversion import ImageFormatError, fill_image_msg, image_msg_to_array
+from .lifecycle import STOP, init_ros, run_entry_point, spin_until_stopped
 from ..visualize import draw_detections
 from .messages import copy_header, to_detection2d_array, to_label_info
 from .parameters import declare_detector_parameters
 from .worker import FrameStats, LatestSlot, RateLimiter
 
 rclpy = require('rclpy', 'the ROS 2 node', 'pip install ros-rclpy (see docs/ROS_WHEELS.md)')
-from rclpy.executors import ExternalShutdownException  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile,  # noqa: E402
                        ReliabilityPolicy)
@@ -204,41 +203,26 @@ class YoloxNode(Node):
         super().destroy_node()
 
 
-def report_startup_error(exc: BaseException) -> int:
-    """Print a one-line start-up error (no traceback) and return the exit status."""
-    print(f'yolox: error: {exc}', file=sys.stderr)
-    return 2 if isinstance(exc, ParameterError) else 1
-
-
-def run_until_shutdown(body: Callable[[], Optional[int]]) -> int:
-    """Run a console entry point's ``body`` (init rclpy, spin) and return its exit status.
-
-    Ctrl-C, SIGTERM and context shutdown end it quietly (0); start-up errors (bad parameters,
-    missing files) print one line, no traceback (``report_startup_error``).
-    """
-    logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
-    try:
-        return body() or 0
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    except (YoloxError, OSError) as exc:
-        return report_startup_error(exc)
-
-
 def main(args: Optional[List[str]] = None) -> int:
-    """Run one detector node until Ctrl-C, SIGTERM or context shutdown (console: yolox_node)."""
+    """Run one detector node until SIGINT, SIGTERM or context shutdown (console: yolox_node).
+
+    Start-up, signals, shutdown order and exit status: ``lifecycle``.
+    """
     def body() -> None:
-        with rclpy.init(args=args):
+        with init_ros(args):
+            if STOP.is_set():
+                return
             node = YoloxNode()
             try:
                 if node.config.build_only:
                     node.get_logger().info('build_only is true: the model is ready, exiting')
                     return
-                rclpy.spin(node)
+                if not STOP.is_set():
+                    spin_until_stopped([node], node.context)
             finally:
                 node.destroy_node()
 
-    return run_until_shutdown(body)
+    return run_entry_point(body)
 
 
 if __name__ == '__main__':
