@@ -171,7 +171,6 @@ def test_bad_input_is_skipped_logged_rate_limited_and_next_frame_served(
     ({'output_format': 'xyxy'}, 'output_format', 'not one of'),
     ({'dla_core_id': 0}, 'dla_core_id', "contradicts device 'cpu'"),
     ({'backend': 'tensorrt'}, 'backend', 'tensorrt'),
-    ({'label_path': '/nonexistent/labels.txt'}, 'label_path', '/nonexistent/labels.txt'),
 ])
 def test_bad_parameter_fails_at_startup_naming_it(ros: Any, cpu_params: dict, params: dict,
                                                   name: str, text: str) -> None:
@@ -179,6 +178,14 @@ def test_bad_parameter_fails_at_startup_naming_it(ros: Any, cpu_params: dict, pa
         ros.yolox('bad', {**cpu_params, **params})
     assert info.value.name == name
     assert text in str(info.value)
+
+
+def test_missing_label_file_fails_at_startup_naming_the_file(ros: Any, cpu_params: dict
+                                                             ) -> None:
+    from tensorrt_yolox_py.errors import FileError
+
+    with pytest.raises(FileError, match='/nonexistent/labels.txt'):
+        ros.yolox('bad', {**cpu_params, 'label_path': '/nonexistent/labels.txt'})
 
 
 def test_parameters_are_declared_with_descriptors(ros: Any, cpu_params: dict) -> None:
