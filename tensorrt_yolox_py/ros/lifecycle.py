@@ -232,12 +232,24 @@ def run_entry_point(body: Callable[[], Optional[int]]) -> int:
         return report_startup_error(exc)
 
 
+def exit_process(status: int) -> None:
+    """Exit with ``status``; signals arriving from now on are ignored.
+
+    Python's finalization resets a Python-level signal handler to the default action, so a
+    second Ctrl-C or SIGTERM during the interpreter's exit would kill the process (status
+    -2 / -15) after a clean shutdown. The exit status is decided; ignoring them keeps it.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    sys.exit(status)
+
+
 def yolox_node() -> None:
     """Console script ``yolox_node``: signal handlers first, then the heavy imports."""
     install_signal_handlers()
     from .node import main
 
-    sys.exit(main())
+    exit_process(main())
 
 
 def yolox_multi_camera() -> None:
@@ -245,4 +257,4 @@ def yolox_multi_camera() -> None:
     install_signal_handlers()
     from .multi_camera import main
 
-    sys.exit(main())
+    exit_process(main())

@@ -20,7 +20,8 @@ from typing import Any, Callable, List, Optional, Sequence
 from .._lazy import require
 from ..params import PARAMS_BY_NAME, load_param_yaml
 from .camera_mapping import NodeSpec, load_cameras_file
-from .lifecycle import STOP, UsageError, init_ros, run_entry_point, spin_until_stopped
+from .lifecycle import (STOP, UsageError, exit_process, init_ros, run_entry_point,
+                        spin_until_stopped)
 from .node import DetectorFactory, YoloxNode
 
 rclpy = require('rclpy', 'the multi-camera runner', 'pip install ros-rclpy')
@@ -102,4 +103,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    raise SystemExit(main())
+    exit_process(main())

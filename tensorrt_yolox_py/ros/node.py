@@ -21,7 +21,6 @@ slow model drops old frames (counted) instead of queueing them. Malformed images
 with a rate-limited warning. ``destroy_node`` stops the worker and releases the detector.
 """
 
-import sys
 import threading
 from typing import Any, Callable, List, Optional
 
@@ -31,7 +30,7 @@ from ..errors import InputError
 from ..params import DetectorConfig
 from ..pipeline import Detector
 from .image_conversion import ImageFormatError, fill_image_msg, image_msg_to_array
-from .lifecycle import STOP, init_ros, run_entry_point, spin_until_stopped
+from .lifecycle import STOP, exit_process, init_ros, run_entry_point, spin_until_stopped
 from ..visualize import draw_detections
 from .messages import copy_header, to_detection2d_array, to_label_info
 from .parameters import declare_detector_parameters
@@ -226,4 +225,4 @@ def main(args: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())
