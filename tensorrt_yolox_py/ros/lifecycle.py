@@ -141,7 +141,9 @@ def translate_rcl_init_error(exc: Exception) -> Exception:
 def init_ros(args: Optional[List[str]]) -> Any:
     """``rclpy.init`` without rclpy's signal handlers; rcl's argument errors become one line.
 
-    Returns the context manager of ``rclpy.init`` (use it in a ``with``). rcl prints its own
+    Fast DDS shared-memory leftovers of killed processes are reported first
+    (``shm_leftovers``). Returns the context manager of ``rclpy.init`` (use it in a
+    ``with``). rcl prints its own
     "Failed to parse global arguments" log on stderr before raising; that output is held
     back and shown only when init succeeds, so a bad argument gives exactly one line.
     """
@@ -149,7 +151,10 @@ def init_ros(args: Optional[List[str]]) -> Any:
     from rclpy.impl.implementation_singleton import rclpy_implementation
     from rclpy.signals import SignalHandlerOptions
 
+    from .shm_leftovers import warn_about_leftovers
+
     rcl_error = rclpy_implementation.RCLError
+    warn_about_leftovers(LOGGER)
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as held:
