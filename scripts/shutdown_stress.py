@@ -157,8 +157,10 @@ def run_trial(entry: str, rng: random.Random, max_delay_s: float, workdir: Path,
                   round(rng.uniform(0.0, max_delay_s), 3),
                   None if second is None else round(second, 3))
     start = time.monotonic()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(REPO), os.environ.get('PYTHONPATH')])))
     process = subprocess.Popen(_command(entry, workdir), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, env=env)
     err_chunks: List[str] = []
     reader = threading.Thread(target=lambda: err_chunks.append(process.stderr.read()),
                               daemon=True)

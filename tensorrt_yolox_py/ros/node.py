@@ -141,10 +141,15 @@ class YoloxNode(Node):
             self._image_pub.publish(fill_image_msg(Image(header=copy_header(msg.header)),
                                                    canvas, msg.encoding))
             self.stats.count('annotated')
-        self._time_pub.publish(Float64(data=float(result.timings['total'])))
-        latency = self.get_clock().now() - Time.from_msg(msg.header.stamp,
-                                                         clock_type=self.get_clock().clock_type)
-        self._latency_pub.publish(Float64(data=latency.nanoseconds / 1e6))
+        # rclpy holds the GIL while it serializes and hands a message to DDS (the largest GIL
+        # holder of a multi-camera process, benchmarks/bench_multi_camera.py): the debug
+        # topics are published only while someone listens.
+        if self._time_pub.get_subscription_count() > 0:
+            self._time_pub.publish(Float64(data=float(result.timings['total'])))
+        if self._latency_pub.get_subscription_count() > 0:
+            latency = self.get_clock().now() - Time.from_msg(
+                msg.header.stamp, clock_type=self.get_clock().clock_type)
+            self._latency_pub.publish(Float64(data=latency.nanoseconds / 1e6))
         self.stats.add_timings(result.timings)
 
     def _warn(self, key: str, text: str) -> None:
