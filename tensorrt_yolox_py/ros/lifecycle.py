@@ -222,9 +222,12 @@ def run_entry_point(body: Callable[[], Optional[int]]) -> int:
     """Run an entry point's ``body`` and return the exit status (module docstring).
 
     The signal handlers are installed first; a signal never raises inside ``body``: the body
-    checks ``STOP`` between start-up steps and ``spin_until_stopped`` returns on it.
+    checks ``STOP`` between start-up steps and ``spin_until_stopped`` returns on it. It is a
+    process's entry point: it returns with SIGINT and SIGTERM ignored (``ignore_signals``),
+    for the caller to exit with the status.
     """
-    if threading.current_thread() is threading.main_thread():
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
         install_signal_handlers()
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
     from ..errors import YoloxError
@@ -235,17 +238,25 @@ def run_entry_point(body: Callable[[], Optional[int]]) -> int:
         return EXIT_OK
     except (YoloxError, UsageError, OSError) as exc:
         return report_startup_error(exc)
+    finally:
+        if main_thread:
+            ignore_signals()
 
 
-def exit_process(status: int) -> None:
-    """Exit with ``status``; signals arriving from now on are ignored.
+def ignore_signals() -> None:
+    """Ignore SIGINT and SIGTERM from now on (the exit status is decided).
 
     Python's finalization resets a Python-level signal handler to the default action, so a
     second Ctrl-C or SIGTERM during the interpreter's exit would kill the process (status
-    -2 / -15) after a clean shutdown. The exit status is decided; ignoring them keeps it.
+    -2 / -15) after a clean shutdown; an ignored signal stays ignored.
     """
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
+
+
+def exit_process(status: int) -> None:
+    """Exit with ``status``, signals ignored from now on (``ignore_signals``)."""
+    ignore_signals()
     sys.exit(status)
 
 
