@@ -34,8 +34,8 @@ setup(
     entry_points={
         'console_scripts': [
             'yolox_detect = tensorrt_yolox_py.tools.detect:main',
-            'yolox_node = tensorrt_yolox_py.ros.node:main',
-            'yolox_multi_camera = tensorrt_yolox_py.ros.multi_camera:main',
+            'yolox_node = tensorrt_yolox_py.ros.lifecycle:yolox_node',
+            'yolox_multi_camera = tensorrt_yolox_py.ros.lifecycle:yolox_multi_camera',
             'yolox_build_engine = tensorrt_yolox_py.tools.build_engine:main',
             'yolox_export = tensorrt_yolox_py.tools.export_model:main',
             'yolox_train = tensorrt_yolox_py.tools.train:main',

@@ -23,3 +23,19 @@ class ParameterError(YoloxError, ValueError):
 
 class MissingDependencyError(YoloxError, ImportError):
     """An optional dependency needed by the chosen feature is not installed."""
+
+
+class FileError(YoloxError, OSError):
+    """A file named by the configuration is missing, unreadable or not what it must be.
+
+    ``path`` is the file; the message names it. Model, label, cameras and parameter files
+    raise it, so adapters can give file problems their own exit status (see
+    ``ros.lifecycle``).
+    """
+
+    def __init__(self, path: object, message: str) -> None:
+        super().__init__(message)
+        self.path = str(path)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ''

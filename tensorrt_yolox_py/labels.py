@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import List, Union
 
-from .errors import ParameterError
+from .errors import FileError
 
 DEFAULT_LABELS = ('UNKNOWN', 'CAR', 'TRUCK', 'BUS', 'BICYCLE', 'MOTORBIKE', 'PEDESTRIAN',
                   'ANIMAL')
@@ -12,21 +12,20 @@ DEFAULT_LABELS = ('UNKNOWN', 'CAR', 'TRUCK', 'BUS', 'BICYCLE', 'MOTORBIKE', 'PED
 def load_labels(path: Union[str, Path]) -> List[str]:
     """Read class names from ``path`` (blank lines and surrounding spaces are ignored).
 
-    Raises ParameterError (name ``label_path``) naming the file when it is missing, unreadable,
-    empty or has duplicate names.
+    Raises FileError naming the file when it is missing, unreadable, empty or has duplicate
+    names.
     """
     path = Path(path)
     try:
         text = path.read_text(encoding='utf-8')
     except OSError as exc:
-        raise ParameterError('label_path', f'cannot read label file {path}: {exc}') from exc
+        raise FileError(path, f'cannot read label file {path}: {exc}') from exc
     except UnicodeDecodeError as exc:
-        raise ParameterError('label_path', f'label file {path} is not UTF-8 text') from exc
+        raise FileError(path, f'label file {path} is not UTF-8 text') from exc
     labels = [line.strip() for line in text.splitlines() if line.strip()]
     if not labels:
-        raise ParameterError('label_path', f'label file {path} has no labels')
+        raise FileError(path, f'label file {path} has no labels')
     duplicates = sorted({name for name in labels if labels.count(name) > 1})
     if duplicates:
-        raise ParameterError('label_path',
-                             f'label file {path} repeats {", ".join(duplicates)}')
+        raise FileError(path, f'label file {path} repeats {", ".join(duplicates)}')
     return labels

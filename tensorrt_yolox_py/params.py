@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple, Union
 
-from .errors import ParameterError
+from .errors import FileError, ParameterError
 
 ParamValue = Union[bool, int, float, str]
 
@@ -267,8 +267,8 @@ def defaults() -> Dict[str, ParamValue]:
 def load_param_yaml(path: Union[str, Path]) -> Dict[str, Any]:
     """Read a ROS 2 parameter file (``/**: ros__parameters: {...}``) and return the dict.
 
-    Accepts the wildcard node name ``/**`` or a single node entry. Raises ParameterError
-    (name ``params_file``) for a missing or malformed file.
+    Accepts the wildcard node name ``/**`` or a single node entry. Raises FileError naming
+    the file when it is missing, unreadable or malformed.
     """
     import yaml
 
@@ -276,15 +276,15 @@ def load_param_yaml(path: Union[str, Path]) -> Dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise ParameterError('params_file', f'cannot read {path}: {exc}') from exc
+        raise FileError(path, f'cannot read parameter file {path}: {exc}') from exc
     except yaml.YAMLError as exc:
-        raise ParameterError('params_file', f'{path} is not valid YAML: {exc}') from exc
+        raise FileError(path, f'parameter file {path} is not valid YAML: {exc}') from exc
     if not isinstance(data, dict) or len(data) != 1:
-        raise ParameterError('params_file', f'{path}: expected one node entry such as /**')
+        raise FileError(path, f'parameter file {path}: expected one node entry such as /**')
     node_entry = next(iter(data.values()))
     if not isinstance(node_entry, dict) or not isinstance(
             node_entry.get('ros__parameters'), dict):
-        raise ParameterError('params_file', f'{path}: expected a ros__parameters mapping')
+        raise FileError(path, f'parameter file {path}: expected a ros__parameters mapping')
     return dict(node_entry['ros__parameters'])
 
 

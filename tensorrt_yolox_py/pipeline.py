@@ -36,6 +36,7 @@ from .backends.base import Backend
 from .errors import InputError, ModelContractError
 from .image import as_source
 from .labels import load_labels
+from .model.integrity import check_model_file
 from .params import DetectorConfig
 from .stages.postprocess import Detections, Postprocessor
 from .stages.preprocess import CpuPreprocessor, LetterboxParams
@@ -99,7 +100,10 @@ class Detector:
                     ) -> 'Detector':
         """Build backend, preprocessor, postprocessor and labels from validated parameters."""
         labels = load_labels(config.resolved_label_path)
-        backend = backend or create_backend(config)
+        if backend is None:
+            if str(config.resolved_model_path).lower().endswith('.onnx'):
+                check_model_file(config.resolved_model_path)  # FileError if corrupted
+            backend = create_backend(config)
         try:
             preprocessor = make_preprocessor(config, backend)
             postprocessor = Postprocessor(backend.input_hw, config.score_threshold,

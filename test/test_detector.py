@@ -5,7 +5,7 @@ import pytest
 
 from tensorrt_yolox_py.backends import choose_backend
 from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend
-from tensorrt_yolox_py.errors import InputError, ModelContractError, ParameterError
+from tensorrt_yolox_py.errors import FileError, InputError, ModelContractError, ParameterError
 from tensorrt_yolox_py.model.synthetic import make_planted_model, planted_cell_box
 from tensorrt_yolox_py.params import make_config
 from tensorrt_yolox_py.pipeline import Detector
@@ -132,7 +132,7 @@ def test_label_file_problems(planted_model, tmp_path):
     with pytest.raises(ModelContractError, match='8 classes'):
         Detector.from_config(make_config({'model_path': str(planted_model), 'device': 'cpu',
                                           'label_path': str(short)}))
-    with pytest.raises(ParameterError, match='label_path'):
+    with pytest.raises(FileError, match='none.txt'):
         Detector.from_config(make_config({'model_path': str(planted_model), 'device': 'cpu',
                                           'label_path': str(tmp_path / 'none.txt')}))
 

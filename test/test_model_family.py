@@ -187,6 +187,11 @@ def test_onnx_contract_names_shapes_and_metadata(exported_splus):
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta['yolox_variant'] == 'yolox-s+-opt' and meta['output_format'] == 'raw'
     assert meta['num_classes'] == '8' and meta['input_hw'] == '96,160'
+    # The content checksum is stamped at export and verifies (model/integrity.py).
+    from tensorrt_yolox_py.model import integrity
+
+    assert meta[integrity.CHECKSUM_KEY] == integrity.graph_sha256(proto)
+    assert integrity.verify_model_file(path) == 'verified'
     # Simplified: every Conv has its weight and bias as initializers (INT8 quantizers need it),
     # and the graph is DLA friendly: no Slice (Focus), MaxPool (SPP) or Mul (SiLU).
     assert export.conv_params_are_initializers(proto)

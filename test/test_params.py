@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tensorrt_yolox_py.errors import ParameterError
+from tensorrt_yolox_py.errors import FileError, ParameterError
 from tensorrt_yolox_py.params import (
     DetectorConfig, defaults, load_param_yaml, make_config, markdown_table, PARAMS)
 from tensorrt_yolox_py.tools.params_doc import DERIVED, param_yaml
@@ -81,7 +81,7 @@ def test_readme_table_is_generated_from_the_schema(repo_root):
 def test_malformed_param_files(tmp_path, content, message):
     path = tmp_path / 'p.yaml'
     path.write_text(content)
-    with pytest.raises(ParameterError, match=message):
+    with pytest.raises(FileError, match=message):
         load_param_yaml(path)
-    with pytest.raises(ParameterError, match='cannot read'):
+    with pytest.raises(FileError, match='cannot read'):
         load_param_yaml(tmp_path / 'missing.yaml')

@@ -149,3 +149,29 @@ def test_large_nms_path_matches_the_matrix_path(monkeypatch):
     walked = nms(boxes, scores, 0.45)
     assert walked.tolist() == matrix.tolist()
     assert nms(boxes, scores, 0.45, max_keep=7).tolist() == matrix[:7].tolist()
+
+
+@pytest.mark.parametrize('forced, looks', [('decoded', 'raw'), ('raw', 'decoded')])
+def test_forced_output_format_that_contradicts_the_output_warns_once(caplog, forced, looks):
+    raw = _empty_output((64, 64))  # raw offsets: column 0 near 0
+    decoded = _empty_output((64, 64))
+    decoded[0, :, 0] = 32.0  # decoded centres: half the input size
+    out = raw if looks == 'raw' else decoded
+    post = Postprocessor((64, 64), output_format=forced)
+    with caplog.at_level('WARNING', logger='tensorrt_yolox_py.stages.postprocess'):
+        post(out, compute_letterbox(64, 64, 64, 64))
+        post(out, compute_letterbox(64, 64, 64, 64))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+    assert len(warnings) == 1, warnings
+    assert f"output_format is '{forced}' but the model output looks '{looks}'" in warnings[0]
+    assert post.output_format == forced  # a warning, not a silent override
+
+
+@pytest.mark.parametrize('forced', ['raw', 'decoded'])
+def test_forced_output_format_that_matches_the_output_is_silent(caplog, forced):
+    out = _empty_output((64, 64))
+    if forced == 'decoded':
+        out[0, :, 0] = 32.0
+    with caplog.at_level('WARNING', logger='tensorrt_yolox_py.stages.postprocess'):
+        Postprocessor((64, 64), output_format=forced)(out, compute_letterbox(64, 64, 64, 64))
+    assert not [r for r in caplog.records if r.levelname == 'WARNING']

@@ -9,7 +9,8 @@ Contract of the written file:
   onnx-simplifier, so that every Conv weight AND bias is a graph initializer (what the INT8
   quantizers need: an unsimplified export feeds biases through Identity nodes).
 - Metadata properties: ``yolox_variant``, ``yolox_act``, ``num_classes``, ``input_hw``,
-  ``strides``, ``output_format`` (``raw``).
+  ``strides``, ``output_format`` (``raw``), and the graph's content checksum
+  (``integrity.stamp``: ``yolox_graph_sha256``), verified when the model is loaded.
 
 Checkpoints (``train.save_checkpoint``) are dicts with ``config`` (``YOLOX.config()``) and
 ``model`` (a state dict); ``ema`` (a state dict) is preferred when present.
@@ -23,6 +24,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from .._lazy import require
 from ..errors import ModelContractError
+from . import integrity
 from .yolox import STRIDES, YOLOX, build_model, num_anchors
 
 torch = require('torch', 'ONNX export of the YOLOX model', 'pip install torch')
@@ -124,6 +126,7 @@ def export_onnx(model: YOLOX, path: str, input_hw: Tuple[int, int],
         for key, value in meta.items():
             prop = proto.metadata_props.add()
             prop.key, prop.value = key, str(value)
+        integrity.stamp(proto)
         onnx.checker.check_model(proto)
         final_tmp = os.path.join(tmp, 'final.onnx')
         onnx.save(proto, final_tmp)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Tuple, Union
 
-from ..errors import ParameterError, YoloxError
+from ..errors import FileError, ParameterError, YoloxError
 from ..params import DEVICES, make_config, PARAMS_BY_NAME
 
 DEFAULT_NODE_NAME = 'tensorrt_yolox'
@@ -44,6 +44,13 @@ _CAMERA_KEYS = {'name', 'image_topic', 'device', 'objects_topic', 'parameters'}
 
 class CameraConfigError(YoloxError, ValueError):
     """cameras.yaml is malformed; the message names the camera and the field."""
+
+
+class CameraFileError(CameraConfigError, FileError):
+    """The cameras file cannot be read or is not YAML (a file problem, not a bad value)."""
+
+    def __init__(self, path: object, message: str) -> None:
+        FileError.__init__(self, path, message)
 
 
 @dataclass(frozen=True)
@@ -187,9 +194,9 @@ def load_cameras_file(path: Union[str, Path]) -> List[NodeSpec]:
     try:
         data = yaml.safe_load(path.read_text(encoding='utf-8'))
     except OSError as exc:
-        raise CameraConfigError(f'cannot read cameras file {path}: {exc}') from exc
+        raise CameraFileError(path, f'cannot read cameras file {path}: {exc}') from exc
     except yaml.YAMLError as exc:
-        raise CameraConfigError(f'cameras file {path} is not valid YAML: {exc}') from exc
+        raise CameraFileError(path, f'cameras file {path} is not valid YAML: {exc}') from exc
     try:
         return node_specs(data)
     except CameraConfigError as exc:

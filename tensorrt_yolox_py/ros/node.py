@@ -21,18 +21,16 @@ slow model drops old frames (counted) instead of queueing them. Malformed images
 with a rate-limited warning. ``destroy_node`` stops the worker and releases the detector.
 """
 
-import logging
-import signal
-import sys
 import threading
 from typing import Any, Callable, List, Optional
 
 from .._lazy import require
 from ..backends import choose_backend
-from ..errors import InputError, ParameterError, YoloxError
+from ..errors import InputError
 from ..params import DetectorConfig
 from ..pipeline import Detector
 from .image_conversion import fill_image_msg, image_msg_to_source, ImageFormatError
+from .lifecycle import STOP, exit_process, init_ros, run_entry_point, spin_until_stopped
 from ..visualize import annotated_encoding, draw_detections
 from .messages import copy_header, to_detection2d_array, to_label_info
 from .parameters import declare_detector_parameters
@@ -40,7 +38,6 @@ from .worker import FrameStats, LatestSlot, RateLimiter
 
 rclpy = require('rclpy', 'the ROS 2 node',
                 'bash scripts/setup.sh (ROS 2 from the PyPI ros-* wheels)')
-from rclpy.executors import ExternalShutdownException  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile,  # noqa: E402
                        ReliabilityPolicy)
@@ -146,10 +143,15 @@ class YoloxNode(Node):
                                                    canvas,
                                                    annotated_encoding(source.encoding.name)))
             self.stats.count('annotated')
-        self._time_pub.publish(Float64(data=float(result.timings['total'])))
-        latency = self.get_clock().now() - Time.from_msg(msg.header.stamp,
-                                                         clock_type=self.get_clock().clock_type)
-        self._latency_pub.publish(Float64(data=latency.nanoseconds / 1e6))
+        # rclpy holds the GIL while it serializes and hands a message to DDS (the largest GIL
+        # holder of a multi-camera process, benchmarks/bench_multi_camera.py): the debug
+        # topics are published only while someone listens.
+        if self._time_pub.get_subscription_count() > 0:
+            self._time_pub.publish(Float64(data=float(result.timings['total'])))
+        if self._latency_pub.get_subscription_count() > 0:
+            latency = self.get_clock().now() - Time.from_msg(
+                msg.header.stamp, clock_type=self.get_clock().clock_type)
+            self._latency_pub.publish(Float64(data=latency.nanoseconds / 1e6))
         self.stats.add_timings(result.timings)
 
     def _warn(self, key: str, text: str) -> None:
@@ -207,63 +209,27 @@ class YoloxNode(Node):
         super().destroy_node()
 
 
-def report_startup_error(exc: BaseException) -> int:
-    """Print a one-line start-up error (no traceback) and return the exit status."""
-    print(f'yolox: error: {exc}', file=sys.stderr)
-    return 2 if isinstance(exc, ParameterError) else 1
-
-
-def _stop_on_first_signal() -> None:
-    """SIGINT / SIGTERM: the first one stops the process (KeyboardInterrupt); later ones: ignored.
-
-    Installed before ``rclpy.init``, whose own handlers (shutting the context down) chain to it.
-    Without it a second signal during the cleanup or the interpreter's exit (a terminal's Ctrl-C
-    reaches every process of the group and a non-interactive ``ros2 launch`` forwards another
-    SIGINT) interrupted ``destroy_node`` or killed the process (status -2, or a crash in the
-    teardown) instead of letting it exit with 0. (A cleanup that hangs still ends with SIGKILL,
-    which launch sends after its timeouts.)
-    """
-    def handler(signum: int, frame: Any) -> None:
-        for other in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(other, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, handler)
-
-
-def run_until_shutdown(body: Callable[[], Optional[int]]) -> int:
-    """Run a console entry point's ``body`` (init rclpy, spin) and return its exit status.
-
-    Ctrl-C, SIGTERM and context shutdown end it quietly (0); start-up errors (bad parameters,
-    missing files) print one line, no traceback (``report_startup_error``).
-    """
-    logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
-    if threading.current_thread() is threading.main_thread():
-        _stop_on_first_signal()
-    try:
-        return body() or 0
-    except (KeyboardInterrupt, ExternalShutdownException):
-        return 0
-    except (YoloxError, OSError) as exc:
-        return report_startup_error(exc)
-
-
 def main(args: Optional[List[str]] = None) -> int:
-    """Run one detector node until Ctrl-C, SIGTERM or context shutdown (console: yolox_node)."""
+    """Run one detector node until SIGINT, SIGTERM or context shutdown (console: yolox_node).
+
+    Start-up, signals, shutdown order and exit status: ``lifecycle``.
+    """
     def body() -> None:
-        with rclpy.init(args=args):
+        with init_ros(args):
+            if STOP.is_set():
+                return
             node = YoloxNode()
             try:
                 if node.config.build_only:
                     node.get_logger().info('build_only is true: the model is ready, exiting')
                     return
-                rclpy.spin(node)
+                if not STOP.is_set():
+                    spin_until_stopped([node], node.context)
             finally:
                 node.destroy_node()
 
-    return run_until_shutdown(body)
+    return run_entry_point(body)
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    exit_process(main())

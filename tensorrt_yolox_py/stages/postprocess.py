@@ -11,7 +11,8 @@ Contract:
     (centre and size in model-input pixels).
   * ``decoded`` form: columns 0-3 are already (cx, cy, w, h) in model-input pixels.
   * ``auto`` decides once, from the first output, and logs its choice: raw offsets p0/p1 stay
-    near [-1, 2] while decoded centres average half the input size.
+    near [-1, 2] while decoded centres average half the input size. A forced ``raw`` or
+    ``decoded`` is checked once with the same test and warns when the output looks otherwise.
 
 - ``score = objectness * max class score``; the class is the arg-max class.
 - Output ``Detections``: ``boxes`` float32 (K, 4) as (x1, y1, x2, y2) in SOURCE-image pixels
@@ -187,6 +188,7 @@ class Postprocessor:
         self.nms_threshold = float(nms_threshold)
         self.max_detections = int(max_detections)
         self.output_format = output_format
+        self._format_checked = False
         self.strides = tuple(int(s) for s in strides)
         self.grid, self.anchor_strides = make_anchors(self.input_hw, self.strides)
 
@@ -196,12 +198,27 @@ class Postprocessor:
         return int(self.grid.shape[0])
 
     def resolve_format(self, rows: np.ndarray) -> str:
-        """Return 'raw' or 'decoded' for this output, deciding once when format is 'auto'."""
+        """Return 'raw' or 'decoded' for this output, deciding once when format is 'auto'.
+
+        A forced format is checked once against the same test, with a warning when the
+        output looks like the other form (e.g. ``decoded`` forced on a raw-head model gives
+        boxes piled up at the image's top-left corner).
+        """
         if self.output_format == 'auto':
             mean_x = float(np.mean(rows[:, 0], dtype=np.float64))
             self.output_format = 'decoded' if mean_x > DECODED_MEAN_X_THRESHOLD else 'raw'
             LOGGER.info("model output detected as '%s' (mean of column 0 = %.2f)",
                         self.output_format, mean_x)
+        elif not self._format_checked:
+            self._format_checked = True
+            mean_x = float(np.mean(rows[:, 0], dtype=np.float64))
+            looks = 'decoded' if mean_x > DECODED_MEAN_X_THRESHOLD else 'raw'
+            if looks != self.output_format:
+                LOGGER.warning(
+                    "output_format is '%s' but the model output looks '%s' (mean of column 0 "
+                    "= %.2f; raw offsets stay near [-1, 2], decoded centres average half the "
+                    "input size): detections will be wrong unless output_format is '%s' or "
+                    "'auto'", self.output_format, looks, mean_x, looks)
         return self.output_format
 
     def __call__(self, output: np.ndarray, letterbox: LetterboxParams) -> Detections:

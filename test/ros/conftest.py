@@ -45,15 +45,19 @@ def require_ros() -> Any:
 
 
 class RosHarness:
-    """One rclpy Context, a background MultiThreadedExecutor and the nodes of one test."""
+    """One rclpy Context, a background executor and the nodes of one test.
+
+    The executor is the one the entry points use (``lifecycle.spin_until_stopped``: one
+    SingleThreadedExecutor thread), so timing tests see the runner's threading.
+    """
 
     def __init__(self, rclpy: Any) -> None:
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
 
         self.rclpy = rclpy
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.nodes: List[Any] = []
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()

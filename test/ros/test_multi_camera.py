@@ -143,6 +143,10 @@ def test_overload_three_cameras_at_30hz_into_a_slow_backend(ros: Any, cpu_params
     assert wait_for(settled)
     # Every processed frame's result was published before it was counted: wait for them all.
     assert wait_for(lambda: all(len(received[i]) >= nodes[i].stats.processed for i in range(3)))
+    worst = [max((arrival - stamp for stamp, arrival in received[i]), default=0.0)
+             for i in range(3)]
+    print(f'overload: max latency per camera {[round(w, 3) for w in worst]} s '
+          f'(bound {6 * delay_s + 0.3:.2f} s)')
     for i, node in enumerate(nodes):
         stats = node.stats
         sent = len(published[i])
@@ -211,21 +215,3 @@ def test_node_process_serves_and_stops_cleanly_on_sigint(ros: Any, cpu_params: d
         code, err = _finish(process, signal.SIGINT)
     assert code == 0, err[-2000:]
     assert 'Traceback' not in err
-
-
-@pytest.mark.parametrize('module, args, code, text', [
-    ('tensorrt_yolox_py.ros.node', ['--ros-args', '-p', 'score_threshold:=2.0'], 2,
-     "parameter 'score_threshold'"),
-    ('tensorrt_yolox_py.ros.node', ['--ros-args', '-p', 'model_path:=/nonexistent/m.onnx',
-                                    '-p', 'device:=cpu'], 1, '/nonexistent/m.onnx'),
-    ('tensorrt_yolox_py.ros.multi_camera', ['--cameras', '/nonexistent/cameras.yaml'], 1,
-     '/nonexistent/cameras.yaml'),
-])
-def test_startup_errors_exit_with_a_message_and_no_traceback(module: str, args: List[str],
-                                                             code: int, text: str) -> None:
-    pytest.importorskip('rclpy')
-    result = subprocess.run([sys.executable, '-m', module] + args, env=subprocess_env(),
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == code, result.stderr[-2000:]
-    assert text in result.stderr
-    assert 'Traceback' not in result.stderr

@@ -1,0 +1,76 @@
+"""Fast DDS shared-memory leftovers: found from real kernel locks, never a live process's."""
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import subprocess_env
+
+from tensorrt_yolox_py.ros import shm_leftovers
+
+OLD = time.time() - 3600
+
+
+def _participant_files(directory: Path, ident: str, size: int = 1000) -> Path:
+    for name, data in ((f'fastdds_{ident}', b'x' * size), (f'fastdds_{ident}_el', b''),
+                       (f'sem.fastdds_{ident}_mutex', b'')):
+        (directory / name).write_bytes(data)
+        os.utime(directory / name, (OLD, OLD))
+    return directory / f'fastdds_{ident}_el'
+
+
+def test_only_files_whose_lock_nobody_holds_are_leftovers(tmp_path: Path) -> None:
+    _participant_files(tmp_path, '00000000000000aa', 5000)
+    alive = _participant_files(tmp_path, '00000000000000bb')
+    young = _participant_files(tmp_path, '00000000000000cc')
+    os.utime(young, None)  # just created: a process may be about to lock it
+    (tmp_path / 'unrelated_el').write_bytes(b'')
+    with open(alive, 'rb') as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a live owner's lock
+        found = shm_leftovers.find_leftovers(tmp_path)
+        assert sorted(Path(p).name for p in found) == [
+            'fastdds_00000000000000aa', 'fastdds_00000000000000aa_el',
+            'sem.fastdds_00000000000000aa_mutex']
+        assert found[str(tmp_path / 'fastdds_00000000000000aa')] == 5000
+        removed = shm_leftovers.remove_leftovers(found)
+        assert sorted(removed) == sorted(found)
+        assert alive.exists() and young.exists()
+    # Released: now the former owner's files are leftovers too.
+    found = shm_leftovers.find_leftovers(tmp_path)
+    assert str(tmp_path / 'fastdds_00000000000000bb') in found
+
+
+def test_nothing_is_reported_without_dev_shm_or_proc_locks(tmp_path: Path) -> None:
+    assert shm_leftovers.find_leftovers(tmp_path / 'none') == {}
+    assert shm_leftovers.find_leftovers(tmp_path, locks=tmp_path / 'no_locks') == {}
+
+
+@pytest.mark.ros
+def test_a_participant_killed_hard_leaves_files_that_are_found(tmp_path: Path) -> None:
+    pytest.importorskip('rclpy')
+    if not Path('/dev/shm').is_dir() or not Path('/proc/locks').exists():
+        pytest.skip('no /dev/shm or /proc/locks')
+    before = set(shm_leftovers.find_leftovers(min_age_s=0.0))
+    code = ('import rclpy, sys, time; from std_msgs.msg import Float64; rclpy.init(); '
+            "n = rclpy.create_node('shm_victim'); p = n.create_publisher(Float64, 'x', 1); "
+            "print('ready', flush=True); time.sleep(60)")
+    process = subprocess.Popen([sys.executable, '-c', code], env=subprocess_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout.readline().strip() == 'ready'
+        live = set(shm_leftovers.find_leftovers(min_age_s=0.0)) - before
+        assert not live, f'a live process\'s files reported: {live}'
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    left = set(shm_leftovers.find_leftovers(min_age_s=0.0)) - before
+    assert any(Path(p).name.endswith('_el') for p in left), left
+    assert any(Path(p).name.startswith(('fastdds_', 'fastrtps_')) and not p.endswith('_el')
+               for p in left), left
+    # Clean only what this test's victim left.
+    assert sorted(shm_leftovers.remove_leftovers({p: 0 for p in left})) == sorted(left)
