@@ -28,39 +28,20 @@ Writes ``host_path_<card>.json`` and ``.md`` under ``--out`` and prints the tabl
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Dict
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_preprocess_gpu import stats, wall_us  # noqa: E402
 from benchmarks.machine_info import machine_info  # noqa: E402
 from tensorrt_yolox_py.cuda.check import cuda_call  # noqa: E402
 from tensorrt_yolox_py.cuda.preprocess import CudaPreprocessor  # noqa: E402
 from tensorrt_yolox_py.image import ENCODINGS, SourceImage  # noqa: E402
 from tensorrt_yolox_py.stages.preprocess import compute_letterbox  # noqa: E402
-
-
-def stats(samples: List[float]) -> Dict[str, float]:
-    """Median / p90 / min of samples (microseconds)."""
-    arr = np.asarray(samples, np.float64)
-    return {'median': float(np.median(arr)), 'p90': float(np.percentile(arr, 90)),
-            'min': float(arr.min()), 'n': int(arr.size)}
-
-
-def wall_us(fn: Callable[[], Any], iters: int, warmup: int = 10) -> Dict[str, float]:
-    """Host wall-clock time of ``fn`` in microseconds."""
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1e6)
-    return stats(samples)
 
 
 def host_path(iters: int) -> Dict[str, Any]:
