@@ -357,6 +357,8 @@ TYPED_CONFIGS = (
     ('ModelOpt entropy', 'int8', {'method': 'Entropy', 'tool': 'modelopt'}),
     ('ORT MinMax', 'int8', {'method': 'MinMax', 'tool': 'onnxruntime'}),
     ('ReLU6 clip 6 (fixed scales)', 'int8', {'clip_value': RELU6_MAX, 'tool': 'onnxruntime'}),
+    ('ReLU6 clip 6, last layers FP16', 'int8', {'clip_value': RELU6_MAX, 'tool': 'onnxruntime',
+                                                'fp16_last_layer': True}),
 )
 TYPED_RUN = 'strongly-typed'
 
@@ -548,7 +550,11 @@ def typed_main(args, model: Path, work: Path, input_hw: Tuple[int, int]) -> int:
         row.update(info)
         if 'error' not in info:
             row.update(done[f'{config}|{n}'])
-            row.update(latency(path, latency_frames, args.latency_frames, args.threads, True))
+            if 'infer_ms_median' not in done[f'{config}|{n}']:     # checkpointed too
+                done[f'{config}|{n}'].update(latency(path, latency_frames,
+                                                     args.latency_frames, args.threads, True))
+                _checkpoint(ck, done)
+            row.update(done[f'{config}|{n}'])
         rows.append(row)
     _, modelopt_why = __import__('tensorrt_yolox_py.quantization.strongly_typed',
                                  fromlist=['modelopt_status']).modelopt_status()

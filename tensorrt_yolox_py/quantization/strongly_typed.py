@@ -33,7 +33,9 @@ Contract:
 
   ``fp16_first_layer`` / ``fp16_last_layer`` (Autoware's ``quantize_first_layer`` /
   ``quantize_last_layer`` true) keep the first / last weighted layers
-  (``static.weighted_boundary_nodes``) unquantized, in float16.
+  (``static.weighted_boundary_nodes``) unquantized, in float16; the last ones together with
+  every node after them (``downstream_nodes``: YOLOX's decode-side Sigmoid / Concat / Reshape /
+  Transpose), so the output is never requantized.
 - ModelOpt lives in its own environment (it pins ``onnxruntime-gpu~=1.24``; the package needs
   ``onnxruntime>=1.32``, and both own the ``onnxruntime`` import package): its Python is
   ``$YOLOX_MODELOPT_PYTHON``, else ``<repository>/.venv-modelopt/bin/python`` (made by
@@ -300,6 +302,30 @@ def _done(result: TypedModelResult) -> TypedModelResult:
 
 
 # ------------------------------------------------------------------------------------- INT8
+def downstream_nodes(model, names: Sequence[str]) -> List[str]:
+    """Return ``names`` and every node fed (directly or not) by their outputs.
+
+    For YOLOX's last weighted layers: the prediction convs and the decode-side Sigmoid /
+    Concat / Reshape / Transpose after them, which stay in float16 with them (quantizing the
+    output concatenation would put scores and box offsets on one int8 scale).
+    """
+    consumers: Dict[str, List] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    wanted = set(names)
+    stack = [node for node in model.graph.node if node.name in wanted]
+    found: List[str] = []
+    while stack:
+        node = stack.pop()
+        if node.name in found:
+            continue
+        found.append(node.name)
+        for output in node.output:
+            stack.extend(consumers.get(output, []))
+    return found
+
+
 def clip_ranges(model, clip: float, input_range: Tuple[float, float] = (0.0, 255.0)
                 ) -> Dict[str, Tuple[float, float]]:
     """Return the clip recipe's fixed ranges: ``input_range`` on the input, (0, clip) else."""
@@ -346,7 +372,7 @@ def quantize_int8_qdq(model_path: PathLike, output_path: PathLike,
         named, model = _named_copy(model_path, Path(tmp))
         first, last = weighted_boundary_nodes(model)
         excluded = sorted(set((first if fp16_first_layer else [])
-                              + (last if fp16_last_layer else [])))
+                              + (downstream_nodes(model, last) if fp16_last_layer else [])))
         if method in MODELOPT_METHODS and tool != 'onnxruntime':
             name, why = modelopt_status()
             if name is None:
