@@ -359,6 +359,8 @@ TYPED_CONFIGS = (
     ('ReLU6 clip 6 (fixed scales)', 'int8', {'clip_value': RELU6_MAX, 'tool': 'onnxruntime'}),
     ('ReLU6 clip 6, last layers FP16', 'int8', {'clip_value': RELU6_MAX, 'tool': 'onnxruntime',
                                                 'fp16_last_layer': True}),
+    ('ReLU6 clip 6, residual sums (0, 12)', 'int8', {
+        'clip_value': RELU6_MAX, 'tool': 'onnxruntime', 'clip_residual_sums': True}),
 )
 TYPED_RUN = 'strongly-typed'
 
