@@ -521,7 +521,9 @@ def typed_markdown(rows: List[Dict[str, object]], meta: Dict[str, object],
               f"{typed_meta['machine']['processor']} ({typed_meta['machine']['cpus']} cores, "
               f"host {typed_meta['machine']['host']}; ONNX Runtime {typed_meta['onnxruntime']}, "
               f"{typed_meta['modelopt']}; load average {typed_meta['load_average']}), same "
-              f"{typed_meta['eval_frames']} held-out frames and scoring. Their latency is "
+              f"{typed_meta['eval_frames']} held-out frames and scoring (the last of several "
+              '`--typed-only` invocations the same day, each resuming the models and '
+              'evaluations of the earlier ones from `--work`). Their latency is '
               'ONNX Runtime executing Q/DQ and float16 on the CPU without fusions: it says '
               'nothing about TensorRT speed.']
     return '\n'.join(head + notes + typed)
