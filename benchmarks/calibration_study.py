@@ -32,7 +32,8 @@ every method, spans of images spread over worker processes; the models come from
 ``--typed-only``: computes ONLY the rows of the models a strongly typed TensorRT 11 network is
 built from (``tensorrt_yolox_py.quantization.strongly_typed``): FP16 (AutoCast), and INT8 Q/DQ
 with FP16 for the rest from ModelOpt max / entropy, the ONNX Runtime quantizer (MinMax) and the
-ReLU6 clip recipe (fixed scales 255/127 on the input, 6/127 elsewhere), calibrated on the same
+ReLU6 clip recipe (fixed scales 255/127 on the input, 6/127 elsewhere; with the head in FP16;
+with residual sums at 12/127, the module's default), calibrated on the same
 training-split frames (written as PNG files and read back through the package's calibration
 images), evaluated the same way, and merges them into the existing JSON / md / png (earlier
 rows are kept; rows of an earlier ``--typed-only`` run are replaced). ONNX Runtime's CPU graph
@@ -356,9 +357,13 @@ TYPED_CONFIGS = (
     ('ModelOpt max', 'int8', {'method': 'MinMax', 'tool': 'modelopt'}),
     ('ModelOpt entropy', 'int8', {'method': 'Entropy', 'tool': 'modelopt'}),
     ('ORT MinMax', 'int8', {'method': 'MinMax', 'tool': 'onnxruntime'}),
-    ('ReLU6 clip 6 (fixed scales)', 'int8', {'clip_value': RELU6_MAX, 'tool': 'onnxruntime'}),
+    ('ReLU6 clip 6 (fixed scales)', 'int8', {'clip_value': RELU6_MAX, 'tool': 'onnxruntime',
+                                             'clip_residual_sums': False}),
     ('ReLU6 clip 6, last layers FP16', 'int8', {'clip_value': RELU6_MAX, 'tool': 'onnxruntime',
-                                                'fp16_last_layer': True}),
+                                                'fp16_last_layer': True,
+                                                'clip_residual_sums': False}),
+    ('ReLU6 clip 6, residual sums (0, 12)', 'int8', {
+        'clip_value': RELU6_MAX, 'tool': 'onnxruntime', 'clip_residual_sums': True}),
 )
 TYPED_RUN = 'strongly-typed'
 
@@ -516,7 +521,9 @@ def typed_markdown(rows: List[Dict[str, object]], meta: Dict[str, object],
               f"{typed_meta['machine']['processor']} ({typed_meta['machine']['cpus']} cores, "
               f"host {typed_meta['machine']['host']}; ONNX Runtime {typed_meta['onnxruntime']}, "
               f"{typed_meta['modelopt']}; load average {typed_meta['load_average']}), same "
-              f"{typed_meta['eval_frames']} held-out frames and scoring. Their latency is "
+              f"{typed_meta['eval_frames']} held-out frames and scoring (the last of several "
+              '`--typed-only` invocations the same day, each resuming the models and '
+              'evaluations of the earlier ones from `--work`). Their latency is '
               'ONNX Runtime executing Q/DQ and float16 on the CPU without fusions: it says '
               'nothing about TensorRT speed.']
     return '\n'.join(head + notes + typed)

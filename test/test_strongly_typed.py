@@ -12,14 +12,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import numpy_helper
+from onnx import helper, numpy_helper, TensorProto
 
 from tensorrt_yolox_py.errors import MissingDependencyError, ModelContractError, ParameterError
 from tensorrt_yolox_py.quantization import list_calibration_images, weighted_boundary_nodes
 from tensorrt_yolox_py.quantization.images import calibration_tensors
-from tensorrt_yolox_py.quantization.strongly_typed import (convert_fp16, describe_typed_model,
-                                                           ENV_PYTHON, modelopt_status,
-                                                           quantize_int8_qdq)
+from tensorrt_yolox_py.quantization.strongly_typed import (clip_ranges, convert_fp16,
+                                                           describe_typed_model, ENV_PYTHON,
+                                                           modelopt_status, quantize_int8_qdq)
 
 pytest_plugins = ['trt_double.fixtures']
 
@@ -305,3 +305,21 @@ def test_modelopt_int8(tmp_path, tiny_model, calib_images, method):
         if node.op_type == 'QuantizeLinear' and len(node.input) > 2 and node.input[2]:
             assert inits[node.input[2]].dtype == np.int8 and not inits[node.input[2]].any()
     _close(result.output_path, tiny_model, _inputs(calib_images), 0.15, 0.2)
+
+
+def test_clip_ranges_residual_sums():
+    nodes = [helper.make_node('Relu', ['x'], ['a'], name='a'),
+             helper.make_node('Relu', ['x'], ['b'], name='b'),
+             helper.make_node('Add', ['a', 'b'], ['c'], name='c'),
+             helper.make_node('Concat', ['a', 'c'], ['d'], name='d', axis=1),
+             helper.make_node('Mul', ['d', 'd'], ['e'], name='e')]
+    graph = helper.make_graph(nodes, 'g', [helper.make_tensor_value_info(
+        'x', TensorProto.FLOAT, [1, 1])], [helper.make_tensor_value_info(
+            'e', TensorProto.FLOAT, [1, 2])])
+    model = helper.make_model(graph)
+    plain = clip_ranges(model, 6.0)
+    assert plain == {'x': (0.0, 255.0), 'a': (0.0, 6.0), 'b': (0.0, 6.0), 'c': (0.0, 6.0),
+                     'd': (0.0, 6.0), 'e': (0.0, 6.0)}
+    sums = clip_ranges(model, 6.0, residual_sums=True)
+    assert sums['c'] == (0.0, 12.0) and sums['d'] == (0.0, 12.0)   # sum, then union
+    assert sums['a'] == (0.0, 6.0) and sums['e'] == (0.0, 6.0)     # unknown op: (0, clip)
