@@ -136,8 +136,9 @@ PARAMS: Tuple[ParamSpec, ...] = (
               '(strongly typed) takes only auto / explicit: a Q/DQ model with FP16 elsewhere',
               choices=('auto', 'implicit', 'explicit', 'ranges')),
     ParamSpec('clip_value', float, 0.0,
-              'if > 0: explicit dynamic range [0, clip_value] on every layer output instead of '
-              'calibration (6.0 for the ReLU6 DLA recipe)', min=0.0, max=1.0e6),
+              'if > 0: fixed INT8 ranges instead of calibration: [0, clip_value] on the layer '
+              'outputs, [0, 2 x clip_value] on residual sums (6.0 for the ReLU6 DLA recipe)',
+              min=0.0, max=1.0e6),
     ParamSpec('quantize_first_layer', bool, False,
               "under int8, true keeps the first (input) layer in fp16 (Autoware's meaning)"),
     ParamSpec('quantize_last_layer', bool, False,

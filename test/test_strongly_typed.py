@@ -17,7 +17,8 @@ from onnx import helper, numpy_helper, TensorProto
 from tensorrt_yolox_py.errors import MissingDependencyError, ModelContractError, ParameterError
 from tensorrt_yolox_py.quantization import list_calibration_images, weighted_boundary_nodes
 from tensorrt_yolox_py.quantization.images import calibration_tensors
-from tensorrt_yolox_py.quantization.strongly_typed import (clip_ranges, convert_fp16,
+from tensorrt_yolox_py.quantization.clip import clip_ranges
+from tensorrt_yolox_py.quantization.strongly_typed import (convert_fp16,
                                                            describe_typed_model, ENV_PYTHON,
                                                            modelopt_status, quantize_int8_qdq)
 

@@ -169,6 +169,20 @@ def test_dla0_int8_explicit_ranges_with_gpu_fallback(trt, host_memory, tmp_path)
     assert layers['dark2']['precision'] == 'INT8'
 
 
+def test_clip_recipe_gives_residual_sums_their_range(trt, host_memory, tmp_path):
+    """(0, clip) on a sum of two ReLU6 outputs cuts it: the sum gets (0, 2 * clip)."""
+    model = make_tiny_yolox(tmp_path / 'res.onnx', act='relu6', residual=True)
+    prepared = prepare(trt, host_memory, model, tmp_path, precision='int8', clip_value=6.0)
+    ranges = {c[1]: c[2:] for c in calls_named(trt.CALLS, 'ITensor.set_dynamic_range')}
+    assert prepared.report['int8_path'] == 'clip'
+    assert ranges['images'] == (0.0, 255.0)
+    assert ranges['dark3_act_out'] == ranges['res_act_out'] == (0.0, 6.0)
+    assert ranges['res_sum_out'] == (0.0, 12.0)
+    assert ranges['spp_out'] == (0.0, 12.0)              # a max pool keeps its input's range
+    assert ranges['reg_preds_out'] == (0.0, 6.0)         # a convolution: (0, clip) again
+    assert not [c for c in trt.CALLS if c[0] == 'ILogger.log' and 'Missing scale' in c[2]]
+
+
 def test_explicit_qdq_on_tensorrt_10_1_and_later(trt, host_memory, tiny_model, calib_images,
                                                  tmp_path):
     prepared = prepare(trt, host_memory, tiny_model, tmp_path, precision='int8',

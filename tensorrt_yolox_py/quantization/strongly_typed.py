@@ -26,13 +26,11 @@ Contract:
     ONNX Runtime quantizer (``static.quantize_static_qdq``, ``target='tensorrt'``), then
     onnxconverter-common's float16 conversion of the float parts (Q/DQ scales included: the
     opset is raised to 19, the first with float16 Q/DQ scales);
-  * ``clip_value`` > 0 (the ReLU6 DLA recipe): no calibration; fixed ranges (0, 255) on the
-    input and (0, clip) on every other activation, except (``clip_residual_sums``, default)
-    residual sums of two bounded tensors, which get the sum of their ranges ((0, 2 * clip)),
-    and concatenations / pools / resizes of bounded tensors, which get their union; i.e. Q/DQ
-    scale 255/127, clip/127 and 2 * clip/127 (the symmetric int8 convention: scale =
-    max(|min|, |max|) / 127, as TensorRT's ``set_dynamic_range``), stored as float16
-    (``np.float16(clip / 127)``).
+  * ``clip_value`` > 0 (the ReLU6 DLA recipe): no calibration; the fixed ranges of
+    ``clip.clip_ranges`` ((0, 255) on the input, (0, clip) on activations, with
+    ``clip_residual_sums`` (default) (0, 2 * clip) on residual sums) as Q/DQ scales in the
+    symmetric int8 convention of TensorRT's ``set_dynamic_range`` (scale = max(|min|, |max|) /
+    127), stored as float16 (``np.float16(clip / 127)``).
 
   ``fp16_first_layer`` / ``fp16_last_layer`` (Autoware's ``quantize_first_layer`` /
   ``quantize_last_layer`` true) keep the first / last weighted layers
@@ -63,6 +61,7 @@ import numpy as np
 
 from .._lazy import require
 from ..errors import MissingDependencyError, ParameterError
+from .clip import clip_ranges
 from .images import calibration_tensors
 from .static import (_ensure_node_names, model_input, quantize_static_qdq,
                      weighted_boundary_nodes, WEIGHTED_OPS)
@@ -327,35 +326,6 @@ def downstream_nodes(model, names: Sequence[str]) -> List[str]:
         for output in node.output:
             stack.extend(consumers.get(output, []))
     return found
-
-
-#: Operators whose output range is the union of their (bounded) inputs' ranges.
-RANGE_KEEPING_OPS = ('Concat', 'MaxPool', 'Resize', 'Reshape', 'Transpose', 'Slice',
-                     'Identity', 'Flatten', 'Squeeze', 'Unsqueeze')
-
-
-def clip_ranges(model, clip: float, input_range: Tuple[float, float] = (0.0, 255.0),
-                residual_sums: bool = False) -> Dict[str, Tuple[float, float]]:
-    """Return the clip recipe's fixed ranges: ``input_range`` on the input, (0, clip) else.
-
-    ``residual_sums``: an Add of two bounded tensors gets the sum of their ranges (a residual
-    sum of two ReLU6 outputs: (0, 2 * clip)), and range-keeping operators the union of their
-    inputs' ranges, instead of (0, clip).
-    """
-    inits = {i.name for i in model.graph.initializer}
-    ranges = {i.name: input_range for i in model.graph.input if i.name not in inits}
-    for node in model.graph.node:             # topological order (an ONNX requirement)
-        bounds = [ranges.get(n) for n in node.input if n and n not in inits]
-        derived = None
-        if residual_sums and bounds and all(b is not None for b in bounds):
-            if node.op_type == 'Add' and len(bounds) == 2:
-                derived = (bounds[0][0] + bounds[1][0], bounds[0][1] + bounds[1][1])
-            elif node.op_type in RANGE_KEEPING_OPS:
-                derived = (min(b[0] for b in bounds), max(b[1] for b in bounds))
-        for name in node.output:
-            if name and name not in ranges:
-                ranges[name] = derived or (0.0, float(clip))
-    return ranges
 
 
 def quantize_int8_qdq(model_path: PathLike, output_path: PathLike,

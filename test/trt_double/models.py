@@ -18,8 +18,12 @@ from onnx import TensorProto, helper, numpy_helper
 
 def make_tiny_yolox(path: Union[str, Path], input_hw: Tuple[int, int] = (64, 64),
                     num_classes: int = 8, act: str = 'relu', spp: bool = True,
-                    seed: int = 0) -> Path:
-    """Write the tiny model to ``path`` and return the path."""
+                    seed: int = 0, residual: bool = False) -> Path:
+    """Write the tiny model to ``path`` and return the path.
+
+    ``residual``: a residual block after dark3 (``res_sum = dark3_act + res_act(res(...))``),
+    the sum of two activations as in YOLOX's bottlenecks.
+    """
     rng = np.random.default_rng(seed)
     in_h, in_w = input_hw
     nodes: List = []
@@ -51,6 +55,10 @@ def make_tiny_yolox(path: Union[str, Path], input_hw: Tuple[int, int] = (64, 64)
     x = activation('stem_act', conv('stem', 'images', 3, 8, 3, 2, gain=1 / 255.0 * 4))
     x = activation('dark2_act', conv('dark2', x, 8, 16, 3, 2))
     x = activation('dark3_act', conv('dark3', x, 16, 16, 3, 2))
+    if residual:
+        branch = activation('res_act', conv('res', x, 16, 16, 3, 1))
+        nodes.append(helper.make_node('Add', [x, branch], ['res_sum_out'], name='res_sum'))
+        x = 'res_sum_out'
     if spp:
         nodes.append(helper.make_node('MaxPool', [x], ['spp_out'], name='spp',
                                       kernel_shape=[9, 9], strides=[1, 1], pads=[4] * 4))

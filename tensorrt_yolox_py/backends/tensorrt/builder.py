@@ -25,7 +25,7 @@ Contract of ``prepare_engine(settings, trt=None, memory=None, progress=None)``:
   record it (``common.CallbackErrors``) and stop the work; it is raised once TensorRT returns.
   A calibration that did not use every image keeps neither its cache nor the engine.
 - INT8 scales, one of (``plan_int8`` chooses and says why; the report and log name the path):
-  ``clip`` (``clip_value`` > 0: (0, clip) on every layer output, (0, 255) on the input),
+  ``clip`` (``clip_value`` > 0: ``quantization.clip`` ranges, (0, 255) on the input),
   ``implicit`` (a TensorRT calibrator: ``calibration.make_calibrator``, with a calibration
   cache file), ``explicit`` (a Q/DQ ONNX from ``quantization.quantize_static_qdq`` with the
   same calibration method, parsed instead of the float model), ``ranges`` (per-tensor ranges
@@ -65,6 +65,7 @@ import numpy as np
 from ...errors import ModelContractError, ParameterError
 from ...params import DetectorConfig, PARAMS
 from ...quantization.images import fingerprint, list_calibration_images
+from ...quantization.clip import CLIP_RECIPE_VERSION
 from ...quantization.static import CALIBRATION_VERSION
 from ..base import check_io_contract
 from .calibration import IncompleteCalibration, make_calibrator, write_atomic
@@ -231,8 +232,9 @@ def plan_int8(settings: EngineSettings, version: Tuple[int, int, int],
                                  f'{settings.clip_value} > 0, which sets explicit ranges; '
                                  'set only one of them')
         return Int8Plan('clip', f'clip_value {settings.clip_value:g} > 0: dynamic range '
-                        f'(0, {settings.clip_value:g}) on every layer output and (0, 255) on the '
-                        'input (the ReLU6 DLA recipe)')
+                        f'(0, {settings.clip_value:g}) on the layer outputs (residual sums: '
+                        f'(0, {2 * settings.clip_value:g})) and (0, 255) on the input (the '
+                        'ReLU6 DLA recipe)')
     vtext = version_text(version)
     if supports(version, 'strongly_typed_only'):
         if mode in ('implicit', 'ranges'):
@@ -499,6 +501,14 @@ class EngineBuild:
         if cache is not None:
             write_atomic(path, bytes(memoryview(cache.serialize())))
 
+    def _clip_ranges(self) -> Dict[str, Tuple[float, float]]:
+        import onnx
+
+        from ...quantization.clip import clip_ranges
+
+        model = onnx.load(str(self._model_to_parse()), load_external_data=False)
+        return clip_ranges(model, self.settings.clip_value, residual_sums=True)
+
     def _set_precision(self, config: Any, network: Any, input_tensor: Any) -> Any:
         trt, settings = self.trt, self.settings
         precision = settings.precision
@@ -521,7 +531,8 @@ class EngineBuild:
         LOGGER.info('INT8 path: %s (%s)', plan.mode, plan.reason)
         calibrator = None
         if plan.mode == 'clip':
-            self.report.ranges_set = apply_clip_ranges(trt, network, settings.clip_value)
+            self.report.ranges_set = apply_clip_ranges(
+                trt, network, settings.clip_value, ranges=self._clip_ranges())
         elif plan.mode == 'ranges':
             self._set_calibrated_ranges(network)
         elif plan.mode == 'implicit':
@@ -613,7 +624,7 @@ def prepare_typed_model(settings: EngineSettings, plan: Optional[Int8Plan],
 
     model = Path(settings.model_path)
     fields = {'model': file_sha256(model), 'precision': precision, 'version': TYPED_MODEL_VERSION,
-              'calibration_version': CALIBRATION_VERSION}
+              'calibration_version': CALIBRATION_VERSION, 'clip_recipe': CLIP_RECIPE_VERSION}
     if plan is not None:
         fields.update(algorithm=plan.algorithm, images=image_key, clip=settings.clip_value,
                       percentile=settings.percentile, first=settings.fp16_first_layer,
@@ -689,6 +700,8 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
                       fp16_last_layer=settings.fp16_last_layer)
         if plan.mode in ('explicit', 'ranges', 'typed-qdq'):  # made by quantization.*
             fields['calibration_version'] = CALIBRATION_VERSION
+        if settings.clip_value > 0:
+            fields['clip_recipe_version'] = CLIP_RECIPE_VERSION
     cache = EngineCache(settings.cache_dir)
     progress = progress or BuildProgress()
     typed_model = None

@@ -2,10 +2,12 @@
 
 Contract (``network`` is a ``trt.INetworkDefinition`` filled by ``trt.OnnxParser``):
 
-- ``apply_clip_ranges(trt, network, clip, input_range=(0, 255))``: the DLA recipe of a
-  ReLU6-trained model: range (0, ``clip``) on every float layer output and ``input_range`` on
-  the network input (YOLOX input is 0-255). TensorRT quantizes symmetrically, so (0, c) means
-  scale c / 127.
+- ``apply_clip_ranges(trt, network, clip, input_range=(0, 255), ranges=None)``: the DLA
+  recipe of a ReLU6-trained model: ``input_range`` on the network input (YOLOX input is 0-255)
+  and, on every float layer output, its range in ``ranges`` (by tensor name: the recipe of
+  ``quantization.clip.clip_ranges``, which gives residual sums (0, 2 * clip)), else (0,
+  ``clip``) (tensors TensorRT's parser made itself). TensorRT quantizes symmetrically, so
+  (0, c) means scale c / 127.
 - ``apply_tensor_ranges(trt, network, ranges)``: per-tensor (min, max) from a calibration
   (``quantization.compute_tensor_ranges``), matched by tensor name (the ONNX names, which
   TensorRT's ONNX parser keeps); returns how many were set and which float tensors had none.
@@ -23,7 +25,7 @@ the builder logs which INT8 path it took and why.
 
 import logging
 import warnings
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 LOGGER = logging.getLogger(__name__)
 
@@ -56,20 +58,25 @@ def layer_outputs(network: Any) -> List[Any]:
 
 
 def apply_clip_ranges(trt: Any, network: Any, clip: float,
-                      input_range: Tuple[float, float] = (0.0, 255.0)) -> int:
-    """Set (0, clip) on every float layer output and ``input_range`` on the inputs."""
+                      input_range: Tuple[float, float] = (0.0, 255.0),
+                      ranges: Optional[Dict[str, Tuple[float, float]]] = None) -> int:
+    """Set the clip recipe's ranges on the inputs and float layer outputs; see the contract."""
     if clip <= 0:
         raise ValueError(f'clip_value must be > 0, got {clip}')
-    count = 0
+    ranges = ranges or {}
+    count, widened = 0, 0
     for tensor in network_inputs(network):
         _set_range(tensor, *input_range)
         count += 1
     for tensor in layer_outputs(network):
         if _is_float(trt, tensor):
-            _set_range(tensor, 0.0, clip)
+            low, high = ranges.get(tensor.name, (0.0, clip))
+            widened += (low, high) != (0.0, clip)
+            _set_range(tensor, low, high)
             count += 1
-    LOGGER.info('explicit dynamic ranges: (0, %g) on %d layer outputs, (%g, %g) on the input',
-                clip, count - network.num_inputs, *input_range)
+    LOGGER.info('explicit dynamic ranges: %d layer outputs, (0, %g) but %d (residual sums and '
+                'what keeps their range), (%g, %g) on the input',
+                count - network.num_inputs, clip, widened, *input_range)
     return count
 
 
