@@ -217,6 +217,7 @@ def test_scheduler_batches_cameras_and_returns_each_frame_its_header():
         assert rounds == sorted(rounds)
 
 
+@pytest.mark.timing
 def test_scheduler_newest_wins_while_busy():
     det = _detector(max_batch=1)
     det.backend.gate = threading.Event()
@@ -236,6 +237,7 @@ def test_scheduler_newest_wins_while_busy():
     assert sched.stats.dropped == 4 and sched.stats.dropped_by_camera == {'cam0': 4}
 
 
+@pytest.mark.timing
 def test_scheduler_wait_bound_and_silent_camera():
     det = _detector(max_batch=4)
     sink = _Sink()

@@ -5,6 +5,7 @@ import time
 from typing import List
 
 import numpy as np
+import pytest
 
 from tensorrt_yolox_py.ros.worker import FrameStats, LatestSlot, RateLimiter
 
@@ -18,6 +19,7 @@ def test_slot_keeps_only_the_newest_and_reports_drops() -> None:
     assert slot.put(3) is False
 
 
+@pytest.mark.timing
 def test_close_wakes_a_blocked_consumer() -> None:
     slot: LatestSlot[int] = LatestSlot()
     results: List[object] = []

@@ -40,6 +40,7 @@ def test_second_start_loads_the_cached_engine(trt, host_memory, tiny_model, tmp_
     assert sidecar['report']['precision'] == 'fp16'
 
 
+@pytest.mark.timing
 def test_concurrent_builders_in_several_processes_build_once(tiny_model, tmp_path):
     cache = tmp_path / 'cache'
     go = tmp_path / 'go'

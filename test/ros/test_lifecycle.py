@@ -38,6 +38,7 @@ def test_rcl_argument_errors_become_file_or_usage_errors() -> None:
     assert '/project' not in str(remap)
 
 
+@pytest.mark.timing
 def test_stop_request_never_blocks_and_wakes_waiters() -> None:
     stop = lifecycle.StopRequest()
     assert not stop.wait(0.05)

@@ -84,6 +84,7 @@ def _slow_factory(delay_s: float) -> Any:
     return factory
 
 
+@pytest.mark.timing
 def test_overload_three_cameras_at_30hz_into_a_slow_backend(ros: Any, cpu_params: dict,
                                                             tmp_path: Path) -> None:
     psutil = pytest.importorskip('psutil')

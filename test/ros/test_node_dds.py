@@ -70,6 +70,7 @@ def test_label_info_reaches_a_late_subscriber(ros: Any, cpu_params: dict) -> Non
     assert info.threshold == pytest.approx(0.42, abs=1e-6)
 
 
+@pytest.mark.timing
 def test_annotated_image_only_while_subscribed_and_debug_topics(ros: Any,
                                                                 cpu_params: dict) -> None:
     from sensor_msgs.msg import Image
@@ -125,6 +126,7 @@ def _bad_messages(image: np.ndarray) -> List[Any]:
             (huge, 'exceeds the largest accepted size')]
 
 
+@pytest.mark.timing
 def test_bad_input_is_skipped_logged_rate_limited_and_next_frame_served(
         ros: Any, cpu_params: dict, capfd: pytest.CaptureFixture) -> None:
     from sensor_msgs.msg import Image

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, require_ros
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.timing]
 TRIALS_PER_ENTRY_POINT = 15
 
 
