@@ -66,7 +66,8 @@ def markdown(info: Dict[str, Any], runs: List[Dict[str, Any]], args: Any) -> str
     """Return the results table as markdown."""
     passed = sum(r['returncode'] == 0 for r in runs)
     lines = [f'# Timing tests under load: {passed} of {len(runs)} runs passed', '',
-             f'`-m {args.select}`, {args.busy} busy process(es) beside each run, on '
+             f"`pytest -m '{args.select}' {' '.join(args.pytest_args)}`, {args.busy} busy "
+             'process(es) beside each run, on '
              f"{info['platform']} ({info['cpu']}, {info['cpu_count']} cores, Python "
              f"{info['python']}, {info['versions']}), {info['date_utc']}.", '',
              '| run | result | tests | seconds | load average | overload worst latency (s) |',
