@@ -33,6 +33,9 @@ class BackendCapabilities:
     """What a backend instance can do (see the module contract)."""
 
     device_input: bool = False
+    #: ``configure_decode`` / ``infer_device_decoded``: decode, threshold and top-k run on
+    #: the device, only candidates come back (the torch backend).
+    device_decode: bool = False
     max_batch: int = 1
     precisions: Tuple[str, ...] = ('fp32',)
     devices: Tuple[str, ...] = ('cpu',)

@@ -31,25 +31,31 @@ chosen (nothing else imports torch at run time).
   onnx2torch 1.5 lacks (``_register_opset18``).
 """
 
-import contextlib
 import importlib
 import logging
+import os
 import sys
 import threading
 import types
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .._lazy import require
 from ..errors import MissingDependencyError, ModelContractError
 from .base import Backend, BackendCapabilities, check_io_contract
+from .torch_captured import CapturedModel
+from .torch_decode import DecodeHead, DEFAULT_TOP_K
+from .torch_graph import convert_static, graph_digest, UnsupportedGraph
 
 LOGGER = logging.getLogger(__name__)
-INSTALL = 'pip install torch && pip install --no-deps onnx2torch==1.5.15'
-_GRAPH_WARMUP = 3
+INSTALL = 'pip install torch (onnx2torch for models the static converter does not cover)'
+CONVERTERS = ('auto', 'static', 'onnx2torch')
+#: torch.compile modes with bounded compile time ('off': CUDA graphs of the eager calls).
+COMPILE_MODES = ('off', 'default', 'max-autotune-no-cudagraphs')
+DEFAULT_CACHE_DIR = Path('~/.cache/tensorrt_yolox_py').expanduser()
 
 
 def _placeholder_torchvision() -> None:
@@ -235,20 +241,53 @@ def _onnx_dims(value_info: Any) -> Tuple[Union[int, str], ...]:
                  for d in value_info.type.tensor_type.shape.dim)
 
 
+@dataclass(frozen=True)
+class DecodedBatch:
+    """What ``infer_device_decoded`` returns: per image candidates or, past top-k, raw rows.
+
+    ``candidates`` (B, K, 7) float32 and ``counts`` (B,) int32 of ``torch_decode``;
+    ``raw[i]`` (N, 5 + C) float32 for each image i whose count exceeds K (the full output,
+    copied only then).
+    """
+
+    candidates: np.ndarray
+    counts: np.ndarray
+    raw: Dict[int, np.ndarray]
+
+
+def inductor_cache_dir(root: Path, digest: str, torch: Any, device: Any, precision: str,
+                       layout: str) -> Path:
+    """Return the inductor cache folder for a model / torch / GPU / precision / layout.
+
+    Inductor keys its own entries by graph and input shapes (so by batch size) inside it.
+    """
+    gpu = torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'
+    safe = ''.join(c if c.isalnum() or c in '.-' else '_' for c in gpu)
+    return (root / 'torch_inductor' /
+            f'{digest[:16]}-torch{torch.__version__}-{safe}-{precision}-{layout}')
+
+
 class TorchBackend(Backend):
-    """YOLOX inference through PyTorch (onnx2torch); see the module contract."""
+    """YOLOX inference through PyTorch; see the module contract."""
 
     name = 'torch'
     capabilities = BackendCapabilities(device_input=False, max_batch=1,
                                        precisions=('fp32', 'fp16'), devices=('gpu', 'cpu'))
 
     def __init__(self, model_path: Union[str, Path], device: str = 'cpu',
-                 precision: str = 'fp32', max_batch: int = 1, cuda_graph: bool = False,
-                 num_threads: int = 0) -> None:
+                 precision: str = 'fp32', max_batch: int = 1, cuda_graph: bool = True,
+                 num_threads: int = 0, converter: str = 'auto',
+                 channels_last: Optional[bool] = None, compile_mode: str = 'off',
+                 cache_dir: Optional[Union[str, Path]] = None,
+                 top_k: int = DEFAULT_TOP_K) -> None:
         super().__init__()
         onnx = require('onnx', 'the torch backend', 'pip install onnx')
-        onnx2torch = import_onnx2torch()
-        torch = self._torch = importlib.import_module('torch')
+        torch = self._torch = require('torch', 'the torch backend', INSTALL)
+        if converter not in CONVERTERS:
+            raise ValueError(f'converter must be one of {CONVERTERS}, got {converter!r}')
+        if compile_mode not in COMPILE_MODES:
+            raise ValueError(f'compile_mode must be one of {COMPILE_MODES}, got '
+                             f'{compile_mode!r}')
         path = self.model_path = Path(model_path)
         if not path.is_file():
             raise ModelContractError(f'model file not found: {path}')
@@ -269,8 +308,10 @@ class TorchBackend(Backend):
         if elem != onnx.TensorProto.FLOAT:
             raise ModelContractError(f'{path}: the torch backend takes float32-input models, '
                                      f'got ONNX element type {elem}')
+        self.metadata = {p.key: p.value for p in model.metadata_props}
         if max_batch > 1:
             model = make_dynamic_batch(model)
+        self._proto = model
         self.device = torch.device(device)
         if self.device.type == 'cuda' and not torch.cuda.is_available():
             raise ModelContractError(f'torch backend: {device} requested but torch sees no '
@@ -284,20 +325,27 @@ class TorchBackend(Backend):
                 LOGGER.warning('torch backend: GPU compute capability %s has no fast fp16; '
                                'running fp32', capability)
                 self.precision = 'fp32'
-        try:
-            module = onnx2torch.convert(_fold_initializer_identities(model))
-        except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError, ...
-            raise ModelContractError(f'{path}: onnx2torch cannot convert the model: '
-                                     f'{type(exc).__name__}: {exc}') from exc
         if self.device.type == 'cuda' and self.precision == 'fp32':
             # fp32 means fp32: no TF32 convolutions / matmuls (torch enables TF32 for cuDNN
             # by default, which moves outputs by ~1e-3 relative). Process-wide setting.
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
         self._torch_dtype = torch.float16 if self.precision == 'fp16' else torch.float32
-        self._module = module.eval().to(self.device, dtype=self._torch_dtype)
-        if self.device.type == 'cuda':
-            _host_resize_parameters(self._module)
+        if channels_last is None:
+            channels_last = self.device.type == 'cuda' and self.precision == 'fp16'
+        self.channels_last = bool(channels_last)
+        self.top_k = int(top_k)
+        self.digest = graph_digest(model)
+        self._shared: Dict[str, Any] = {}
+        self._graphs: Dict[int, Any] = {}
+        self.converter, self.converter_fallback_reason = self._choose_converter(converter, path)
+        if self.converter == 'onnx2torch':
+            self.channels_last = False
+        self.compile_mode = compile_mode if self.device.type == 'cuda' else 'off'
+        if compile_mode != 'off' and self.compile_mode == 'off':
+            LOGGER.info('torch backend: torch.compile is used on CUDA only; off on %s',
+                        self.device)
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE_DIR
         self.input_name = inputs[0].name
         self.output_name = outputs[0].name
         self.input_shape = tuple(int(d) for d in in_dims)
@@ -306,111 +354,249 @@ class TorchBackend(Backend):
         if cuda_graph and not self.cuda_graph:
             LOGGER.info('torch backend: cuda_graph needs a CUDA device; off on %s', self.device)
         self._lock = threading.Lock()
-        self.graph_fallback_reason = ''
-        self._graphs: Dict[tuple, Tuple[Any, Any]] = {}
-        self._static_in: Dict[int, Any] = {}
         self._stream = torch.cuda.Stream(self.device) if self.device.type == 'cuda' else None
+        self._decode: Optional[DecodeHead] = None
+        self.output_format = ''
+        self._runner = self._make_runner()
         with torch.inference_mode():
             probe = torch.zeros(self.input_shape, dtype=self._torch_dtype, device=self.device)
-            out = self._forward(probe)
+            out = self._plain_fn(1)(self._layout(probe))
+            if isinstance(out, (list, tuple)):
+                out = out[0]
         self.output_shape = tuple(int(d) for d in out.shape)
         check_io_contract(self.input_shape, self.output_shape, str(path))
         self.capabilities = replace(self.capabilities,
                                     device_input=self.device.type == 'cuda',
+                                    device_decode=self.device.type == 'cuda',
                                     max_batch=max(1, int(max_batch)),
                                     precisions=(('fp32', 'fp16') if self.device.type == 'cuda'
                                                 else ('fp32',)))
-        LOGGER.info('torch %s on %s, %s%s: %s', torch.__version__, self.device, self.precision,
-                    ', CUDA graphs' if self.cuda_graph else '', self.describe())
+        LOGGER.info('torch %s on %s, %s, %s converter, %s, %s%s: %s', torch.__version__,
+                    self.device, self.precision, self.converter, self.layout,
+                    'CUDA graphs' if self.cuda_graph else 'eager',
+                    f', torch.compile {self.compile_mode}' if self.compile_mode != 'off'
+                    else '', self.describe())
 
-    def _forward(self, tensor: Any) -> Any:
-        out = self._module(tensor)
-        if isinstance(out, (list, tuple)):
-            out = out[0]
-        return out
+    # ---- construction ----
+    def _choose_converter(self, wanted: str, path: Path) -> Tuple[str, str]:
+        """Convert batch 1 statically ('auto' / 'static'); return (converter, fallback reason)."""
+        if wanted in ('auto', 'static'):
+            try:
+                self._static_graph(1)
+                return 'static', ''
+            except UnsupportedGraph as exc:
+                if wanted == 'static':
+                    raise ModelContractError(f'{path}: the static converter cannot convert '
+                                             f'the model: {exc}') from exc
+                LOGGER.warning('torch backend: %s is not covered by the static converter '
+                               '(%s); using onnx2torch (slower, no capture guarantee)',
+                               path.name, exc)
+                return 'onnx2torch', str(exc)
+        return 'onnx2torch', ''
 
-    def _to_host(self, out: Any) -> np.ndarray:
-        return out.float().cpu().numpy()
+    def _static_graph(self, batch: int) -> Any:
+        graph = self._graphs.get(batch)
+        if graph is None:
+            graph = self._graphs[batch] = convert_static(
+                self._proto, batch, self.device, self._torch_dtype, self.channels_last,
+                shared=self._shared)
+        return graph
 
-    def _infer_impl(self, tensor: np.ndarray) -> np.ndarray:
+    def _plain_fn(self, batch: int) -> Any:
+        """The uncompiled network for ``batch`` images."""
+        if self.converter == 'static':
+            return self._static_graph(batch).forward
+        return self._onnx2torch_module()
+
+    def _layout(self, tensor: Any) -> Any:
+        if self.channels_last:
+            return tensor.contiguous(memory_format=self._torch.channels_last)
+        return tensor
+
+    @property
+    def layout(self) -> str:
+        """Memory order of the static inputs: 'nhwc' (channels_last) or 'nchw'."""
+        return 'nhwc' if self.channels_last else 'nchw'
+
+    def _network(self, batch: int) -> Any:
+        """The network for ``batch`` images: static graph (compiled) or onnx2torch module."""
         torch = self._torch
-        with self._lock, torch.inference_mode():
-            host = torch.from_numpy(tensor)
-            if self.device.type == 'cpu':
-                return self._to_host(self._forward(host))
-            batch = int(tensor.shape[0])
-            with torch.cuda.device(self.device), torch.cuda.stream(self._stream):
-                static = self._static_in.get(batch)
-                if static is None:
-                    static = self._static_in[batch] = torch.empty(
-                        tensor.shape, dtype=self._torch_dtype, device=self.device)
-                static.copy_(host)
-                out = self._run(static, ('host', batch), self._stream)
-                return self._to_host(out)
+        fn = self._plain_fn(batch)
+        if self.compile_mode == 'off':
+            return fn
+        folder = inductor_cache_dir(self.cache_dir, self.digest, torch, self.device,
+                                    self.precision, self.layout)
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ['TORCHINDUCTOR_CACHE_DIR'] = str(folder)
+        LOGGER.info('torch backend: torch.compile (%s) for batch %d, cache %s', self.compile_mode,
+                    batch, folder)
+        return torch.compile(fn, mode=self.compile_mode, dynamic=False, fullgraph=True)
 
-    def infer_device(self, input_ptr: int, stream: int, batch: int = 1) -> np.ndarray:
-        """Run on ``batch`` preprocessed images at ``input_ptr``, on CUDA stream ``stream``."""
+    def _onnx2torch_module(self) -> Any:
+        module = getattr(self, '_o2t_module', None)
+        if module is None:
+            onnx2torch = import_onnx2torch()
+            try:
+                module = onnx2torch.convert(_fold_initializer_identities(self._proto))
+            except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError, ...
+                raise ModelContractError(f'{self.model_path}: onnx2torch cannot convert the '
+                                         f'model: {type(exc).__name__}: {exc}') from exc
+            module = module.eval().to(self.device, dtype=self._torch_dtype)
+            if self.device.type == 'cuda':
+                _host_resize_parameters(module)
+            self._o2t_module = module
+        return module
+
+    def _make_runner(self) -> CapturedModel:
+        return CapturedModel(self._network, tuple(self.input_shape[1:]), self._torch_dtype,
+                             self.device, self.channels_last, self._decode, self.cuda_graph)
+
+    # ---- decode configuration ----
+    def configure_decode(self, score_threshold: float, output_format: str = 'auto') -> str:
+        """Put decode + threshold + top-k into the captured work; return the output format.
+
+        ``output_format`` 'auto' takes the model's ``output_format`` metadata, else probes a
+        gray (114) image with the postprocess stage's test. Drops captured graphs (they are
+        captured again, with the decode, on next use).
+        """
+        from ..stages.postprocess import DECODED_MEAN_X_THRESHOLD
+
+        torch = self._torch
+        fmt = output_format
+        if fmt == 'auto':
+            fmt = self.metadata.get('output_format', '')
+            if fmt not in ('raw', 'decoded'):
+                with torch.inference_mode():
+                    gray = torch.full(self.input_shape, 114.0, dtype=self._torch_dtype,
+                                      device=self.device)
+                    out = self._plain_fn(1)(self._layout(gray))
+                    if isinstance(out, (list, tuple)):
+                        out = out[0]
+                    mean_x = float(out[0, :, 0].double().mean())
+                fmt = 'decoded' if mean_x > DECODED_MEAN_X_THRESHOLD else 'raw'
+                LOGGER.info("torch backend: output format '%s' (probe mean of column 0 = "
+                            "%.2f)", fmt, mean_x)
+        with self._lock:
+            self._decode = DecodeHead(self.input_hw, score_threshold, self.top_k, fmt,
+                                      self.device)
+            self._runner = self._make_runner()
+        self.output_format = fmt
+        return fmt
+
+    def prepare(self, batches: Optional[Sequence[int]] = None) -> Dict[int, bool]:
+        """Build (convert, compile, capture) the given batch sizes now; return captured-ness.
+
+        Default: every batch size 1..max_batch (``build_only`` and warm starts use this).
+        """
+        batches = list(batches or range(1, self.capabilities.max_batch + 1))
+        with self._lock:
+            for batch in batches:
+                self._runner.slot(batch)
+                if self.device.type == 'cuda':
+                    self._runner.run(batch, self._stream, decoded=False)
+        return {b: self._runner.captured(b) for b in batches}
+
+    @property
+    def graph_fallback_reason(self) -> str:
+        """Why CUDA graph capture fell back to eager runs ('' when it did not)."""
+        return self._runner.fallback_reason
+
+    def captured(self, batch: int = 1) -> bool:
+        """Whether ``batch`` replays a CUDA graph (after its first run or ``prepare``)."""
+        return self._runner.captured(batch)
+
+    def input_buffer(self, batch: int) -> Tuple[int, str]:
+        """Return (device pointer, layout) of the static input the ``batch`` work reads.
+
+        A preprocessing kernel that writes ``input_dtype`` in ``layout`` there needs no copy.
+        """
+        if self.device.type != 'cuda':
+            raise NotImplementedError('the torch backend on the CPU has no device input')
+        with self._lock:
+            slot = self._runner.slot(self._check_batch(batch))
+        return slot.input_ptr, slot.layout
+
+    # ---- inference ----
+    def _check_batch(self, batch: int) -> int:
+        if not 1 <= int(batch) <= self.capabilities.max_batch:
+            raise ValueError(f'batch {batch} is outside 1..{self.capabilities.max_batch}')
+        return int(batch)
+
+    def _check_device_call(self, input_ptr: int, batch: int) -> int:
         if self._closed:
             raise RuntimeError(f'{self.name} backend is closed')
         if not self.capabilities.device_input:
             raise NotImplementedError(f'torch backend on {self.device} has no device input')
         if not int(input_ptr):
             raise ValueError('input_ptr is a null device pointer')
-        if not 1 <= int(batch) <= self.capabilities.max_batch:
-            raise ValueError(f'batch {batch} is outside 1..{self.capabilities.max_batch}')
-        torch = self._torch
-        shape = (int(batch),) + tuple(self.input_shape[1:])
-        # eager runs of several cameras may overlap on their own streams; graph capture and
-        # replay (shared graphs and outputs) take the lock
-        lock = self._lock if self.cuda_graph else contextlib.nullcontext()
-        with lock, torch.inference_mode(), torch.cuda.device(self.device):
-            external = torch.cuda.ExternalStream(int(stream), device=self.device)
-            with torch.cuda.stream(external):
-                tensor = torch.as_tensor(_DeviceBuffer(input_ptr, shape, self.input_dtype),
-                                         device=self.device)
-                out = self._run(tensor, ('device', int(input_ptr), int(batch)), external)
-                return self._to_host(out)
+        return self._check_batch(batch)
 
-    def _run(self, tensor: Any, key: tuple, stream: Any) -> Any:
-        """Run the module on ``tensor`` on the current stream (a CUDA graph replay if on)."""
-        if not self.cuda_graph:
-            return self._forward(tensor)
+    def _infer_impl(self, tensor: np.ndarray) -> np.ndarray:
         torch = self._torch
-        cached = self._graphs.get(key)
-        if cached is None:
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(stream)
-            with torch.cuda.stream(side):
-                for _ in range(_GRAPH_WARMUP):
-                    self._forward(tensor)
-            stream.wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            try:
-                # thread_local: other cameras' threads may allocate / launch while capturing
-                with torch.cuda.graph(graph, stream=side, capture_error_mode='thread_local'):
-                    static_out = self._forward(tensor)
-            except RuntimeError as exc:   # an operator that cannot be captured: run eagerly
-                stream.wait_stream(side)
-                LOGGER.warning('torch backend: CUDA graph capture failed (%s); running this '
-                               'model without CUDA graphs', exc)
-                self.cuda_graph = False
-                self.graph_fallback_reason = str(exc).splitlines()[0]
-                return self._forward(tensor)
-            stream.wait_stream(side)
-            cached = self._graphs[key] = (graph, static_out)
-            LOGGER.info('torch backend: captured a CUDA graph for %s', key)
-        graph, static_out = cached
-        graph.replay()
-        return static_out
+        batch = int(tensor.shape[0])
+        with self._lock, torch.inference_mode():
+            slot = self._runner.slot(batch)
+            host = torch.from_numpy(tensor)
+            if self.device.type == 'cpu':
+                slot.input.copy_(host)
+                return self._runner.run(batch, decoded=False).raw.float().numpy()
+            with torch.cuda.device(self.device), torch.cuda.stream(self._stream):
+                slot.input.copy_(host)
+                out = self._runner.run(batch, self._stream, decoded=False).raw
+                return out.float().cpu().numpy()
+
+    def _device_run(self, input_ptr: int, stream: int, batch: int, decoded: bool) -> Any:
+        """Copy the input into the static one unless it is that buffer, then run (locked)."""
+        torch = self._torch
+        external = torch.cuda.ExternalStream(int(stream), device=self.device)
+        slot = self._runner.slot(batch)
+        if int(input_ptr) != slot.input_ptr:     # an NCHW buffer elsewhere: one copy kernel
+            shape = (batch,) + tuple(self.input_shape[1:])
+            with torch.cuda.stream(external):
+                slot.input.copy_(torch.as_tensor(
+                    _DeviceBuffer(input_ptr, shape, self.input_dtype), device=self.device))
+        return self._runner.run(batch, external, decoded=decoded)
+
+    def infer_device(self, input_ptr: int, stream: int, batch: int = 1) -> np.ndarray:
+        """Run on ``batch`` preprocessed images at ``input_ptr``, on CUDA stream ``stream``.
+
+        The input is NCHW ``input_dtype``, or the static input of ``input_buffer(batch)``
+        itself (then in its layout, read in place). Returns the host (B, N, 5 + C) output.
+        """
+        batch = self._check_device_call(input_ptr, batch)
+        torch = self._torch
+        with self._lock, torch.inference_mode(), torch.cuda.device(self.device):
+            slot = self._device_run(input_ptr, stream, batch, decoded=False)
+            return slot.raw.float().cpu().numpy()
+
+    def infer_device_decoded(self, input_ptr: int, stream: int, batch: int = 1
+                             ) -> DecodedBatch:
+        """As ``infer_device``, with decode, threshold and top-k on the GPU (``DecodedBatch``).
+
+        ``configure_decode`` first. Only the candidates cross to the host, plus the full
+        output of an image with more passing anchors than ``top_k``.
+        """
+        if self._decode is None:
+            raise RuntimeError('configure_decode() before infer_device_decoded()')
+        batch = self._check_device_call(input_ptr, batch)
+        torch = self._torch
+        with self._lock, torch.inference_mode(), torch.cuda.device(self.device):
+            slot = self._device_run(input_ptr, stream, batch, decoded=True)
+            counts = slot.host_counts.numpy().copy()
+            cands = slot.host_candidates.numpy().copy()
+            raw = {int(i): slot.raw[int(i)].float().cpu().numpy()
+                   for i in np.flatnonzero(counts > cands.shape[1])}
+        return DecodedBatch(cands, counts, raw)
 
     def close(self) -> None:
-        """Drop the module, graphs and buffers (the CUDA caching allocator keeps the memory)."""
+        """Drop the graphs, networks and buffers (the CUDA caching allocator keeps memory)."""
         if self._closed:
             return
         with self._lock:
             if self._stream is not None:
                 self._stream.synchronize()
+            self._runner = None
+            self._shared.clear()
             self._graphs.clear()
-            self._static_in.clear()
-            self._module = None
+            self._o2t_module = None
         super().close()
