@@ -280,7 +280,7 @@ def group_key(config: DetectorConfig) -> Optional[Tuple]:
     return (str(config.resolved_model_path), str(config.resolved_label_path), config.backend,
             config.device, config.gpu_id, config.precision, config.score_threshold,
             config.nms_threshold, config.max_detections, config.output_format,
-            config.max_batch, config.batch_wait_ms, config.cuda_graph,
+            config.max_batch, config.batch_wait_ms, config.cuda_graph, config.torch_compile,
             config.preprocess_on_gpu)
 
 

@@ -94,6 +94,13 @@ class Detector:
         self._device_path = bool(gpu_resident and backend.capabilities.device_input
                                  and getattr(preprocessor, 'device_output', False))
         self._batch_buffer: Optional[np.ndarray] = None
+        #: Decode + threshold + top-k inside the backend's captured GPU work (torch on CUDA):
+        #: only candidates cross to the host, NMS and the letterbox mapping stay here.
+        self._device_decode = bool(self._device_path and backend.capabilities.device_decode)
+        if self._device_decode:
+            fmt = backend.configure_decode(postprocessor.score_threshold,
+                                           postprocessor.output_format)
+            postprocessor.output_format = fmt
 
     @classmethod
     def from_config(cls, config: DetectorConfig, backend: Optional[Backend] = None
@@ -124,6 +131,8 @@ class Detector:
         image = as_source(image, encoding)
         timer = StageTimer()
         start = time.perf_counter()
+        if self._device_decode:
+            return self._detect_chunk([image])[0]
         if self._device_path:
             with timer.stage('preprocess'):
                 letterbox = self.preprocessor.enqueue(image)
@@ -164,6 +173,8 @@ class Detector:
         timer = StageTimer()
         start = time.perf_counter()
         count = len(sources)
+        if self._device_decode:
+            return self._detect_decoded(sources, timer, start)
         if self._device_path:
             with timer.stage('preprocess'):
                 letterboxes = list(self.preprocessor.enqueue_batch(sources))
@@ -187,6 +198,33 @@ class Detector:
             own = StageTimer()
             with own.stage('postprocess'):
                 detections = self.postprocessor(output[index:index + 1], letterbox)
+            times = dict(shared, **own.times_ms)
+            times['total'] = (time.perf_counter() - start) * 1e3
+            results.append(DetectionResult(detections, letterbox, times, count))
+        return results
+
+    def _detect_decoded(self, sources: Sequence[Any], timer: StageTimer, start: float
+                        ) -> List[DetectionResult]:
+        """GPU path with device decode: the kernel writes the backend's static input."""
+        count = len(sources)
+        with self.backend.device_lock():   # the static input is shared by the backend's users
+            with timer.stage('preprocess'):
+                ptr, layout = self.backend.input_buffer(count)   # the captured work's input
+                letterboxes = list(self.preprocessor.enqueue_batch(sources, dst_ptr=ptr,
+                                                                   layout=layout))
+            with timer.stage('infer'):
+                decoded = self.backend.infer_device_decoded(
+                    ptr, self.preprocessor.stream_handle, batch=count)
+        shared = dict(timer.times_ms)
+        results = []
+        for index, letterbox in enumerate(letterboxes):
+            own = StageTimer()
+            with own.stage('postprocess'):
+                if index in decoded.raw:
+                    detections = self.postprocessor(decoded.raw[index], letterbox)
+                else:
+                    detections = self.postprocessor.from_candidates(
+                        decoded.candidates[index], decoded.counts[index], letterbox)
             times = dict(shared, **own.times_ms)
             times['total'] = (time.perf_counter() - start) * 1e3
             results.append(DetectionResult(detections, letterbox, times, count))

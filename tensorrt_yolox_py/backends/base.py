@@ -20,6 +20,7 @@ Contract:
 """
 
 import abc
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -96,6 +97,12 @@ class Backend(abc.ABC):
         (batch, N, 5 + C).
         """
         raise NotImplementedError(f'{self.name} backend has no device input')
+
+    def device_lock(self) -> Any:
+        """A context manager held while a caller writes the backend's static device input
+        (``input_buffer``) and runs on it, so that callers sharing the backend do not
+        overwrite each other's input (re-entrant; a null context for other backends)."""
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         """Release the backend's resources; further ``infer()`` calls raise."""

@@ -353,7 +353,7 @@ class TorchBackend(Backend):
         self.cuda_graph = bool(cuda_graph) and self.device.type == 'cuda'
         if cuda_graph and not self.cuda_graph:
             LOGGER.info('torch backend: cuda_graph needs a CUDA device; off on %s', self.device)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._stream = torch.cuda.Stream(self.device) if self.device.type == 'cuda' else None
         self._decode: Optional[DecodeHead] = None
         self.output_format = ''
@@ -462,6 +462,9 @@ class TorchBackend(Backend):
         from ..stages.postprocess import DECODED_MEAN_X_THRESHOLD
 
         torch = self._torch
+        key = (float(score_threshold), output_format)
+        if self._decode is not None and getattr(self, '_decode_key', None) == key:
+            return self.output_format
         fmt = output_format
         if fmt == 'auto':
             fmt = self.metadata.get('output_format', '')
@@ -481,6 +484,7 @@ class TorchBackend(Backend):
                                       self.device)
             self._runner = self._make_runner()
         self.output_format = fmt
+        self._decode_key = key
         return fmt
 
     def prepare(self, batches: Optional[Sequence[int]] = None) -> Dict[int, bool]:
@@ -504,6 +508,10 @@ class TorchBackend(Backend):
     def captured(self, batch: int = 1) -> bool:
         """Whether ``batch`` replays a CUDA graph (after its first run or ``prepare``)."""
         return self._runner.captured(batch)
+
+    def device_lock(self) -> Any:
+        """The backend's re-entrant lock (see ``Backend.device_lock``)."""
+        return self._lock
 
     def input_buffer(self, batch: int) -> Tuple[int, str]:
         """Return (device pointer, layout) of the static input the ``batch`` work reads.

@@ -452,6 +452,8 @@ def convert_static(model: Any, batch: int, device: Any, dtype: Any,
             values = [host[n] if n else None for n in names]
             for name, value in zip(node.output, _host_eval(node, values, opset)):
                 host[name] = value
+                if node.op_type == 'Identity':   # an initializer passed on: share it by name
+                    by_id[id(value)] = name
             continue
         missing = [n for n in names if n and n not in host and n not in meta]
         if missing:

@@ -554,12 +554,16 @@ class CudaPreprocessor:
 
     def enqueue_batch(self, images: Sequence[Any],
                       encodings: Union[None, str, Sequence[Optional[str]]] = None,
-                      dst_ptr: Optional[int] = None) -> List[LetterboxParams]:
+                      dst_ptr: Optional[int] = None, layout: str = 'nchw'
+                      ) -> List[LetterboxParams]:
         """Preprocess several images (cameras) with ONE fused launch into an (N, 3, H, W) batch.
 
         Host images are staged into one pinned buffer and sent with one H2D copy. ``dst_ptr``
-        (or ``batch_device_ptr(N)``) receives image i at byte offset i * ``output_nbytes``.
+        (or ``batch_device_ptr(N)``) receives image i at byte offset i * ``output_nbytes``,
+        in ``layout`` 'nchw' (planes) or 'nhwc' (channels_last: a pixel's 3 values together).
         """
+        if layout not in ('nchw', 'nhwc'):
+            raise ValueError(f"layout must be 'nchw' or 'nhwc', got {layout!r}")
         self._ensure_open()
         n = len(images)
         if n < 1:
@@ -601,7 +605,8 @@ class CudaPreprocessor:
             self._copy_h2d(slot, total)
         suffix = 'f32' if self.dtype == np.float32 else 'f16'
         in_h, in_w = self.input_hw
-        self._launch(f'fused_batch_{suffix}', geometry,
+        kernel = 'fused_batch_nhwc_' if layout == 'nhwc' else 'fused_batch_'
+        self._launch(kernel + suffix, geometry,
                      self._batch['table_dev'], np.int32(in_w), np.int32(in_h))
         if self.overlap_h2d and total:
             cuda_call(self._drv.cuEventRecord(slot.consumed, self.stream.handle),
