@@ -475,7 +475,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cache = Path(args.cache_dir or tmp) / 'cache'
         model = Path(args.model) if args.model else Path(tmp) / 'splus.onnx'
         if not args.model:
-            from tensorrt_yolox_py.model.export import export_variant
+            from tensorrt_yolox_py.devkit.export import export_variant
             try:
                 import onnxsim  # noqa: F401
                 simplify = True

@@ -132,7 +132,7 @@ def test_cuda_graph_replays_equal_eager_runs():
 
 
 def _splus_small(tmp_path_factory):
-    from tensorrt_yolox_py.model.export import export_variant
+    from tensorrt_yolox_py.devkit.export import export_variant
 
     try:
         import onnxsim  # noqa: F401

@@ -19,7 +19,7 @@ from tensorrt_yolox_py.backends.torch_captured import CapturedModel  # noqa: E40
 from tensorrt_yolox_py.backends.torch_decode import DecodeHead  # noqa: E402
 from tensorrt_yolox_py.backends.torch_graph import convert_static, UnsupportedGraph  # noqa
 from tensorrt_yolox_py.errors import InputError  # noqa: E402
-from tensorrt_yolox_py.model.dynamic_batch import make_dynamic_batch  # noqa: E402
+from tensorrt_yolox_py.onnx_model.dynamic_batch import make_dynamic_batch  # noqa: E402
 from tensorrt_yolox_py.params import DEFAULT_MODEL_PATH  # noqa: E402
 from tensorrt_yolox_py.stages.postprocess import make_anchors, Postprocessor  # noqa: E402
 from tensorrt_yolox_py.stages.preprocess import compute_letterbox  # noqa: E402

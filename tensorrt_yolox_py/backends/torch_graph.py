@@ -11,7 +11,7 @@ graph made of the operators below, for ONE fixed input shape (batch included):
 Contract of ``convert_static(model, batch, device, dtype, channels_last)``:
 
 - ``model``: an ONNX ``ModelProto`` with one float input (B or 1, 3, H, W) and one output; a
-  batch other than the model's own needs the model batch-dynamic (``model.dynamic_batch``).
+  batch other than the model's own needs the model batch-dynamic (``onnx_model.dynamic_batch``).
 - Every value that does not depend on the input (initializers, ``Constant``, ``Shape`` of an
   input-dependent tensor, arithmetic on those) is computed once, here, on the host (the ONNX
   reference evaluator). Shapes are propagated by one eager run on a zero probe input.
