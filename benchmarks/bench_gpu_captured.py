@@ -117,7 +117,7 @@ def capture(fn: Callable[[Any], Any], static: Any) -> Any:
 
 
 def anchor_rows(variant: str, input_hw, batches: Sequence[int], modes: Sequence[str],
-                reps: int, rows: List[Dict[str, Any]]) -> None:
+                reps: int, rows: List[Dict[str, Any]], save: Callable[[], None]) -> None:
     """Time the anchor: eager, CUDA graph, compile + graph, per batch size."""
     import torch
 
@@ -156,10 +156,12 @@ def anchor_rows(variant: str, input_hw, batches: Sequence[int], modes: Sequence[
                 row['error'] = f'{type(exc).__name__}: {exc}'[:300]
             LOG.info('%s', row)
             rows.append(row)
+            save()
 
 
 def backend_rows(model_path: Path, batches: Sequence[int], variants: Sequence[Dict[str, Any]],
-                 reps: int, rows: List[Dict[str, Any]], cache_dir: Path) -> None:
+                 reps: int, rows: List[Dict[str, Any]], cache_dir: Path,
+                 save: Callable[[], None]) -> None:
     """Time the torch backend's captured unit per variant and batch size."""
     import torch
     from tensorrt_yolox_py.backends.torch_backend import TorchBackend
@@ -207,12 +209,13 @@ def backend_rows(model_path: Path, batches: Sequence[int], variants: Sequence[Di
                 row['error'] = f'{type(exc).__name__}: {exc}'[:300]
             LOG.info('%s', row)
             rows.append(row)
+            save()
         backend.close()
         torch.cuda.empty_cache()
 
 
 def e2e_rows(model_path: Path, var: Dict[str, Any], seconds: float, rows: List[Dict[str, Any]],
-             cache_dir: Path, profile: Dict[str, Any]) -> None:
+             cache_dir: Path, profile: Dict[str, Any], save: Callable[[], None]) -> None:
     """Host frames -> Detections through the Detector (1, 4 batched / per camera, 8 batched)."""
     import torch
     from benchmarks.bench_gpu_end_to_end import run_batched, run_per_camera, Setup
@@ -244,7 +247,9 @@ def e2e_rows(model_path: Path, var: Dict[str, Any], seconds: float, rows: List[D
                          captured=all(backend.captured(b) for b in (1,)),
                          fallback_reason=backend.graph_fallback_reason))
         LOG.info('%s', rows[-1])
+        save()
         profile.update(profile_frames(det, images[0]))
+        save()
         setup.close()
         for cams, mode in ((4, 'batched'), (4, 'per_camera'), (8, 'batched')):
             setup = Setup(backend, 'gpu', cams, mode == 'batched', 'device')
@@ -260,6 +265,7 @@ def e2e_rows(model_path: Path, var: Dict[str, Any], seconds: float, rows: List[D
                              captured=all(backend.captured(b) for b in range(1, cams + 1)
                                           if b in backend._runner._slots)))
             LOG.info('%s', rows[-1])
+            save()
     finally:
         backend.close()
         torch.cuda.empty_cache()
@@ -487,14 +493,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             LOG.error('no CUDA GPU: nothing to measure')
             return 1
         anchor_rows('yolox-s+-opt', (960, 960), batches,
-                    [m for m in args.anchor_modes.split(',') if m], args.reps, report['rows'])
-        save()
+                    [m for m in args.anchor_modes.split(',') if m], args.reps, report['rows'],
+                    save)
         backend_rows(model, batches, [VARIANTS[v] for v in args.variants.split(',') if v],
-                     args.reps, report['rows'], cache)
-        save()
+                     args.reps, report['rows'], cache, save)
         for name in [v for v in args.e2e.split(',') if v]:
             e2e_rows(model, VARIANTS[name], args.seconds, report['rows'], cache,
-                     report['profile'])
+                     report['profile'], save)
             save()
         if args.warm_start:
             report['warm_start'].append(warm_start(model, VARIANTS[args.warm_start], cache))

@@ -21,15 +21,15 @@ python3 -c "import torch, onnx, triton; print('torch', torch.__version__, 'cuda'
 for STEP in ${STEPS//,/ }; do
   case "$STEP" in
     tests)
-      timeout 300 python3 -m pytest -q -rs -p no:cacheprovider test/test_gpu_torch.py \
+      timeout 300 python3 -X faulthandler -m pytest -q -rs -p no:cacheprovider test/test_gpu_torch.py \
         test/test_gpu_pipeline.py test/test_torch_backend.py test/test_torch_static.py \
         2>&1 | tee "$OUT/gpu_tests_captured_$TAG.log" ;;
     bench)
       timeout 330 python3 benchmarks/bench_gpu_captured.py --tag "$TAG" --out "$OUT" \
-        --cache-dir /tmp/tyx_cache 2>&1 | tee "$OUT/bench_$TAG.log" | grep -v "^{" | tail -60 ;;
+        --cache-dir /tmp/tyx_cache 2>&1 | tee "$OUT/bench_$TAG.log" | grep -v "^20..-" | tail -40 ;;
     compile)
       timeout 420 python3 benchmarks/bench_gpu_captured.py --tag "${TAG}_compile" --out "$OUT" \
-        --batches 1,8 --variants compile_nhwc_fp16 --anchor-modes compile --e2e compile_nhwc_fp16 \
+        --batches 1,8 --variants compile_nhwc_fp16 --anchor-modes compile --e2e '' \
         --warm-start compile_nhwc_fp16 --cache-dir /tmp/tyx_cache 2>&1 \
         | tee "$OUT/bench_${TAG}_compile.log" | tail -60 ;;
     *) echo "unknown step $STEP"; exit 2 ;;

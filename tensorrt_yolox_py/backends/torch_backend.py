@@ -563,7 +563,7 @@ class TorchBackend(Backend):
             with torch.cuda.stream(external):
                 slot.input.copy_(torch.as_tensor(
                     _DeviceBuffer(input_ptr, shape, self.input_dtype), device=self.device))
-        return self._runner.run(batch, external, decoded=decoded)
+        return self._runner.run(batch, external, decoded=decoded, copy_stream=self._stream)
 
     def infer_device(self, input_ptr: int, stream: int, batch: int = 1) -> np.ndarray:
         """Run on ``batch`` preprocessed images at ``input_ptr``, on CUDA stream ``stream``.

@@ -138,8 +138,15 @@ class CapturedModel:
         slot.graph = graph
         LOGGER.info('torch backend: captured batch %d as a CUDA graph', slot.batch)
 
-    def run(self, batch: int, stream: Any = None, decoded: bool = True) -> Slot:
-        """Run the batch's work on ``stream`` and wait for it (see the module contract)."""
+    def run(self, batch: int, stream: Any = None, decoded: bool = True,
+            copy_stream: Any = None) -> Slot:
+        """Run the batch's work on ``stream`` and wait for it (see the module contract).
+
+        ``copy_stream`` (a stream this object's owner keeps alive): where the device-to-host
+        copy into the pinned buffers runs, after ``stream``'s work. torch's pinned-memory
+        allocator records events on the streams a pinned buffer was copied on when the buffer
+        is freed, so a caller's short-lived stream (a preprocessor's) must not be one of them.
+        """
         torch = self._torch
         slot = self.slot(batch)
         if self.device.type != 'cuda':
@@ -150,13 +157,19 @@ class CapturedModel:
                 slot.host_counts = slot.counts
             return slot
         stream = stream if stream is not None else torch.cuda.current_stream(self.device)
+        copy_stream = copy_stream if copy_stream is not None else stream
         with torch.inference_mode(), torch.cuda.stream(stream):
             if slot.graph is not None:
                 slot.graph.replay()
             else:
                 self._body(slot)
-            if decoded and self.decode is not None:
+        if decoded and self.decode is not None:
+            if copy_stream is not stream:
+                copy_stream.wait_stream(stream)
+            with torch.cuda.stream(copy_stream):
                 slot.host_candidates.copy_(slot.candidates, non_blocking=True)
                 slot.host_counts.copy_(slot.counts, non_blocking=True)
-        stream.synchronize()
+        copy_stream.synchronize()
+        if copy_stream is not stream:
+            stream.synchronize()
         return slot
