@@ -37,6 +37,12 @@ Contract:
   redo (rebuild, recompute) an artefact that fails, logging the reason; they never load it.
 - ``read_verified(path) -> Optional[bytes]``: the content if it is verified (the digest checked
   on the bytes returned), else None with a warning naming the reason (nothing when missing).
+- ``replace_folder(new, target)``: puts the finished folder ``new`` at ``target`` as a whole
+  (the old ``target`` is renamed aside, ``new`` renamed in, the old one removed): a reader, or
+  a run killed at any point, sees the old set of files or the new one, never a mixture (a kill
+  between the two renames leaves the old set aside as ``.<name>.<id>.old``;
+  ``recover_folder(target)`` puts it back and removes unfinished ``.<name>.*.partial``
+  folders).
 - ``save_json`` / ``load_json`` and ``save_arrays`` / ``load_arrays``: checkpoints in formats
   that cannot run code (JSON; ``.npz`` of plain numeric arrays read with
   ``allow_pickle=False``), written with ``write_atomic``; the loaders return None for a
@@ -291,6 +297,48 @@ def read_verified(path: PathLike, what: str = 'cached file') -> Optional[bytes]:
         LOGGER.warning('not using %s %s: it changed while being read', what, path)
         return None
     return data
+
+
+def _aside(target: Path, kind: str) -> Iterator[Path]:
+    for path in target.parent.glob(f'.{target.name}.*.{kind}'):
+        info = os.lstat(path)
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == _uid():
+            yield path
+
+
+def recover_folder(target: PathLike) -> None:
+    """Undo what a kill during ``replace_folder`` (or before it) left; see the contract."""
+    target = Path(target)
+    if not os.path.lexists(target):
+        for old in sorted(_aside(target, 'old')):
+            LOGGER.warning('restoring %s from %s (a run was killed while replacing it)',
+                           target, old.name)
+            os.rename(old, target)
+            break
+    for leftover in list(_aside(target, 'old')) + list(_aside(target, 'partial')):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def partial_folder(target: PathLike, run_id: str) -> Path:
+    """Make and return the private folder in which a run writes what replaces ``target``."""
+    target = Path(target)
+    path = target.parent / f'.{target.name}.{run_id}.partial'
+    os.mkdir(path, 0o700)
+    return path
+
+
+def replace_folder(new: PathLike, target: PathLike) -> None:
+    """Put folder ``new`` at ``target``, replacing the old one as a whole (contract)."""
+    new, target = Path(new), Path(target)
+    old = target.parent / f'.{target.name}.{os.urandom(6).hex()}.old'
+    if os.path.lexists(target):
+        os.rename(target, old)
+    os.rename(new, target)
+    if os.path.lexists(old):
+        if os.path.isdir(old) and not os.path.islink(old):
+            shutil.rmtree(old)
+        else:
+            os.unlink(old)
 
 
 def save_json(path: PathLike, value: Any) -> str:
