@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tensorrt_yolox_py.model.synthetic import make_planted_model
+from tensorrt_yolox_py.devkit.synthetic import make_planted_model
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / 'benchmarks' / 'calibration_study.py'
