@@ -395,7 +395,7 @@ def made(path: Path, write) -> Path:
 
 
 def default_work() -> Path:
-    """The default work folder: private to the user (not /tmp)."""
+    """Return the default work folder: private to the user (not /tmp)."""
     return Path('~/.cache/tensorrt_yolox_py/calibration_study').expanduser()
 
 

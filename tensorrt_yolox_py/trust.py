@@ -280,7 +280,7 @@ def verify(path: PathLike) -> str:
 
 
 def usable(path: PathLike, what: str = 'cached file') -> bool:
-    """True if ``path`` is verified; logs why not (unless it is simply missing)."""
+    """Return whether ``path`` is verified; log why not (unless it is simply missing)."""
     reason = verify(path)
     if reason and reason != 'missing':
         LOGGER.warning('not using %s %s: %s; making it again', what, path, reason)
