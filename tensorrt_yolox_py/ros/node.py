@@ -108,9 +108,9 @@ class YoloxNode(Node):
         self._worker = threading.Thread(target=self._run, daemon=True,
                                         name=f'yolox-{self.get_fully_qualified_name()}')
         self._worker.start()
+        # a copy of the QoS: rclpy writes qos_overrides into the profile it is given, which
+        # would otherwise carry one node's overrides to every later node of the process
         self._sub = self.create_subscription(
-            # a copy: rclpy writes qos_overrides into the profile it is given, which would
-            # otherwise carry one node's overrides to every later node of the process
             Image, '~/in/image', self._on_image, copy.copy(SENSOR_QOS),
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
             event_callbacks=subscription_events(self.stats, self._warn))
