@@ -140,3 +140,18 @@ def test_tampered_strongly_typed_model_is_remade(trt, host_memory, tiny_model, c
         again = prepare(trt, host_memory, tiny_model, cache, **values)
     assert 'not using strongly typed model' in caplog.text
     assert typed.read_bytes() == honest and again.key == first.key and not again.built
+
+
+def test_build_tool_refuses_an_open_cache_folder_with_the_fix(trt, host_memory, tiny_model,
+                                                              cache, monkeypatch, caplog):
+    from tensorrt_yolox_py.backends.tensorrt import builder as builder_module
+    from tensorrt_yolox_py.tools import build_engine
+
+    monkeypatch.setattr(builder_module, 'CudaMemory', lambda gpu_id: host_memory)
+    os.chmod(cache, 0o770)
+    with caplog.at_level(logging.ERROR):
+        status = build_engine.main(['--model', str(tiny_model), '--precision', 'fp16',
+                                    '--cache-dir', str(cache), '--no-progress'])
+    assert status == 2 and builds(trt) == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and f'chmod go-w {cache}' in errors[0]
