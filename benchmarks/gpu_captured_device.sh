@@ -28,7 +28,7 @@ for STEP in ${STEPS//,/ }; do
       timeout 330 python3 benchmarks/bench_gpu_captured.py --tag "$TAG" --out "$OUT" \
         --cache-dir /tmp/tyx_cache 2>&1 | tee "$OUT/bench_$TAG.log" | grep -v "^20..-" | tail -40 ;;
     compile)
-      timeout 420 python3 benchmarks/bench_gpu_captured.py --tag "${TAG}_compile" --out "$OUT" \
+      timeout ${COMPILE_S:-240} python3 benchmarks/bench_gpu_captured.py --tag "${TAG}_compile" --out "$OUT" \
         --batches 1,8 --variants compile_nhwc_fp16 --anchor-modes compile --e2e '' \
         --warm-start compile_nhwc_fp16 --cache-dir /tmp/tyx_cache 2>&1 \
         | tee "$OUT/bench_${TAG}_compile.log" | tail -60 ;;
