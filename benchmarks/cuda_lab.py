@@ -228,7 +228,7 @@ class LabPreprocessor(CudaPreprocessor):
         return index
 
     def _h2d(self, slot: _Staging, host_ptr: int, nbytes: int, record: bool = True) -> None:
-        """The runtime H2D, on the copy stream with the overlap waits when ``overlap_h2d``."""
+        """Queue the H2D; on the copy stream, with the overlap waits, when ``overlap_h2d``."""
         mem, stream = self._mem, self._copy_stream
         if self.overlap_h2d:  # don't overwrite the device slot while a kernel still reads it
             mem.stream_wait_event(stream, slot.consumed)
@@ -348,7 +348,7 @@ class LabPreprocessor(CudaPreprocessor):
         return self._enqueue_mixed(items, dst)
 
     def _enqueue_mixed(self, items: List[Any], dst: int) -> List[LetterboxParams]:
-        """A batch with device images: host ones staged as the runtime does, devices read."""
+        """Run a batch with device images: host ones staged as the runtime does, devices read."""
         in_h, in_w = self.input_hw
         plans: List[Optional[Tuple[int, int, int]]] = []
         total = 0

@@ -286,7 +286,7 @@ class CudaPreprocessor(Preprocessor):
         return 0
 
     def _staging_moved(self) -> None:
-        """Called after the streams are idle and before a staging buffer is reallocated."""
+        """Do nothing here (hook): the streams are idle, a staging buffer is reallocated next."""
 
     def _h2d(self, slot: _Staging, host_ptr: int, nbytes: int) -> None:
         """Queue the H2D of ``nbytes`` at ``host_ptr`` into ``slot.dev_ptr``; record ``copied``."""
@@ -294,7 +294,7 @@ class CudaPreprocessor(Preprocessor):
         self._mem.event_record(slot.copied, self.stream_handle)
 
     def _consumed(self, slot: _Staging) -> None:
-        """Called after the kernel that reads ``slot.dev_ptr`` is queued."""
+        """Do nothing here (hook): the kernel reading ``slot.dev_ptr`` was just queued."""
 
     def _upload(self, source: SourceImage) -> Tuple[_Staging, int]:
         """Send one frame's bytes to a staging slot; return (slot, row pitch)."""
