@@ -33,7 +33,7 @@ from .backends.base import Backend
 from .errors import ModelContractError
 from .image import SourceImage
 from .labels import load_labels
-from .model.integrity import check_model_file
+from .onnx_model.integrity import check_model_file
 from .params import DetectorConfig
 from .stages.postprocess import Detections, Postprocessor
 from .stages.preprocess import check_sources, CpuPreprocessor, LetterboxParams, Preprocessor
