@@ -115,7 +115,7 @@ class LabPreprocessor(CudaPreprocessor):
                  variant: str = 'auto', use_graph: bool = False, overlap_h2d: bool = False,
                  kernels: K.KernelSet = K.RUNTIME_KERNELS, host_copy: str = 'auto',
                  copy_threads: int = 4) -> None:
-        known = ['auto'] + list(kernels.variant_names(np.dtype(dtype)))
+        known = ['auto'] + [v.name for v in kernels.variants.get(np.dtype(dtype).name, ())]
         if variant not in known:
             raise ValueError(f"unknown fused variant '{variant}' for {np.dtype(dtype)} "
                              f"(known: {', '.join(known)})")
