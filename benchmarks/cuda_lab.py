@@ -228,11 +228,21 @@ class LabPreprocessor(CudaPreprocessor):
         return index
 
     def _h2d(self, slot: _Staging, host_ptr: int, nbytes: int, record: bool = True) -> None:
-        """Queue the H2D; on the copy stream, with the overlap waits, when ``overlap_h2d``."""
+        """Queue the H2D of one block (see ``_h2d_chunks``)."""
+        self._h2d_chunks(slot, [(host_ptr, 0, nbytes)], record)
+
+    def _h2d_chunks(self, slot: _Staging, chunks: Any, record: bool = True) -> None:
+        """Queue H2D copies of ``(host_ptr, offset, nbytes)`` chunks into ``slot.dev_ptr``.
+
+        On the copy stream when ``overlap_h2d``, with the two overlap waits (the one place):
+        the copy waits until the kernel that read the slot last is done, and the kernel
+        stream waits for the copy.
+        """
         mem, stream = self._mem, self._copy_stream
         if self.overlap_h2d:  # don't overwrite the device slot while a kernel still reads it
             mem.stream_wait_event(stream, slot.consumed)
-        mem.copy_htod_async(slot.dev_ptr, host_ptr, nbytes, stream)
+        for host_ptr, offset, nbytes in chunks:
+            mem.copy_htod_async(slot.dev_ptr + offset, host_ptr, nbytes, stream)
         if record:  # (not inside a graph capture: the caller records after the replay)
             mem.event_record(slot.copied, stream)
         if self.overlap_h2d:
@@ -262,9 +272,6 @@ class LabPreprocessor(CudaPreprocessor):
         'parallel': ``copy_threads`` threads copy the chunks (NumPy releases the GIL for large
         copies); the H2D of each is queued, in order, as soon as it is done.
         """
-        mem, stream = self._mem, self._copy_stream
-        if self.overlap_h2d:
-            mem.stream_wait_event(stream, slot.consumed)
         bounds = [(o, min(o + CHUNK_BYTES, nbytes)) for o in range(0, nbytes, CHUNK_BYTES)]
 
         def copy(bound: Tuple[int, int]) -> Tuple[int, int]:
@@ -278,11 +285,7 @@ class LabPreprocessor(CudaPreprocessor):
             done = self._pool.map(copy, bounds)
         else:
             done = map(copy, bounds)
-        for lo, hi in done:
-            mem.copy_htod_async(slot.dev_ptr + lo, slot.host_ptr + lo, hi - lo, stream)
-        mem.event_record(slot.copied, stream)
-        if self.overlap_h2d:
-            mem.stream_wait_event(self.stream_handle, slot.copied)
+        self._h2d_chunks(slot, ((slot.host_ptr + lo, lo, hi - lo) for lo, hi in done))
 
     def _enqueue_one(self, source: SourceImage, dst: int) -> LetterboxParams:
         if not self.use_graph:
