@@ -183,7 +183,7 @@ def backend_rows(model_path: Path, batches: Sequence[int], variants: Sequence[Di
         stream = torch.cuda.Stream()
         for batch in batches:
             row = {'kind': 'infer', 'impl': 'backend', 'mode': var['name'], 'batch': batch,
-                   'precision': backend.precision, 'layout': backend.layout,
+                   'precision': backend.precision, 'layout': backend.input_layout,
                    'converter': backend.converter, 'compiled': var['compile'] != 'off',
                    'init_s': round(init_s, 1)}
             try:
@@ -220,14 +220,16 @@ def e2e_rows(model_path: Path, var: Dict[str, Any], seconds: float, rows: List[D
     import torch
     from benchmarks.bench_gpu_end_to_end import run_batched, run_per_camera, Setup
     from tensorrt_yolox_py.backends.torch_backend import TorchBackend
+    from tensorrt_yolox_py.image import SourceImage
 
     backend = TorchBackend(model_path, device='cuda:0', precision=var['precision'], max_batch=8,
                            cuda_graph=var['graph'], channels_last=var['channels_last'],
                            compile_mode=var['compile'], cache_dir=cache_dir)
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, SOURCE_HW + (3,), dtype=np.uint8) for _ in range(8)]
+    images = [SourceImage.from_array(rng.integers(0, 256, SOURCE_HW + (3,), dtype=np.uint8))
+              for _ in range(8)]
     base = {'kind': 'e2e', 'mode': var['name'], 'precision': backend.precision,
-            'layout': backend.layout}
+            'layout': backend.input_layout}
     try:
         setup = Setup(backend, 'gpu', 1, True, 'device')
         det = setup.detectors[0]
@@ -271,7 +273,7 @@ def e2e_rows(model_path: Path, var: Dict[str, Any], seconds: float, rows: List[D
         torch.cuda.empty_cache()
 
 
-def profile_frames(det: Any, image: np.ndarray, frames: int = 50) -> Dict[str, Any]:
+def profile_frames(det: Any, image: Any, frames: int = 50) -> Dict[str, Any]:
     """torch.profiler over ``frames`` single-camera frames: where the time goes."""
     from torch.profiler import profile, ProfilerActivity
 

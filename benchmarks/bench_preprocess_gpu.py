@@ -33,12 +33,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.cuda_lab import DeviceImage, LabPreprocessor  # noqa: E402
 from benchmarks.cuda_variants.variants import BENCH_KERNELS, launch_unfused  # noqa: E402
 from benchmarks.machine_info import machine_info  # noqa: E402
 from tensorrt_yolox_py.cuda import kernels as K  # noqa: E402
 from tensorrt_yolox_py.cuda.check import cuda_call  # noqa: E402
-from tensorrt_yolox_py.cuda.preprocess import (  # noqa: E402
-    cuda_unavailable_reason, CudaPreprocessor, DeviceImage)
+from tensorrt_yolox_py.cuda.preprocess import cuda_unavailable_reason  # noqa: E402
 from tensorrt_yolox_py.stages.preprocess import (  # noqa: E402
     compute_letterbox, PAD_VALUE, preprocess_cpu)
 
@@ -105,9 +105,9 @@ def bench_cpu(image: np.ndarray, in_hw: Tuple[int, int], iters: int) -> Dict[str
 
 # ---------------------------------------------------------------- GPU helpers
 class Gpu:
-    """Driver-level helpers (events, graphs, buffers) on one CudaPreprocessor's stream."""
+    """Driver-level helpers (events, graphs, buffers) on one LabPreprocessor's stream."""
 
-    def __init__(self, pre: CudaPreprocessor) -> None:
+    def __init__(self, pre: LabPreprocessor) -> None:
         from cuda.bindings import driver
 
         self.drv = driver
@@ -198,7 +198,7 @@ def measure_bandwidth(gpu: Gpu, nbytes: int = 1 << 30, iters: int = 20) -> Dict[
     return {'bytes_per_copy': nbytes, 'copy_us': res, 'GBps_read_plus_write': res_gbps}
 
 
-def device_info(pre: CudaPreprocessor) -> Dict[str, Any]:
+def device_info(pre: LabPreprocessor) -> Dict[str, Any]:
     """GPU name, SMs, L2, clocks, driver and CUDA versions, cuda-python versions."""
     from cuda.bindings import driver, runtime
     import cuda.bindings
@@ -242,7 +242,7 @@ def bench_size(label: str, in_hw: Tuple[int, int], image: np.ndarray, iters: int
     src_bytes = h * w * 3
     result: Dict[str, Any] = {'letterbox': lb.__dict__.copy(), 'gpu': {}}
     for tag, dtype in DTYPES.items():
-        pre = CudaPreprocessor(in_hw, dtype, kernels=BENCH_KERNELS)
+        pre = LabPreprocessor(in_hw, dtype, kernels=BENCH_KERNELS)
         gpu = Gpu(pre)
         try:
             out_bytes = pre.output_nbytes
@@ -322,7 +322,7 @@ def bench_batch(image: np.ndarray, in_hw: Tuple[int, int], cameras: int, iters: 
     h, w = image.shape[:2]
     lb = compute_letterbox(h, w, in_hw[0], in_hw[1])
     for tag, dtype in DTYPES.items():
-        pre = CudaPreprocessor(in_hw, dtype, kernels=BENCH_KERNELS)
+        pre = LabPreprocessor(in_hw, dtype, kernels=BENCH_KERNELS)
         gpu = Gpu(pre)
         try:
             srcs = [gpu.alloc(h * w * 3 + 64) for _ in range(cameras)]
@@ -360,7 +360,7 @@ def bench_graph_latency(image: np.ndarray, in_hw: Tuple[int, int], iters: int
     out: Dict[str, Any] = {}
     h, w = image.shape[:2]
     lb = compute_letterbox(h, w, in_hw[0], in_hw[1])
-    pre = CudaPreprocessor(in_hw, np.float16, kernels=BENCH_KERNELS)
+    pre = LabPreprocessor(in_hw, np.float16, kernels=BENCH_KERNELS)
     gpu = Gpu(pre)
     try:
         src = gpu.alloc(h * w * 3 + 64)
@@ -385,11 +385,11 @@ def bench_graph_latency(image: np.ndarray, in_hw: Tuple[int, int], iters: int
                 gpu.sync()
         # the class API: enqueue() of a host image (includes the copy into pinned memory)
         for use_graph in (False, True):
-            with CudaPreprocessor(in_hw, np.float16, use_graph=use_graph,
-                                  kernels=BENCH_KERNELS) as p2:
+            with LabPreprocessor(in_hw, np.float16, use_graph=use_graph,
+                                 kernels=BENCH_KERNELS) as p2:
                 out[f'enqueue_host_image_graph={use_graph}_host_to_done_us'] = wall_us(
                     lambda: (p2.enqueue(image), p2.synchronize()), iters)
-        with CudaPreprocessor(in_hw, np.float32, kernels=BENCH_KERNELS) as p3:
+        with LabPreprocessor(in_hw, np.float32, kernels=BENCH_KERNELS) as p3:
             out['call_roundtrip_f32_host_to_host_us'] = wall_us(lambda: p3(image), iters)
     finally:
         gpu.close()
@@ -412,7 +412,7 @@ def bench_overlap(image: np.ndarray, in_hw: Tuple[int, int], frames: int, infer_
     h, w = image.shape[:2]
     nbytes = h * w * 3
     lb = compute_letterbox(h, w, in_hw[0], in_hw[1])
-    pre = CudaPreprocessor(in_hw, np.float16, kernels=BENCH_KERNELS)
+    pre = LabPreprocessor(in_hw, np.float16, kernels=BENCH_KERNELS)
     gpu = Gpu(pre)
     try:
         busy = pre._kernel('busy_wait')
@@ -464,8 +464,8 @@ def bench_overlap(image: np.ndarray, in_hw: Tuple[int, int], frames: int, infer_
         copy_stream.close()
         # class level, host images
         for overlap in (False, True):
-            with CudaPreprocessor(in_hw, np.float16, overlap_h2d=overlap,
-                                  kernels=BENCH_KERNELS) as p2:
+            with LabPreprocessor(in_hw, np.float16, overlap_h2d=overlap,
+                                 kernels=BENCH_KERNELS) as p2:
                 def frames_cls() -> None:
                     for _ in range(frames):
                         p2.enqueue(image)
@@ -489,7 +489,7 @@ def ncu_mode(image: np.ndarray) -> None:
     for in_hw in MODEL_SIZES.values():
         lb = compute_letterbox(h, w, in_hw[0], in_hw[1])
         for dtype in DTYPES.values():
-            with CudaPreprocessor(in_hw, dtype, kernels=BENCH_KERNELS) as pre:
+            with LabPreprocessor(in_hw, dtype, kernels=BENCH_KERNELS) as pre:
                 gpu = Gpu(pre)
                 src = gpu.alloc(h * w * 3 + 64)
                 gpu.upload(src, image)
@@ -674,7 +674,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         ncu_mode(image)
         return 0
     t_start = time.time()
-    with CudaPreprocessor((960, 960)) as pre:
+    with LabPreprocessor((960, 960)) as pre:
         dev = device_info(pre)
         gpu = Gpu(pre)
         bandwidth = measure_bandwidth(gpu)

@@ -37,7 +37,7 @@ import os
 import sys
 import threading
 import types
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
@@ -45,7 +45,8 @@ import numpy as np
 
 from .._lazy import require
 from ..errors import MissingDependencyError, ModelContractError
-from .base import Backend, BackendCapabilities, check_io_contract
+from ..tensors import DeviceTensor
+from .base import Backend, BackendCapabilities, check_io_contract, DecodedBatch
 from .torch_captured import CapturedModel
 from .torch_decode import DecodeHead, DEFAULT_TOP_K
 from .torch_graph import convert_static, graph_digest, UnsupportedGraph
@@ -227,32 +228,19 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
-class _DeviceBuffer:
-    """A ``__cuda_array_interface__`` view of raw device memory (for ``torch.as_tensor``)."""
+class _DeviceView:
+    """A ``__cuda_array_interface__`` of a device tensor without its stream (for torch).
 
-    def __init__(self, ptr: int, shape: Tuple[int, ...], dtype: np.dtype) -> None:
-        self.__cuda_array_interface__ = {
-            'shape': tuple(int(d) for d in shape), 'typestr': np.dtype(dtype).str,
-            'data': (int(ptr), False), 'version': 2, 'strides': None}
+    The model already runs on the tensor's stream, so torch needs no extra synchronisation.
+    """
+
+    def __init__(self, tensor: DeviceTensor) -> None:
+        self.__cuda_array_interface__ = tensor.cuda_array_interface(with_stream=False)
 
 
 def _onnx_dims(value_info: Any) -> Tuple[Union[int, str], ...]:
     return tuple(int(d.dim_value) if d.HasField('dim_value') else d.dim_param
                  for d in value_info.type.tensor_type.shape.dim)
-
-
-@dataclass(frozen=True)
-class DecodedBatch:
-    """What ``infer_device_decoded`` returns: per image candidates or, past top-k, raw rows.
-
-    ``candidates`` (B, K, 7) float32 and ``counts`` (B,) int32 of ``torch_decode``;
-    ``raw[i]`` (N, 5 + C) float32 for each image i whose count exceeds K (the full output,
-    copied only then).
-    """
-
-    candidates: np.ndarray
-    counts: np.ndarray
-    raw: Dict[int, np.ndarray]
 
 
 def inductor_cache_dir(root: Path, digest: str, torch: Any, device: Any, precision: str,
@@ -271,7 +259,7 @@ class TorchBackend(Backend):
     """YOLOX inference through PyTorch; see the module contract."""
 
     name = 'torch'
-    capabilities = BackendCapabilities(device_input=False, max_batch=1,
+    capabilities = BackendCapabilities(device_memory=False, max_batch=1,
                                        precisions=('fp32', 'fp16'), devices=('gpu', 'cpu'))
 
     def __init__(self, model_path: Union[str, Path], device: str = 'cpu',
@@ -316,6 +304,9 @@ class TorchBackend(Backend):
         if self.device.type == 'cuda' and not torch.cuda.is_available():
             raise ModelContractError(f'torch backend: {device} requested but torch sees no '
                                      'CUDA GPU')
+        if self.device.type == 'cuda':
+            self.device_id = (self.device.index if self.device.index is not None
+                              else torch.cuda.current_device())
         if self.device.type == 'cpu' and num_threads > 0:
             torch.set_num_threads(int(num_threads))
         self.precision = resolve_precision(precision, str(self.device))
@@ -341,6 +332,7 @@ class TorchBackend(Backend):
         self.converter, self.converter_fallback_reason = self._choose_converter(converter, path)
         if self.converter == 'onnx2torch':
             self.channels_last = False
+        self.input_layout = 'NHWC' if self.channels_last else 'NCHW'
         self.compile_mode = compile_mode if self.device.type == 'cuda' else 'off'
         if compile_mode != 'off' and self.compile_mode == 'off':
             LOGGER.info('torch backend: torch.compile is used on CUDA only; off on %s',
@@ -366,7 +358,7 @@ class TorchBackend(Backend):
         self.output_shape = tuple(int(d) for d in out.shape)
         check_io_contract(self.input_shape, self.output_shape, str(path))
         self.capabilities = replace(self.capabilities,
-                                    device_input=self.device.type == 'cuda',
+                                    device_memory=self.device.type == 'cuda',
                                     device_decode=self.device.type == 'cuda',
                                     max_batch=max(1, int(max_batch)),
                                     precisions=(('fp32', 'fp16') if self.device.type == 'cuda'
@@ -513,16 +505,22 @@ class TorchBackend(Backend):
         """The backend's re-entrant lock (see ``Backend.device_lock``)."""
         return self._lock
 
-    def input_buffer(self, batch: int) -> Tuple[int, str]:
-        """Return (device pointer, layout) of the static input the ``batch`` work reads.
+    def input_tensor(self, batch: int) -> Optional[DeviceTensor]:
+        """The static device input the ``batch`` work reads, in ``input_layout`` (CUDA only).
 
-        A preprocessing kernel that writes ``input_dtype`` in ``layout`` there needs no copy.
+        A preprocessor that writes it (``Preprocessor.run(sources, out=...)``, under
+        ``device_lock()``) leaves nothing to copy: ``infer`` / ``infer_decoded`` then read it
+        in place. Its ``stream`` is the backend's own; the writer's tensor carries the writer's.
         """
         if self.device.type != 'cuda':
-            raise NotImplementedError('the torch backend on the CPU has no device input')
+            return None
+        batch = self._check_batch(batch)
         with self._lock:
-            slot = self._runner.slot(self._check_batch(batch))
-        return slot.input_ptr, slot.layout
+            slot = self._runner.slot(batch)
+        shape = tuple(slot.input.permute(0, 2, 3, 1).shape if self.channels_last
+                      else slot.input.shape)
+        return DeviceTensor(slot.input_ptr, shape, self.input_dtype, self.input_layout,
+                            int(self._stream.cuda_stream), int(self.device_id), owner=self)
 
     # ---- inference ----
     def _check_batch(self, batch: int) -> int:
@@ -530,17 +528,12 @@ class TorchBackend(Backend):
             raise ValueError(f'batch {batch} is outside 1..{self.capabilities.max_batch}')
         return int(batch)
 
-    def _check_device_call(self, input_ptr: int, batch: int) -> int:
-        if self._closed:
-            raise RuntimeError(f'{self.name} backend is closed')
-        if not self.capabilities.device_input:
-            raise NotImplementedError(f'torch backend on {self.device} has no device input')
-        if not int(input_ptr):
-            raise ValueError('input_ptr is a null device pointer')
-        return self._check_batch(batch)
-
-    def _infer_impl(self, tensor: np.ndarray) -> np.ndarray:
+    def _infer_impl(self, tensor: Union[np.ndarray, DeviceTensor]) -> np.ndarray:
         torch = self._torch
+        if isinstance(tensor, DeviceTensor):
+            with self._lock, torch.inference_mode(), torch.cuda.device(self.device):
+                slot = self._device_run(tensor, decoded=False)
+                return slot.raw.float().cpu().numpy()
         batch = int(tensor.shape[0])
         with self._lock, torch.inference_mode():
             slot = self._runner.slot(batch)
@@ -553,43 +546,36 @@ class TorchBackend(Backend):
                 out = self._runner.run(batch, self._stream, decoded=False).raw
                 return out.float().cpu().numpy()
 
-    def _device_run(self, input_ptr: int, stream: int, batch: int, decoded: bool) -> Any:
-        """Copy the input into the static one unless it is that buffer, then run (locked)."""
+    def _device_run(self, tensor: DeviceTensor, decoded: bool) -> Any:
+        """Copy the input into the static one unless it is that buffer, then run (locked).
+
+        The work runs on the tensor's stream, after what wrote it (no host sync between).
+        """
         torch = self._torch
-        external = torch.cuda.ExternalStream(int(stream), device=self.device)
-        slot = self._runner.slot(batch)
-        if int(input_ptr) != slot.input_ptr:     # an NCHW buffer elsewhere: one copy kernel
-            shape = (batch,) + tuple(self.input_shape[1:])
+        external = torch.cuda.ExternalStream(tensor.stream, device=self.device)
+        slot = self._runner.slot(tensor.batch)
+        if tensor.ptr != slot.input_ptr:     # a buffer elsewhere: one copy (layout-converting)
             with torch.cuda.stream(external):
-                slot.input.copy_(torch.as_tensor(
-                    _DeviceBuffer(input_ptr, shape, self.input_dtype), device=self.device))
-        return self._runner.run(batch, external, decoded=decoded, copy_stream=self._stream)
+                view = torch.as_tensor(_DeviceView(tensor), device=self.device)
+                if tensor.layout == 'NHWC':
+                    view = view.permute(0, 3, 1, 2)
+                slot.input.copy_(view)
+        return self._runner.run(tensor.batch, external, decoded=decoded,
+                                copy_stream=self._stream)
 
-    def infer_device(self, input_ptr: int, stream: int, batch: int = 1) -> np.ndarray:
-        """Run on ``batch`` preprocessed images at ``input_ptr``, on CUDA stream ``stream``.
-
-        The input is NCHW ``input_dtype``, or the static input of ``input_buffer(batch)``
-        itself (then in its layout, read in place). Returns the host (B, N, 5 + C) output.
-        """
-        batch = self._check_device_call(input_ptr, batch)
-        torch = self._torch
-        with self._lock, torch.inference_mode(), torch.cuda.device(self.device):
-            slot = self._device_run(input_ptr, stream, batch, decoded=False)
-            return slot.raw.float().cpu().numpy()
-
-    def infer_device_decoded(self, input_ptr: int, stream: int, batch: int = 1
-                             ) -> DecodedBatch:
-        """As ``infer_device``, with decode, threshold and top-k on the GPU (``DecodedBatch``).
-
-        ``configure_decode`` first. Only the candidates cross to the host, plus the full
-        output of an image with more passing anchors than ``top_k``.
-        """
+    def _infer_decoded_impl(self, tensor: Any) -> DecodedBatch:
+        """Decode, threshold and top-k on the GPU; only candidates come back (module doc)."""
         if self._decode is None:
-            raise RuntimeError('configure_decode() before infer_device_decoded()')
-        batch = self._check_device_call(input_ptr, batch)
+            raise RuntimeError('configure_decode() before infer_decoded()')
         torch = self._torch
+        if not isinstance(tensor, DeviceTensor):   # a host tensor: into the static input
+            with self._lock, torch.inference_mode(), torch.cuda.device(self.device), \
+                    torch.cuda.stream(self._stream):
+                slot = self._runner.slot(int(tensor.shape[0]))
+                slot.input.copy_(torch.from_numpy(np.ascontiguousarray(tensor.array)))
+            tensor = self.input_tensor(int(tensor.shape[0]))
         with self._lock, torch.inference_mode(), torch.cuda.device(self.device):
-            slot = self._device_run(input_ptr, stream, batch, decoded=True)
+            slot = self._device_run(tensor, decoded=True)
             counts = slot.host_counts.numpy().copy()
             cands = slot.host_candidates.numpy().copy()
             raw = {int(i): slot.raw[int(i)].float().cpu().numpy()

@@ -5,8 +5,7 @@ Importing this package needs no CUDA: the driver, cuda.core and NVRTC are import
 """
 
 from .check import cuda_call, CudaError, CudaUnavailableError
-from .preprocess import (
-    as_device_image, cuda_available, cuda_unavailable_reason, CudaPreprocessor, DeviceImage)
+from .preprocess import cuda_available, cuda_unavailable_reason, CudaPreprocessor
 
-__all__ = ['as_device_image', 'cuda_available', 'cuda_unavailable_reason', 'cuda_call',
-           'CudaError', 'CudaUnavailableError', 'CudaPreprocessor', 'DeviceImage']
+__all__ = ['cuda_available', 'cuda_unavailable_reason', 'cuda_call', 'CudaError',
+           'CudaUnavailableError', 'CudaPreprocessor']
