@@ -1,29 +1,39 @@
-"""PyTorch backend: any YOLOX ONNX converted by onnx2torch, on a CUDA GPU or the CPU.
+"""PyTorch backend: a YOLOX ONNX as one captured unit per batch size, on a CUDA GPU or the CPU.
 
 Contract: see ``backends.base``; this module is imported only when ``backend: torch`` is
 chosen (nothing else imports torch at run time).
 
 - ``TorchBackend(model_path, device='cuda:0' | 'cpu', precision='fp32' | 'fp16', max_batch=1,
-  cuda_graph=False)``. The ONNX model is checked against the YOLOX contract, made
-  batch-dynamic in memory when ``max_batch`` > 1 (``onnx_model.dynamic_batch``), converted with
-  ``onnx2torch.convert`` and run under ``torch.inference_mode``.
-- Precision: ``fp16`` on a CUDA device (compute capability >= 5.3) converts the module to half
-  (``input_dtype`` becomes float16, so the CUDA preprocessor writes half directly); on the CPU
-  the backend runs fp32 and says so in the log. ``int8`` is not a torch precision: fp16 on a
-  GPU, fp32 on the CPU, with a log line (``resolve_precision``). fp32 on CUDA turns TF32 off
-  (process-wide), so fp32 is IEEE fp32. Outputs are always float32 host arrays.
-- ``infer(tensor)``: host (B, 3, H, W) in, host (B, N, 5 + C) out.
-- ``infer_device(input_ptr, stream, batch)`` (CUDA only): the preprocessor's device buffer is
-  wrapped as a tensor without a copy (``torch.as_tensor`` over ``__cuda_array_interface__``),
-  and the model runs on the caller's stream (``torch.cuda.ExternalStream``), so it is ordered
-  after the preprocessing kernel with no host sync in between; the output is copied to the host
-  on that stream, then the stream is synchronized. Eager calls from several cameras' threads
-  may overlap (each on its own stream); host-path calls and CUDA graphs are serialized by a
-  lock.
-- ``cuda_graph``: on CUDA, the first call per (input buffer, batch) captures the model as a
-  CUDA graph (after warm-up runs on a side stream) and later calls replay it; the graph reads
-  the wrapped input buffer in place, so the preprocessor must keep writing to the same pointer
-  (``CudaPreprocessor`` does). Host-path calls use one static input buffer per batch size.
+  cuda_graph=True, converter='auto', channels_last=None, compile_mode='off', cache_dir=None,
+  top_k=1024)``. The ONNX model is checked against the YOLOX contract, made batch-dynamic in
+  memory when ``max_batch`` > 1 (``onnx_model.dynamic_batch``) and converted per batch size by
+  the static converter (``torch_graph``: every shape resolved, no host reads, so capturable and
+  compilable); a model it does not cover falls back to ``onnx2torch`` with the reason logged
+  once (``converter_fallback_reason``; ``converter='static'`` refuses instead).
+- Precision: ``fp16`` on a CUDA device (compute capability >= 5.3) converts the weights to half
+  (``input_dtype`` float16, written directly by the CUDA preprocessor); on the CPU the backend
+  runs fp32 and says so in the log. ``int8`` is not a torch precision: fp16 on a GPU, fp32 on
+  the CPU, with a log line (``resolve_precision``). fp32 on CUDA turns TF32 off (process-wide),
+  so fp32 is IEEE fp32. Outputs are always float32 host arrays.
+- Layout: ``channels_last`` (default: on for fp16 on CUDA, measured faster on the H100) keeps
+  the weights and the static inputs in NHWC memory order; ``input_layout`` is then 'NHWC'.
+- The captured unit (``torch_captured.CapturedModel``): per batch size a static input, the
+  network (``torch.compile``-d first when ``compile_mode`` is not 'off': inductor's cache in
+  ``cache_dir``/torch_inductor/<model digest>-<torch>-<GPU>-<precision>-<layout>, its own
+  keys covering the batch size) and, after ``configure_decode(score_threshold,
+  output_format)``, the GPU decode + threshold + top-k (``torch_decode``), captured as one CUDA
+  graph with ``cuda_graph``. ``prepare(batches)`` builds them ahead (``build_only``, warm
+  starts); ``captured(batch)`` / ``graph_fallback_reason`` tell whether capture worked.
+- ``infer(tensor)`` (``Backend.infer``): a host tensor is copied into the static input on the
+  backend's stream; a ``tensors.DeviceTensor`` is read on its own stream (no host sync after
+  the kernel that wrote it): in place when it IS the static input (``input_tensor(batch)``,
+  which a preprocessor writes with ``run(sources, out=...)``), else after one device copy
+  into it. Returns the host (B, N, 5 + C) output.
+- ``infer_decoded(tensor)``: the same, returning ``base.DecodedBatch``: the device-to-host copy
+  is the (B, K, 7) candidates (on the backend's own stream into pinned memory), plus the full
+  output of an image with more than K passing anchors.
+- One lock (``device_lock()``, re-entrant) serializes the static inputs' writers and the
+  replays (graphs share one memory pool and their outputs).
 - ``onnx2torch`` imports ``torchvision`` for two converters YOLOX never uses (NMS, RoiAlign);
   where torchvision cannot be imported (the CPU torch wheel, CUDA machines without it) a
   placeholder module that raises on use stands in for it (``import_onnx2torch``), which also
