@@ -432,3 +432,46 @@ def test_error_in_a_callback_is_raised_after_the_build(trt, host_memory, tiny_mo
         prepare_engine(settings, trt=trt, memory=host_memory, progress=Broken())
     assert not list(tmp_path.rglob('*.engine'))
     assert prepare(trt, host_memory, tiny_model, tmp_path, precision='fp16').built
+
+
+def test_rejected_calibration_cache_then_interrupt_keeps_no_truncated_cache(
+        trt, host_memory, tiny_model, calib_images, tmp_path, monkeypatch):
+    """A cache from 8.6.1 offered to 8.6.2 is rejected (TensorRT recalibrates); a Ctrl-C at
+    image 4 must not leave a 3-image cache that the next build would trust."""
+    import tensorrt_yolox_py.backends.tensorrt.calibration as calibration
+
+    options = dict(precision='int8', calibration_image_list_path=str(calib_images))
+    trt.reset('8.6.1', memory=host_memory)
+    prepare(trt, host_memory, tiny_model, tmp_path / 'a', **options)
+    (cache,) = (tmp_path / 'a').glob('tiny.calib-*.cache')
+    old = cache.read_bytes()
+    assert old.startswith(b'TRT-8601-')
+    old_engine = (tmp_path / 'a' / 'tiny.int8.gpu.engine').read_bytes()
+    trt.reset('8.6.2', memory=host_memory)     # same calibration-cache name, other header
+    real = calibration.calibration_tensors
+
+    def interrupted(paths, size, dtype):
+        for index, tensor in enumerate(real(paths, size, dtype)):
+            if index == 3:
+                raise KeyboardInterrupt
+            yield tensor
+
+    monkeypatch.setattr(calibration, 'calibration_tensors', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prepare(trt, host_memory, tiny_model, tmp_path / 'a', **options)
+    assert ('IInt8Calibrator.read_calibration_cache', True) in trt.CALLS   # offered ...
+    assert ('calibration.batches', 3) in trt.CALLS                         # ... rejected
+    assert cache.read_bytes() == old          # the truncated calibration was not written
+    assert (tmp_path / 'a' / 'tiny.int8.gpu.engine').read_bytes() == old_engine  # no new one
+    monkeypatch.setattr(calibration, 'calibration_tensors', real)
+    trt.CALLS.clear()
+    prepared = prepare(trt, host_memory, tiny_model, tmp_path / 'a', **options)
+    assert ('calibration.batches', 6) in trt.CALLS
+    assert cache.read_bytes().startswith(b'TRT-8602-')
+    assert '6 images calibrated now' in prepared.report['calibration']
+    for path in (tmp_path / 'a').glob('*.engine*'):
+        path.unlink()
+    trt.CALLS.clear()
+    again = prepare(trt, host_memory, tiny_model, tmp_path / 'a', **options)
+    assert again.built and not [c for c in trt.CALLS if c[0] == 'calibration.batches']
+    assert 'scales from its calibration cache' in again.report['calibration']

@@ -390,6 +390,10 @@ class EngineBuild:
             raise IncompleteCalibration(
                 f'calibration used {calibrator.count} of {calibrator.total} images; neither its '
                 'cache nor the engine is kept')
+        if calibrator is not None:
+            self.report.calibration += (' (scales from its calibration cache)'
+                                        if calibrator.used_cache else
+                                        f' ({calibrator.count} images calibrated now)')
         if plan is None:
             raise TensorRTError(f'TensorRT could not build the engine for '
                                 f'{settings.model_path}: '
