@@ -475,3 +475,20 @@ def test_rejected_calibration_cache_then_interrupt_keeps_no_truncated_cache(
     again = prepare(trt, host_memory, tiny_model, tmp_path / 'a', **options)
     assert again.built and not [c for c in trt.CALLS if c[0] == 'calibration.batches']
     assert 'scales from its calibration cache' in again.report['calibration']
+
+
+@pytest.mark.parametrize('version', ['8.6.1', '10.3.0', '11.4.0.106'])
+def test_fp32_clears_tf32_and_other_precisions_keep_the_default(trt, host_memory, tiny_model,
+                                                                tmp_path, version):
+    """TF32 is on by default: fp32 would be judged against IEEE FP32 with a 10-bit mantissa
+    (score differences 1.5e-3..4.1e-3 on the checklist's frames, above its 1e-3)."""
+    trt.reset(version, memory=host_memory)
+    fp32 = prepare(trt, host_memory, tiny_model, tmp_path, precision='fp32')
+    assert ('IBuilderConfig.clear_flag', 'TF32') in trt.CALLS
+    engine = trt.Runtime(trt.Logger()).deserialize_cuda_engine(fp32.path.read_bytes())
+    assert 'TF32' not in engine._header['flags']
+    trt.CALLS.clear()
+    fp16 = prepare(trt, host_memory, tiny_model, tmp_path, precision='fp16')
+    assert ('IBuilderConfig.clear_flag', 'TF32') not in trt.CALLS
+    engine = trt.Runtime(trt.Logger()).deserialize_cuda_engine(fp16.path.read_bytes())
+    assert 'TF32' in engine._header['flags']

@@ -925,7 +925,7 @@ class IBuilderConfig:
     """Build options."""
 
     def __init__(self) -> None:
-        self._flags = set()
+        self._flags = {BuilderFlag.TF32}   # TensorRT allows TF32 for FP32 layers by default
         self._pools: Dict[Any, int] = {}
         self._default_device = DeviceType.GPU
         self._dla_core = -1

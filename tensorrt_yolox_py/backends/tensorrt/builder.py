@@ -11,6 +11,8 @@ Contract of ``prepare_engine(settings, trt=None, memory=None, progress=None)``:
 - Network: ``EXPLICIT_BATCH`` on 8.6 (deprecated and ignored in 10, gone in 11),
   ``STRONGLY_TYPED`` on 11; filled by ``trt.OnnxParser.parse_from_file``; parser errors are
   raised with TensorRT's messages. The I/O must be the YOLOX contract (``check_io_contract``).
+- ``fp32`` clears ``BuilderFlag.TF32`` (TensorRT allows TF32 for FP32 layers by default on
+  Ampere and newer), on every version; ``tf32: False`` is in the engine key.
 - Precision, TensorRT 8.6 / 10.x (weakly typed): ``fp16`` sets ``BuilderFlag.FP16``; ``int8``
   sets ``INT8`` (+ ``FP16`` for the layers left in float). Where the hardware lacks the
   precision (``platform_has_fast_*`` before TensorRT 10.5, the compute capability from CUDA
@@ -517,6 +519,10 @@ class EngineBuild:
         trt, settings = self.trt, self.settings
         precision = settings.precision
         if precision == 'fp32':
+            # TensorRT allows TF32 (10-bit mantissa) for FP32 layers by default on Ampere and
+            # newer: fp32 means IEEE FP32 here, and the checklist judges it so (1e-3).
+            config.clear_flag(trt.BuilderFlag.TF32)
+            LOGGER.info('fp32: BuilderFlag.TF32 cleared (IEEE FP32 math)')
             return None
         if supports(self.version, 'strongly_typed_only'):
             if self.plan is not None:
@@ -695,6 +701,8 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
         'device': 'dla' if settings.dla_core >= 0 else 'gpu', 'dla_core': settings.dla_core,
         'trt_version': version_text(version), 'gpu': gpu['name'],
         'compute_capability': list(gpu['compute_capability'])}
+    if settings.precision == 'fp32':
+        fields['tf32'] = False      # BuilderFlag.TF32 cleared (engines before it allowed it)
     if plan is not None:
         fields.update(int8_path=plan.mode, calibration_algorithm=plan.algorithm,
                       percentile=settings.percentile if plan.algorithm == 'Legacy' else None,
