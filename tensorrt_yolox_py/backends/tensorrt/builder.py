@@ -151,6 +151,7 @@ class BuildReport:
     calibration_images: int = 0
     fallback_layers: List[str] = field(default_factory=list)
     fp16_layers: List[str] = field(default_factory=list)
+    typed_model_tool: str = ''
     ranges_set: int = 0
     ranges_missing: int = 0
     num_layers: int = 0
@@ -336,6 +337,10 @@ class EngineBuild:
         self.version = trt_version(trt)
         self.report = BuildReport(settings.precision, settings.device,
                                   version_text(self.version), _gpu_text(gpu))
+        if typed_model is not None:
+            from ...quantization.strongly_typed import typed_model_tool
+
+            self.report.typed_model_tool = typed_model_tool(typed_model)
 
     def _artifact(self, kind: str, suffix: str) -> Path:
         digest = engine_key({'model': file_sha256(self.settings.model_path), 'kind': kind,
@@ -625,7 +630,8 @@ def prepare_typed_model(settings: EngineSettings, plan: Optional[Int8Plan],
     """Return the strongly typed ONNX to parse for ``settings`` (TensorRT 11), made once.
 
     None for fp32 or a model that already has Q/DQ nodes (parsed as it is). The model is
-    cached in ``cache_dir`` under a key of the model, precision and quantization settings.
+    cached in ``cache_dir`` under a key of the model, precision, quantization settings and
+    the tool (with its version) that makes it (``strongly_typed.planned_tool``).
     """
     precision = settings.precision
     if precision == 'fp32' or (plan is not None and plan.mode == 'model-qdq'):
@@ -634,7 +640,9 @@ def prepare_typed_model(settings: EngineSettings, plan: Optional[Int8Plan],
 
     model = Path(settings.model_path)
     fields = {'model': file_sha256(model), 'precision': precision, 'version': TYPED_MODEL_VERSION,
-              'calibration_version': CALIBRATION_VERSION, 'clip_recipe': CLIP_RECIPE_VERSION}
+              'calibration_version': CALIBRATION_VERSION, 'clip_recipe': CLIP_RECIPE_VERSION,
+              'tool': strongly_typed.planned_tool(
+                  precision, plan.algorithm if plan is not None else '')}
     if plan is not None:
         fields.update(algorithm=plan.algorithm, images=image_key, clip=settings.clip_value,
                       percentile=settings.percentile, first=settings.fp16_first_layer,
