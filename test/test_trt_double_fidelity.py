@@ -146,6 +146,11 @@ def test_deprecation_warnings_follow_the_binding_sources(version, warns_implicit
 
     assert warned(lambda: network.get_input(0).set_dynamic_range(0.0, 255.0)) == warns_implicit
     assert warned(lambda: setattr(config, 'int8_calibrator', None)) == warns_implicit
+    profile = builder.create_optimization_profile()
+    dims = trt.Dims([1, 3, 64, 64])
+    profile.set_shape('images', dims, dims, dims)
+    assert warned(lambda: config.set_calibration_profile(profile)) == warns_implicit
+    assert warned(config.get_calibration_profile) == warns_implicit
     assert warned(lambda: network.get_layer(1).set_output_type(0, trt.float16)) == warns_weak
     assert warned(lambda: setattr(network.get_layer(1), 'precision', trt.float16)) == warns_weak
     assert not warned(lambda: builder.platform_has_fast_fp16)   # never warns in Python

@@ -20,9 +20,10 @@ is no more permissive than the real module:
 - ``write_calibration_cache`` receives a read-only ``memoryview`` that is released when the
   call returns; ``IHostMemory`` has the buffer protocol, ``nbytes`` and ``dtype`` only;
 - deprecation warnings as the binding sources issue them ("Use <text> instead."):
-  ``int8_calibrator``, ``set_dynamic_range`` / ``dynamic_range`` / ``reset_dynamic_range``
-  from 10.1; layer ``precision`` setter, ``precision_is_set``, ``reset_precision``,
-  ``set_output_type`` and friends from 10.12; ``platform_has_fast_*`` never warn;
+  ``int8_calibrator``, ``set_dynamic_range`` / ``dynamic_range`` / ``reset_dynamic_range``,
+  ``set_calibration_profile`` / ``get_calibration_profile`` from 10.1; layer ``precision``
+  setter, ``precision_is_set``, ``reset_precision``, ``set_output_type`` and friends from
+  10.12; ``platform_has_fast_*`` never warn;
 - ``set_tensor_address(name, 0)`` resets the address; any other address must be 256-byte
   aligned; ``ParserError.code()`` returns an ``ErrorCode``;
 - the engine inspector answers in TensorRT's DETAILED JSON shape (``Name``, ``LayerType`` such
@@ -1073,6 +1074,7 @@ class IBuilderConfig:
 
     def set_calibration_profile(self, profile: Any) -> _bool:
         """Use ``profile``'s opt shapes for implicit INT8 calibration (8.6-10.x)."""
+        _deprecated_implicit('set_calibration_profile')   # binding source, release/10.1
         _record('IBuilderConfig.set_calibration_profile', dict(profile._shapes))
         if not profile:
             return False
@@ -1081,6 +1083,7 @@ class IBuilderConfig:
 
     def get_calibration_profile(self) -> Any:
         """Return the calibration profile (None when not set)."""
+        _deprecated_implicit('get_calibration_profile')
         return self._calibration_profile
 
 

@@ -473,7 +473,10 @@ class EngineBuild:
         profile = self.builder.create_optimization_profile()
         profile.set_shape(input_tensor.name, self.trt.Dims(list(shape)),
                           self.trt.Dims(list(shape)), self.trt.Dims(list(shape)))
-        if not config.set_calibration_profile(profile):
+        with warnings.catch_warnings():     # deprecated from 10.1 with implicit INT8
+            warnings.simplefilter('ignore', DeprecationWarning)
+            accepted = config.set_calibration_profile(profile)
+        if not accepted:
             raise TensorRTError(f'set_calibration_profile failed: {self.logger.take_errors()}')
         return shape
 
