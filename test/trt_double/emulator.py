@@ -225,6 +225,7 @@ LayerInformationFormat = _enum('LayerInformationFormat')
 CalibrationAlgoType = _enum('CalibrationAlgoType')
 LayerType = _enum('LayerType')
 ErrorCode = _enum('ErrorCode')
+OnnxParserFlag = _enum('OnnxParserFlag')
 _Severity = _enum('ILogger.Severity')
 
 _DTYPE_ALIASES = {'float32': 'FLOAT', 'float16': 'HALF', 'bfloat16': 'BF16', 'int8': 'INT8',
@@ -480,6 +481,7 @@ _LAYER_OF_OP = {
     'Squeeze': LayerType.SHUFFLE, 'Unsqueeze': LayerType.SHUFFLE,
     'Resize': LayerType.RESIZE, 'Upsample': LayerType.RESIZE, 'Slice': LayerType.SLICE,
     'Split': LayerType.SLICE, 'Pad': LayerType.SLICE, 'Gather': LayerType.GATHER,
+    'Expand': LayerType.SLICE,   # onnx-tensorrt imports Expand as a broadcast slice
     'Shape': LayerType.SHAPE, 'Constant': LayerType.CONSTANT, 'Identity': LayerType.IDENTITY,
     'Cast': LayerType.CAST, 'Softmax': LayerType.SOFTMAX,
     'MatMul': LayerType.MATRIX_MULTIPLY, 'Gemm': LayerType.MATRIX_MULTIPLY,
@@ -543,6 +545,21 @@ class OnnxParser:
         self._network = network
         self._logger = logger
         self._errors: List[ParserError] = []
+        self._flags: set = set()
+
+    def set_flag(self, flag: Any) -> None:
+        """Set a parser flag (recorded; the double's parse does not depend on it)."""
+        _record('OnnxParser.set_flag', flag.name)
+        self._flags.add(flag)
+
+    def clear_flag(self, flag: Any) -> None:
+        """Clear a parser flag."""
+        _record('OnnxParser.clear_flag', flag.name)
+        self._flags.discard(flag)
+
+    def get_flag(self, flag: Any) -> bool:
+        """Whether a parser flag is set."""
+        return flag in self._flags
 
     @property
     def num_errors(self) -> int:
