@@ -400,7 +400,7 @@ def device_path_agreement(config: Any, backend: Any, images: Sequence[np.ndarray
 
 
 def questions(rows: Sequence[Dict[str, Any]]) -> Dict[str, str]:
-    """Say what this run found on the two open questions (see the module docstring)."""
+    """Return what this run found on the two open questions; see the module docstring."""
     by = {row['config']: row for row in rows}
     out = {}
     plain, flagged = by.get('dla0-int8'), by.get('dla0-int8-adjust-for-dla')

@@ -309,7 +309,7 @@ def test_tensorrt_10_5_asks_cuda_not_the_deprecated_platform_query(trt, tiny_mod
 
 def test_unsupported_versions_and_unparsable_models(trt, host_memory, tiny_model, tmp_path):
     trt.reset('8.5.3', memory=host_memory)
-    with pytest.raises(TensorRTError, match='too old.*JetPack 5.1 ships 8.5'):
+    with pytest.raises(TensorRTError, match='JetPack 5.1.*Python 3.8'):
         prepare(trt, host_memory, tiny_model, tmp_path, precision='fp16')
     trt.reset('12.0.0', memory=host_memory)
     with pytest.raises(TensorRTError, match='TensorRT 12.0.0 is newer'):

@@ -111,7 +111,7 @@ def make_dynamic_batch(model: Any) -> Any:
         return None
 
     def const_like(name: str) -> Optional[np.ndarray]:
-        """A constant, or a constant through shape-keeping ops (a Q/DQ model's constants)."""
+        """Return a constant, also one behind shape-keeping ops (a Q/DQ model's constants)."""
         node = producer.get(name)
         if node is not None and node.op_type in _SHAPE_KEEPING and node.input:
             return const_like(node.input[0])
