@@ -118,7 +118,7 @@ def test_dynamic_batch_of_a_qdq_model_expands_its_quantized_constants(
     (found by the checklist's gpu-int8-b4 configuration on the planted model)."""
     import onnx
 
-    from tensorrt_yolox_py.model.dynamic_batch import check_dynamic_batch, make_dynamic_batch
+    from tensorrt_yolox_py.onnx_model.dynamic_batch import check_dynamic_batch, make_dynamic_batch
     from tensorrt_yolox_py.quantization import list_calibration_images, quantize_static_qdq
 
     qdq = tmp_path / 'qdq.onnx'
