@@ -12,7 +12,8 @@ cannot drift from the real module.
 
 A version whose bindings could not be prepared is skipped with the reason, except in CI
 (``CI=true``), where that is a failure: CI runs ``scripts/setup.sh`` (``scripts/trt_api.sh``),
-which prepares them, and the conformance claims rest on these tests.
+which prepares them, and the conformance claims rest on these tests. (CI's Python must be one
+the wheels exist for: ``tensorrt-bindings`` 8.6.1 has none for CPython 3.12.)
 """
 
 import json
@@ -51,8 +52,9 @@ def ready_dir(version: str) -> Path:
         log = WORK / f'stub-{version}.log'
         pip_log = WORK / f'pip-{version}.log'
         why = next((p.read_text()[-300:] for p in (pip_log, log) if p.is_file()), '')
-        message = (f'real TensorRT {version} bindings not prepared in {path} (bash '
-                   f'scripts/trt_api.sh prepares them; needs PyPI and gcc) {why}').strip()
+        message = (f'real TensorRT {version} bindings not prepared in {path} for Python '
+                   f'{sys.version_info[0]}.{sys.version_info[1]} (bash scripts/trt_api.sh '
+                   f'prepares them; needs PyPI, gcc and a wheel for this Python) {why}').strip()
         if in_ci():
             pytest.fail(f'CI=true: {message}')
         pytest.skip(message)
