@@ -216,3 +216,26 @@ def test_layer_precision_is_the_compute_type_not_the_output_format(
     assert all(layer['precision'] for layer in layers)   # no layer reads '' on either schema
     key = 'Datatype' if version.startswith('11') else 'Format/Datatype'
     assert all(key in layer['raw']['Outputs'][0] for layer in layers)
+
+
+def test_inspector_parsing_on_a_real_int8_engine():
+    """NVIDIA's real INT8 ResNet engine (A100, test/trt_api/real_engines): every convolution
+    with Int8 weights computes in INT8, though 13 of the 21 write FP16 or FP32 (the old
+    output-format rule called them FP16 / FP32)."""
+    import json
+    from pathlib import Path
+
+    from tensorrt_yolox_py.backends.tensorrt.inspector import (engine_io, parse_layer,
+                                                               tensor_precision)
+
+    path = Path(__file__).parent / 'trt_api' / 'real_engines' / 'resnet-qat-A100.graph.json'
+    text = path.read_text()
+    data = json.loads(text)
+    layers = [parse_layer(json.dumps(layer)) for layer in data['Layers']]
+    convs = [layer for layer in layers if layer['raw'].get('Weights', {}).get('Type') == 'Int8']
+    assert len(convs) == 21 and all(layer['precision'] == 'INT8' for layer in convs)
+    old_rule = [tensor_precision(layer['raw']['Outputs'][0]) for layer in convs]
+    assert sum(p != 'INT8' for p in old_rule) == 13
+    assert all(layer['precision'] for layer in layers) and all(
+        layer['device'] == 'GPU' for layer in layers)
+    assert engine_io(text) == ['input.1', '422']
