@@ -239,3 +239,32 @@ def test_tensorrt_11_networks_are_strongly_typed(tiny_model):
     logger, builder, network = _network(trt, tiny_model)
     plan = builder.build_serialized_network(network, builder.create_builder_config())
     assert plan is not None      # FP32 from the ONNX types; no precision flags exist
+
+
+def test_inspector_keys_are_those_of_a_real_engine(tiny_model):
+    """The double's 10.x layer JSON uses only keys a real engine's inspector output has
+    (NVIDIA's INT8 ResNet engine in test/trt_api/real_engines), plus StreamId and Metadata
+    (in TensorRT 10's documented output, newer than that sample)."""
+    import json
+    from pathlib import Path
+
+    real = json.loads((Path(__file__).parent / 'trt_api' / 'real_engines' /
+                       'resnet-qat-A100.graph.json').read_text())
+    layer_keys = {key for layer in real['Layers'] for key in layer} | {'StreamId', 'Metadata'}
+    tensor_keys = {key for layer in real['Layers']
+                   for tensor in layer['Inputs'] + layer['Outputs'] for key in tensor}
+    trt = DoubleTensorRT('10.3.0', Hardware(), HostMemory()).module
+    logger, builder, network = _network(trt, tiny_model)
+    config = builder.create_builder_config()
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    engine = trt.Runtime(logger).deserialize_cuda_engine(
+        builder.build_serialized_network(network, config))
+    inspector = engine.create_engine_inspector()
+    for index in range(engine.num_layers):
+        layer = json.loads(inspector.get_layer_information(
+            index, trt.LayerInformationFormat.JSON))
+        assert set(layer) <= layer_keys, set(layer) - layer_keys
+        for tensor in layer['Inputs'] + layer['Outputs']:
+            assert set(tensor) == tensor_keys
+        if 'Weights' in layer:
+            assert set(layer['Weights']) <= {'Type', 'Count'}
