@@ -11,6 +11,8 @@ Contract of ``prepare_engine(settings, trt=None, memory=None, progress=None)``:
 - Network: ``EXPLICIT_BATCH`` on 8.6 (deprecated and ignored in 10, gone in 11),
   ``STRONGLY_TYPED`` on 11; filled by ``trt.OnnxParser.parse_from_file``; parser errors are
   raised with TensorRT's messages. The I/O must be the YOLOX contract (``check_io_contract``).
+- ``fp32`` clears ``BuilderFlag.TF32`` (TensorRT allows TF32 for FP32 layers by default on
+  Ampere and newer), on every version; ``tf32: False`` is in the engine key.
 - Precision, TensorRT 8.6 / 10.x (weakly typed): ``fp16`` sets ``BuilderFlag.FP16``; ``int8``
   sets ``INT8`` (+ ``FP16`` for the layers left in float). Where the hardware lacks the
   precision (``platform_has_fast_*`` before TensorRT 10.5, the compute capability from CUDA
@@ -150,6 +152,7 @@ class BuildReport:
     calibration_images: int = 0
     fallback_layers: List[str] = field(default_factory=list)
     fp16_layers: List[str] = field(default_factory=list)
+    typed_model_tool: str = ''
     ranges_set: int = 0
     ranges_missing: int = 0
     num_layers: int = 0
@@ -335,6 +338,10 @@ class EngineBuild:
         self.version = trt_version(trt)
         self.report = BuildReport(settings.precision, settings.device,
                                   version_text(self.version), _gpu_text(gpu))
+        if typed_model is not None:
+            from ...quantization.strongly_typed import typed_model_tool
+
+            self.report.typed_model_tool = typed_model_tool(typed_model)
 
     def _artifact(self, kind: str, suffix: str) -> Path:
         digest = engine_key({'model': file_sha256(self.settings.model_path), 'kind': kind,
@@ -391,6 +398,10 @@ class EngineBuild:
             raise IncompleteCalibration(
                 f'calibration used {calibrator.count} of {calibrator.total} images; neither its '
                 'cache nor the engine is kept')
+        if calibrator is not None:
+            self.report.calibration += (' (scales from its calibration cache)'
+                                        if calibrator.used_cache else
+                                        f' ({calibrator.count} images calibrated now)')
         if plan is None:
             raise TensorRTError(f'TensorRT could not build the engine for '
                                 f'{settings.model_path}: '
@@ -462,7 +473,10 @@ class EngineBuild:
         profile = self.builder.create_optimization_profile()
         profile.set_shape(input_tensor.name, self.trt.Dims(list(shape)),
                           self.trt.Dims(list(shape)), self.trt.Dims(list(shape)))
-        if not config.set_calibration_profile(profile):
+        with warnings.catch_warnings():     # deprecated from 10.1 with implicit INT8
+            warnings.simplefilter('ignore', DeprecationWarning)
+            accepted = config.set_calibration_profile(profile)
+        if not accepted:
             raise TensorRTError(f'set_calibration_profile failed: {self.logger.take_errors()}')
         return shape
 
@@ -513,6 +527,10 @@ class EngineBuild:
         trt, settings = self.trt, self.settings
         precision = settings.precision
         if precision == 'fp32':
+            # TensorRT allows TF32 (10-bit mantissa) for FP32 layers by default on Ampere and
+            # newer: fp32 means IEEE FP32 here, and the checklist judges it so (1e-3).
+            config.clear_flag(trt.BuilderFlag.TF32)
+            LOGGER.info('fp32: BuilderFlag.TF32 cleared (IEEE FP32 math)')
             return None
         if supports(self.version, 'strongly_typed_only'):
             if self.plan is not None:
@@ -616,7 +634,8 @@ def prepare_typed_model(settings: EngineSettings, plan: Optional[Int8Plan],
     """Return the strongly typed ONNX to parse for ``settings`` (TensorRT 11), made once.
 
     None for fp32 or a model that already has Q/DQ nodes (parsed as it is). The model is
-    cached in ``cache_dir`` under a key of the model, precision and quantization settings.
+    cached in ``cache_dir`` under a key of the model, precision, quantization settings and
+    the tool (with its version) that makes it (``strongly_typed.planned_tool``).
     """
     precision = settings.precision
     if precision == 'fp32' or (plan is not None and plan.mode == 'model-qdq'):
@@ -625,7 +644,9 @@ def prepare_typed_model(settings: EngineSettings, plan: Optional[Int8Plan],
 
     model = Path(settings.model_path)
     fields = {'model': file_sha256(model), 'precision': precision, 'version': TYPED_MODEL_VERSION,
-              'calibration_version': CALIBRATION_VERSION, 'clip_recipe': CLIP_RECIPE_VERSION}
+              'calibration_version': CALIBRATION_VERSION, 'clip_recipe': CLIP_RECIPE_VERSION,
+              'tool': strongly_typed.planned_tool(
+                  precision, plan.algorithm if plan is not None else '')}
     if plan is not None:
         fields.update(algorithm=plan.algorithm, images=image_key, clip=settings.clip_value,
                       percentile=settings.percentile, first=settings.fp16_first_layer,
@@ -686,6 +707,8 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
         'device': 'dla' if settings.dla_core >= 0 else 'gpu', 'dla_core': settings.dla_core,
         'trt_version': version_text(version), 'gpu': gpu['name'],
         'compute_capability': list(gpu['compute_capability'])}
+    if settings.precision == 'fp32':
+        fields['tf32'] = False      # BuilderFlag.TF32 cleared (engines before it allowed it)
     if plan is not None:
         fields.update(int8_path=plan.mode, calibration_algorithm=plan.algorithm,
                       percentile=settings.percentile if plan.algorithm == 'Legacy' else None,
