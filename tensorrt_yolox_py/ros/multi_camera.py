@@ -22,6 +22,7 @@ from typing import Any, Callable, List, Optional, Sequence
 
 from .._lazy import require
 from ..batching import BatchGroups
+from ..errors import YoloxError
 from ..params import PARAMS_BY_NAME, load_param_yaml
 from .camera_mapping import NodeSpec, load_cameras_file
 from .lifecycle import (STOP, UsageError, exit_process, init_ros, run_entry_point,
@@ -40,8 +41,11 @@ def create_nodes(specs: Sequence[NodeSpec], *, context: Any = None,
                  should_stop: Callable[[], bool] = lambda: False) -> List[YoloxNode]:
     """Create one ``YoloxNode`` per spec; if one fails, destroy those already made and raise.
 
-    ``should_stop`` is asked before each node: when it turns true (a signal during start-up)
-    the nodes made so far are returned.
+    All or nothing, as the launch files: a camera that cannot start (a bad model, a device
+    that cannot run here) stops the start-up of every camera, and the error, its message
+    prefixed with ``camera '<name>': ``, keeps its type (so its exit status). ``should_stop``
+    is asked before each node: when it turns true (a signal during start-up) the nodes made so
+    far are returned.
     """
     nodes: List[YoloxNode] = []
     groups = BatchGroups()
@@ -54,11 +58,15 @@ def create_nodes(specs: Sequence[NodeSpec], *, context: Any = None,
                 if (name in PARAMS_BY_NAME and PARAMS_BY_NAME[name].type is float
                         and isinstance(value, int) and not isinstance(value, bool)):
                     values[name] = float(value)
-            nodes.append(YoloxNode(
-                spec.name, namespace=spec.namespace, context=context,
-                cli_args=spec.ros_args(),
-                parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
-                detector_factory=detector_factory or groups.factory(spec.camera)))
+            try:
+                nodes.append(YoloxNode(
+                    spec.name, namespace=spec.namespace, context=context,
+                    cli_args=spec.ros_args(),
+                    parameter_overrides=[Parameter(k, value=v) for k, v in values.items()],
+                    detector_factory=detector_factory or groups.factory(spec.camera)))
+            except YoloxError as exc:
+                exc.args = (f"camera '{spec.camera}': {exc}",) + exc.args[1:]
+                raise
             nodes[-1].get_logger().info(f"camera '{spec.camera}' on {spec.device}")
     except BaseException:
         for node in nodes:

@@ -13,7 +13,8 @@ Topics (private names, remapped by launch; Autoware's tensorrt_yolox names):
   (preprocess + infer + postprocess); ``~/debug/pipeline_latency_ms`` (std_msgs/Float64):
   node clock now minus the image stamp, when the result is published.
 - ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, 1 Hz, when diagnostic_msgs is installed):
-  frame counters (received, processed, dropped, skipped, failed) and median stage times.
+  frame counters (received, processed, dropped, skipped, failed) and median stage times;
+  WARN while a gpu / DLA node runs on the CPU (``allow_cpu_fallback``; refused by default).
 
 Threading: the subscription callback only stores the newest frame (``worker.LatestSlot``); one
 worker thread per node converts, detects and publishes, so the executor is never blocked and a
@@ -25,7 +26,7 @@ import threading
 from typing import Any, Callable, List, Optional
 
 from .._lazy import require
-from ..backends import choose_backend
+from ..backends import choose_backend, CPU_FALLBACK
 from ..errors import InputError
 from ..params import DetectorConfig
 from ..pipeline import Detector
@@ -69,10 +70,13 @@ class YoloxNode(Node):
         self._destroyed = False
         self._stopping = threading.Event()
         self.detector: Optional[Detector] = None
+        self.cpu_fallback = ''
         try:
             self.config, _ = declare_detector_parameters(self)
             backend, reason = choose_backend(self.config)
-            self.get_logger().info(
+            #: Why this gpu / DLA node runs on the CPU (allow_cpu_fallback), or ''.
+            self.cpu_fallback = reason if reason.startswith(CPU_FALLBACK) else ''
+            (self.get_logger().warning if self.cpu_fallback else self.get_logger().info)(
                 f'backend: {backend} ({reason}); device {self.config.device}; model '
                 f'{self.config.resolved_model_path}' + (
                     ' (a TensorRT engine build can take minutes on first start)'
@@ -175,7 +179,8 @@ class YoloxNode(Node):
     def _publish_diagnostics(self, diag: Any, publisher: Any) -> None:
         snap = self.stats.snapshot()
         problems = snap['skipped'] + snap['failed']
-        level = diag.DiagnosticStatus.WARN if problems > self._last_problems else \
+        new_problems = problems > self._last_problems
+        level = diag.DiagnosticStatus.WARN if new_problems or self.cpu_fallback else \
             diag.DiagnosticStatus.OK
         self._last_problems = problems
         values = [diag.KeyValue(key=k, value=str(snap[k])) for k in
@@ -183,8 +188,9 @@ class YoloxNode(Node):
         values += [diag.KeyValue(key=f'{stage}_ms_median', value=f'{ms:.3f}')
                    for stage, ms in snap['median_ms'].items()]
         values.append(diag.KeyValue(key='backend', value=self.detector.backend.name))
-        message = ('new malformed or failed frames: ' + snap['last_skip_reason']
-                   if level == diag.DiagnosticStatus.WARN else 'ok')
+        notes = (['new malformed or failed frames: ' + snap['last_skip_reason']]
+                 if new_problems else []) + ([self.cpu_fallback] if self.cpu_fallback else [])
+        message = '; '.join(notes) or 'ok'
         status = diag.DiagnosticStatus(level=level, message=message, values=values,
                                        name=f'{self.get_fully_qualified_name()}: detector',
                                        hardware_id=self.config.device)
