@@ -24,7 +24,10 @@ ARGUMENTS = (
      'package\'s config/yolox.param.yaml'),
     ('single_process', 'false', 'true: all cameras in one process (yolox_multi_camera); '
      'false: one process per camera'),
+    ('allow_cpu_fallback', '', 'true | false for every camera: run a gpu / DLA camera on the '
+     'CPU where nothing here can use its device (false: refuse); empty = the files\' values'),
 )
+CHOICES = {'single_process': ('true', 'false'), 'allow_cpu_fallback': ('', 'true', 'false')}
 
 
 def launch_setup(context, *args, **kwargs):
@@ -41,17 +44,20 @@ def launch_setup(context, *args, **kwargs):
     cameras = resolve_config_file('cameras', value('cameras'), 'cameras.yaml')
     params_file = resolve_config_file('params_file', value('params_file'), 'yolox.param.yaml')
     specs = load_cameras_file(cameras)  # raises CameraConfigError with a clear message
+    fallback = value('allow_cpu_fallback')
     if value('single_process') == 'true':
         # No name=: a __node remap would rename every node of that process.
         node = Node(package=PACKAGE, executable='yolox_multi_camera',
-                    arguments=['--cameras', cameras, '--params-file', params_file],
+                    arguments=['--cameras', cameras, '--params-file', params_file] + (
+                        ['--allow-cpu-fallback', fallback] if fallback else []),
                     output='screen')
         names = ', '.join(spec.camera for spec in specs)
         return stop_on_failure(node, f'yolox_multi_camera (cameras {names})') + [node]
     actions = []
     for spec in specs:
         node = Node(package=PACKAGE, executable='yolox_node', name=spec.name,
-                    namespace=spec.namespace, parameters=[params_file, spec.parameters],
+                    namespace=spec.namespace, parameters=[params_file, spec.parameters] + (
+                        [{'allow_cpu_fallback': fallback == 'true'}] if fallback else []),
                     remappings=list(spec.remappings), output='screen')
         actions += stop_on_failure(
             node, f"camera '{spec.camera}' (node {spec.fully_qualified_name})") + [node]
@@ -73,7 +79,6 @@ def generate_launch_description():
          OpaqueFunction(function=stop_on_sigterm),
          OpaqueFunction(function=apply_dds_profile)]
         + [DeclareLaunchArgument(name, default_value=default, description=description,
-                                 **({'choices': ['true', 'false']}
-                                    if name == 'single_process' else {}))
+                                 **({'choices': list(CHOICES[name])} if name in CHOICES else {}))
            for name, default, description in ARGUMENTS]
         + [OpaqueFunction(function=launch_setup)])

@@ -67,7 +67,7 @@ def find_profile() -> Optional[Path]:
     candidates.append(Path(__file__).resolve().parents[2] / 'config')
     for folder in candidates:
         if (folder / PROFILE_NAME).is_file():
-            return (folder / PROFILE_NAME).resolve()
+            return (folder / PROFILE_NAME).absolute()
     return None
 
 
