@@ -48,6 +48,11 @@ def files(tmp_path_factory: pytest.TempPathFactory, planted_model: Path) -> dict
     (tmp / 'empty_labels.txt').write_text('\n')
     camera = {'name': 'front', 'image_topic': '/front/image', 'device': 'cpu'}
     (tmp / 'dup_cameras.yaml').write_text(yaml.safe_dump({'cameras': [camera, camera]}))
+    rear = {'name': 'rear', 'image_topic': '/rear/image', 'device': 'cpu',
+            'parameters': {'model_path': '/nonexistent/rear.onnx'}}
+    (tmp / 'bad_model_cameras.yaml').write_text(yaml.safe_dump({
+        'parameters': {'preprocess_on_gpu': False, 'num_threads': 1},
+        'cameras': [camera, rear]}))
     return {'tmp': str(tmp), 'planted': str(planted_model)}
 
 
@@ -68,10 +73,15 @@ ROWS = [
     ('yolox_node', CPU + ['-p', 'dla_core_id:=0'], 2, "parameter 'dla_core_id'"),
     ('yolox_node', ['-r', 'bad'], 2, "ROS arguments: Couldn't parse remap rule: '-r bad'"),
     ('yolox_node', ['-p'], 2, "ROS arguments: Couldn't parse trailing -p flag"),
+    ('yolox_node', ['--no-such-flag', '-x'], 2,
+     'ROS arguments: unknown ROS argument(s) --no-such-flag -x'),
     ('yolox_multi_camera', ['--cameras', '/nonexistent/cameras.yaml'], 1,
      'cannot read cameras file /nonexistent/cameras.yaml'),
     ('yolox_multi_camera', ['--cameras', '{tmp}/not_yaml.yaml'], 1, 'is not valid YAML'),
     ('yolox_multi_camera', ['--cameras', '{tmp}/dup_cameras.yaml'], 2, 'duplicate'),
+    # All or nothing: one camera that cannot start stops every camera, named in the error.
+    ('yolox_multi_camera', ['--cameras', '{tmp}/bad_model_cameras.yaml'], 1,
+     "camera 'rear': model file /nonexistent/rear.onnx not found"),
     ('yolox_multi_camera', [], 2, 'the following arguments are required: --cameras'),
     ('yolox_multi_camera', ['--cameras', '{tmp}/dup_cameras.yaml', '--threads', '3'], 2,
      'unrecognized arguments: --threads 3'),
