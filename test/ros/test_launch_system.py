@@ -10,6 +10,15 @@ generator, not from the model). Stopping is checked from the outside: the exit s
 ``ros2 launch``, each node's exit status as launch reports it, no traceback, and no process left
 (every process started carries a marker in its environment, searched in /proc with psutil).
 
+Also covered: a node that cannot start ends the launch with status 1 (each launch file and
+``single_process``); unknown launch arguments are refused; full-size frames through a colcon
+install built without ``--symlink-install`` (``colcon_install`` in conftest.py) with nothing set
+by hand (the launch file applies the Fast DDS profile; a control test shows the loss without
+it); the shipped cameras file by name from any folder with the CPU fallback allowed and refused.
+The commands of docs/ros_interface.md that these tests run are the ``DOC_*`` strings (a test
+checks the docs show them); the ``ros2`` verbs' daemon is stopped at the end of each test that
+starts it.
+
 Skipped, with the reason, where the launch system is not installed (it is not on PyPI:
 scripts/setup.sh installs it from the wheelhouse named by YOLOX_ROS2_LAUNCH_WHEELHOUSE).
 """
@@ -47,6 +56,20 @@ BASH = shutil.which('bash') or '/bin/bash'
 _STARTED = re.compile(r'\[INFO\] \[([\w.-]+)\]: process started with pid \[(\d+)\]')
 _CLEAN = re.compile(r'process has finished cleanly \[pid (\d+)\]')
 _DIED = re.compile(r'process has died \[pid (\d+), exit code (-?\d+)')
+#: Commands of docs/ros_interface.md that the tests below run verbatim (from an empty folder).
+DOC_LAUNCH_CPU = 'ros2 launch tensorrt_yolox_py yolox.launch.py input/image:=/cam0/image_raw ' \
+    'device:=cpu'
+DOC_ECHO_OBJECTS = 'ros2 topic echo --once /tensorrt_yolox/out/objects ' \
+    'vision_msgs/msg/Detection2DArray'
+DOC_PARAM_GET = 'ros2 param get /tensorrt_yolox device'
+DOC_CAMERAS = 'ros2 launch tensorrt_yolox_py multi_camera.launch.py cameras:=cameras.yaml'
+DOC_CAMERAS_FALLBACK = DOC_CAMERAS + ' allow_cpu_fallback:=true single_process:=true'
+DOC_ECHO_DIAGNOSTICS = 'ros2 topic echo --once /diagnostics diagnostic_msgs/msg/DiagnosticArray'
+DOC_DAEMON_STOP = 'ros2 daemon stop'
+DOC_TYPO = 'ros2 launch tensorrt_yolox_py yolox.launch.py devcie:=cpu'
+DOC_COMMANDS = (DOC_TYPO, DOC_LAUNCH_CPU, DOC_ECHO_OBJECTS, DOC_PARAM_GET, DOC_CAMERAS,
+                DOC_CAMERAS_FALLBACK, DOC_ECHO_DIAGNOSTICS, DOC_DAEMON_STOP,
+                'source install/setup.bash')
 
 
 def _launch_missing() -> Optional[str]:
@@ -439,7 +462,7 @@ def test_a_node_that_cannot_start_ends_the_launch_with_status_1(ros2: Path, tmp_
 
 
 @pytest.mark.parametrize('launch_file, argument, suggestion', [
-    ('yolox.launch.py', 'devcie:=cpu', 'device'),
+    ('yolox.launch.py', DOC_TYPO.split()[-1], 'device'),
     ('yolox.launch.py', 'input_image:=/cam0/image_raw', 'input/image'),
     ('multi_camera.launch.py', 'camera:=cameras.yaml', 'cameras'),
 ])
@@ -538,21 +561,6 @@ def test_multi_camera_single_process_serves_all_and_stops_on_ctrl_c(
 
 
 # -- the documented commands (docs/ros_interface.md runs exactly these) ----------------------
-#: Commands of docs/ros_interface.md that the tests below run verbatim (from an empty folder).
-DOC_LAUNCH_CPU = 'ros2 launch tensorrt_yolox_py yolox.launch.py input/image:=/cam0/image_raw ' \
-    'device:=cpu'
-DOC_ECHO_OBJECTS = 'ros2 topic echo --once /tensorrt_yolox/out/objects ' \
-    'vision_msgs/msg/Detection2DArray'
-DOC_PARAM_GET = 'ros2 param get /tensorrt_yolox device'
-DOC_CAMERAS = 'ros2 launch tensorrt_yolox_py multi_camera.launch.py cameras:=cameras.yaml'
-DOC_CAMERAS_FALLBACK = DOC_CAMERAS + ' allow_cpu_fallback:=true single_process:=true'
-DOC_ECHO_DIAGNOSTICS = 'ros2 topic echo --once /diagnostics diagnostic_msgs/msg/DiagnosticArray'
-DOC_DAEMON_STOP = 'ros2 daemon stop'
-DOC_COMMANDS = (DOC_LAUNCH_CPU, DOC_ECHO_OBJECTS, DOC_PARAM_GET, DOC_CAMERAS,
-                DOC_CAMERAS_FALLBACK, DOC_ECHO_DIAGNOSTICS, DOC_DAEMON_STOP,
-                'source install/setup.bash')
-
-
 def test_the_docs_show_the_commands_these_tests_run() -> None:
     text = (REPO / 'docs' / 'ros_interface.md').read_text()
     for command in DOC_COMMANDS:
