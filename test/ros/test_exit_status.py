@@ -146,3 +146,40 @@ def test_exit_status_table_matches_the_code() -> None:
     assert re.search(r'parameter value', rows['2']) and '--ros-args' in rows['2']
     assert 'SIGINT' in rows['0'] and 'SIGTERM' in rows['0']
     assert '| exit status |' not in (REPO / 'README.md').read_text()   # one place only
+
+
+def test_device_cpu_never_mentions_cuda(files: dict) -> None:
+    """``device: cpu`` with every other parameter at its default (preprocess_on_gpu true)."""
+    pytest.importorskip('rclpy')
+    result = _run('yolox_node', ['--ros-args', '-p', 'device:=cpu', '-p', 'build_only:=true',
+                                 '-p', f'model_path:={files["planted"]}'])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'preprocessing: CPU reference (device is cpu)' in result.stderr
+    for word in ('cuda', 'nvidia', 'driver'):
+        assert word not in result.stderr.lower(), result.stderr[-2000:]
+
+
+def test_a_gpu_device_without_a_gpu_backend_is_refused_unless_allowed(files: dict) -> None:
+    from tensorrt_yolox_py.backends import choose_backend
+    from tensorrt_yolox_py.errors import ParameterError
+    from tensorrt_yolox_py.params import make_config
+
+    pytest.importorskip('rclpy')
+    try:
+        choose_backend(make_config({'device': 'gpu'}))
+    except ParameterError:
+        pass
+    else:
+        pytest.skip('a GPU backend runs here: no fallback to refuse')
+    gpu = ['--ros-args', '-p', 'device:=gpu', '-p', 'build_only:=true',
+           '-p', f'model_path:={files["planted"]}']
+    refused = _run('yolox_node', gpu)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    errors = [line for line in refused.stderr.splitlines() if line.startswith('yolox: error:')]
+    assert len(errors) == 1 and errors[0].startswith(
+        "yolox: error: parameter 'device': 'gpu' cannot run here (") and errors[0].endswith(
+        'set allow_cpu_fallback:=true to run on the CPU instead, or device:=cpu'), errors
+    allowed = _run('yolox_node', gpu + ['-p', 'allow_cpu_fallback:=true'])
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    assert re.search(r'\[WARN\] \[[\d.]+\] \[tensorrt_yolox\]: backend: onnxruntime \(CPU '
+                     r'fallback: device=gpu cannot run here', allowed.stderr), allowed.stderr
