@@ -1,9 +1,12 @@
 """``ros2 launch`` of the installed package, as a user runs it: real processes over real DDS.
 
-Each test starts ``ros2 launch tensorrt_yolox_py <file> ...`` from this venv (AMENT_PREFIX_PATH =
-the venv, where scripts/setup.sh laid out the ament index marker, ``share/`` and
-``lib/tensorrt_yolox_py/``), in its own session, and talks to the nodes from this process over
-DDS (loopback only, this run's domain id: conftest.py). The nodes run the bundled demo model on
+Each test starts ``ros2 launch tensorrt_yolox_py <file> ...`` in its own session, from one of the
+two documented installs: most from a colcon install built without ``--symlink-install``
+(``colcon_install`` in conftest.py: ``source install/setup.bash`` in a shell with nothing else
+set), the SIGTERM and Ctrl-C tests from this venv (AMENT_PREFIX_PATH = the venv, where
+scripts/setup.sh laid out the ament index marker, ``share/`` and ``lib/tensorrt_yolox_py/``). It
+talks to the nodes from this process over DDS (loopback only, this run's domain id:
+conftest.py). The nodes run the bundled demo model on
 the CPU; the images are frames of the bundled rosbag, and a detection counts when it overlaps a
 ground-truth box of the same class (IoU >= 0.5; the ground truth comes from the scene
 generator, not from the model). Stopping is checked from the outside: the exit status of
@@ -11,10 +14,10 @@ generator, not from the model). Stopping is checked from the outside: the exit s
 (every process started carries a marker in its environment, searched in /proc with psutil).
 
 Also covered: a node that cannot start ends the launch with status 1 (each launch file and
-``single_process``); unknown launch arguments are refused; full-size frames through a colcon
-install built without ``--symlink-install`` (``colcon_install`` in conftest.py) with nothing set
-by hand (the launch file applies the Fast DDS profile; a control test shows the loss without
-it); the shipped cameras file by name from any folder with the CPU fallback allowed and refused.
+``single_process``); unknown launch arguments are refused; full-size frames through the colcon
+install with nothing set by hand (the launch file applies the Fast DDS profile; a control test
+shows the loss without it); the shipped cameras file by name from any folder with the CPU
+fallback allowed and refused.
 The commands of docs/ros_interface.md that these tests run are the ``DOC_*`` strings (a test
 checks the docs show them); the ``ros2`` verbs' daemon is stopped at the end of each test that
 starts it.
@@ -108,6 +111,22 @@ def venv_env() -> Dict[str, str]:
     return env
 
 
+def installed_env(**extra: str) -> Dict[str, str]:
+    """A user's shell for a colcon install: no AMENT_PREFIX_PATH, PYTHONPATH or DDS profile.
+
+    Only this run's DDS isolation (loopback, own domain id; conftest.py) and the venv's bin
+    on PATH (where ``ros2`` and ``colcon`` are, as after ``source .venv/bin/activate``).
+    """
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('AMENT_PREFIX_PATH', 'PYTHONPATH', 'COLCON_PREFIX_PATH',
+                        'FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE',
+                        'YOLOX_DDS_PROFILE_LOGGED')}
+    env['PATH'] = os.pathsep.join([str(Path(sys.prefix) / 'bin'), env.get('PATH', '')])
+    env['PYTHONUNBUFFERED'] = '1'
+    env.update(extra)
+    return env
+
+
 def marked_processes(marker: str) -> List[Any]:
     """Return the live (not zombie) processes whose environment carries ``marker`` (/proc)."""
     import psutil
@@ -129,13 +148,16 @@ class LaunchRun:
     def __init__(self, ros2: Path, launch_file: str, arguments: Iterable[str],
                  terminal: bool = False, cwd: Optional[Path] = None,
                  env: Optional[Dict[str, str]] = None,
-                 command: Optional[List[str]] = None) -> None:
+                 command: Optional[List[str]] = None,
+                 install: Optional[Path] = None) -> None:
         """Start ``ros2 launch PACKAGE launch_file arguments`` (or ``command``) in ``cwd``.
 
-        ``env`` default: this run's environment with the venv as the ament prefix.
+        ``install``: a colcon workspace whose ``install/setup.bash`` is sourced first, in a
+        user's shell (``installed_env``, the default ``env`` then); else ``env`` defaults to
+        this run's environment with the venv as the ament prefix.
         """
         if env is None:
-            env = venv_env()
+            env = installed_env() if install is not None else venv_env()
         env = dict(env)
         self.marker = uuid.uuid4().hex
         env[MARKER_VARIABLE] = self.marker
@@ -145,6 +167,9 @@ class LaunchRun:
             self._terminal = list(os.openpty())
             stdin = self._terminal[1]
         self.command = command or [str(ros2), 'launch', PACKAGE, launch_file] + list(arguments)
+        if install is not None:
+            self.command = [BASH, '-c', f'source {install}/install/setup.bash && exec "$@"',
+                            'launch-test'] + self.command
         self.process = subprocess.Popen(
             [sys.executable, '-c', TRAMPOLINE] + self.command, env=env, stdin=stdin, cwd=cwd,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -430,8 +455,8 @@ def _failing_cameras_file(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize('case', ['single', 'single-status-2', 'multi', 'multi-one-process'])
-def test_a_node_that_cannot_start_ends_the_launch_with_status_1(ros2: Path, tmp_path: Path,
-                                                                case: str) -> None:
+def test_a_node_that_cannot_start_ends_the_launch_with_status_1(
+        ros2: Path, colcon_install: Path, tmp_path: Path, case: str) -> None:
     """The launch stops every node and exits 1, naming the camera, its status and cause."""
     missing = r'\(yolox: error: .*model file /nonexistent/bad\.onnx not found\)'
     launch_file, arguments, pattern = {
@@ -452,7 +477,7 @@ def test_a_node_that_cannot_start_ends_the_launch_with_status_1(ros2: Path, tmp_
     }[case]
     (tmp_path / 'p.yaml').write_text(yaml.safe_dump({'/**': {'ros__parameters': {
         'score_threshold': 2.0}}}))
-    run = LaunchRun(ros2, launch_file, arguments)
+    run = LaunchRun(ros2, launch_file, arguments, install=colcon_install)
     try:
         _assert_launch_failed(run, pattern)
         if case == 'multi':  # the cameras that had started were stopped (SIGINT)
@@ -467,8 +492,9 @@ def test_a_node_that_cannot_start_ends_the_launch_with_status_1(ros2: Path, tmp_
     ('multi_camera.launch.py', 'camera:=cameras.yaml', 'cameras'),
 ])
 def test_an_unknown_launch_argument_is_refused_with_the_valid_names(
-        ros2: Path, launch_file: str, argument: str, suggestion: str) -> None:
-    run = LaunchRun(ros2, launch_file, [argument])
+        ros2: Path, colcon_install: Path, launch_file: str, argument: str,
+        suggestion: str) -> None:
+    run = LaunchRun(ros2, launch_file, [argument], install=colcon_install)
     try:
         name = argument.split(':=')[0]
         error = _assert_launch_failed(
@@ -479,9 +505,10 @@ def test_an_unknown_launch_argument_is_refused_with_the_valid_names(
         run.close()
 
 
-def test_a_missing_params_file_is_an_error_before_any_node_starts(ros2: Path,
-                                                                  tmp_path: Path) -> None:
-    run = LaunchRun(ros2, 'yolox.launch.py', ['params_file:=nope.param.yaml'], cwd=tmp_path)
+def test_a_missing_params_file_is_an_error_before_any_node_starts(
+        ros2: Path, colcon_install: Path, tmp_path: Path) -> None:
+    run = LaunchRun(ros2, 'yolox.launch.py', ['params_file:=nope.param.yaml'], cwd=tmp_path,
+                    install=colcon_install)
     try:
         _assert_launch_failed(run, rf'^params_file:=nope\.param\.yaml: no such file '
                                    rf'\({re.escape(str(tmp_path))}/nope\.param\.yaml or ')
@@ -491,14 +518,15 @@ def test_a_missing_params_file_is_an_error_before_any_node_starts(ros2: Path,
 
 
 def test_multi_camera_launch_maps_devices_and_stops_every_node_on_sigint(
-        ros2: Path, ros: Any, tmp_path: Path) -> None:
+        ros2: Path, ros: Any, colcon_install: Path, tmp_path: Path) -> None:
     frames = list(_bag_frames().values())
     devices = {'cam_cpu0': 'cpu', 'cam_cpu1': 'cpu', 'cam_gpu': 'gpu'}
     cameras = _cameras_file(tmp_path, devices, '/lt_multi')
     config = yaml.safe_load(cameras.read_text())
     config['cameras'][2]['parameters'] = {'allow_cpu_fallback': True}  # a GPU-less machine
     cameras.write_text(yaml.safe_dump(config))
-    run = LaunchRun(ros2, 'multi_camera.launch.py', [f'cameras:={cameras}'])
+    run = LaunchRun(ros2, 'multi_camera.launch.py', [f'cameras:={cameras}'],
+                    install=colcon_install)
     try:
         assert run.wait_output(_STARTED.pattern, count=len(devices)), run.output()
         assert len(run.started()) == len(devices)  # one process per camera
@@ -659,22 +687,6 @@ def _annotated_frames(annotated: List[Any]) -> List[Any]:
     return [a for a in annotated if a.header.frame_id != 'warm-up']
 
 
-def _colcon_env(workspace: Path, **extra: str) -> Dict[str, str]:
-    """A user's shell: no AMENT_PREFIX_PATH, PYTHONPATH or DDS profile set by hand.
-
-    Only this run's DDS isolation (loopback, own domain id; conftest.py) and the venv's bin
-    on PATH (where ``ros2`` and ``colcon`` are, as after ``source .venv/bin/activate``).
-    """
-    env = {k: v for k, v in os.environ.items()
-           if k not in ('AMENT_PREFIX_PATH', 'PYTHONPATH', 'COLCON_PREFIX_PATH',
-                        'FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE',
-                        'YOLOX_DDS_PROFILE_LOGGED')}
-    env['PATH'] = os.pathsep.join([str(Path(sys.prefix) / 'bin'), env.get('PATH', '')])
-    env['PYTHONUNBUFFERED'] = '1'
-    env.update(extra)
-    return env
-
-
 def test_full_size_frames_arrive_through_a_colcon_install_with_no_environment_set(
         ros2: Path, ros: Any, colcon_install: Path) -> None:
     """The documented colcon steps: full-size frames in, detections and annotated frames out.
@@ -685,7 +697,7 @@ def test_full_size_frames_arrive_through_a_colcon_install_with_no_environment_se
     The test's own publisher uses the profile too (conftest.py, as the docs tell camera
     drivers to).
     """
-    env = _colcon_env(colcon_install)
+    env = installed_env()
     prefix = colcon_install / 'install' / PACKAGE
     frames = _bag_sequence('/sensing/camera/camera0/image_rect_color', 6, scale=2)
     run = LaunchRun(ros2, '', [], cwd=colcon_install, env=env, command=[
@@ -746,7 +758,7 @@ def test_without_the_profile_full_size_annotated_frames_are_lost(
                      '<profiles xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles">\n'
                      '  <participant profile_name="plain" is_default_profile="true">'
                      '<rtps/></participant>\n</profiles>\n')
-    env = _colcon_env(colcon_install, FASTDDS_DEFAULT_PROFILES_FILE=str(plain))
+    env = installed_env(FASTDDS_DEFAULT_PROFILES_FILE=str(plain))
     run = LaunchRun(ros2, '', [], cwd=colcon_install, env=env, command=[
         BASH, '-c', f'source install/setup.bash && exec {DOC_LAUNCH_CPU}'])
     try:
@@ -764,7 +776,7 @@ def test_without_the_profile_full_size_annotated_frames_are_lost(
 
 
 def test_cameras_file_by_name_from_any_folder_with_an_allowed_cpu_fallback(
-        ros2: Path, ros: Any, tmp_path: Path) -> None:
+        ros2: Path, ros: Any, colcon_install: Path, tmp_path: Path) -> None:
     """The shipped Orin layout (gpu, dla0, dla1, gpu) from an empty folder, on the CPU.
 
     Where nothing can use those devices, each camera logs a WARN line and publishes a WARN
@@ -774,8 +786,8 @@ def test_cameras_file_by_name_from_any_folder_with_an_allowed_cpu_fallback(
 
     env = venv_env()
     fallback = not _gpu_backend_here()
-    run = LaunchRun(ros2, '', [], cwd=tmp_path, env=env, command=[
-        str(ros2)] + DOC_CAMERAS_FALLBACK.split()[1:])
+    run = LaunchRun(ros2, '', [], cwd=tmp_path, command=DOC_CAMERAS_FALLBACK.split(),
+                    install=colcon_install)
     try:
         assert run.wait_output(r'running 4 camera node\(s\)'), run.output()
         frame, truth = _bag_frames()['/sensing/camera/camera0/image_rect_color']
@@ -809,12 +821,13 @@ def test_cameras_file_by_name_from_any_folder_with_an_allowed_cpu_fallback(
         run.close()
 
 
-def test_a_refused_cpu_fallback_ends_the_launch_naming_the_camera(ros2: Path,
-                                                                  tmp_path: Path) -> None:
+def test_a_refused_cpu_fallback_ends_the_launch_naming_the_camera(
+        ros2: Path, colcon_install: Path, tmp_path: Path) -> None:
     """By default a gpu / DLA camera that nothing here can run refuses to start: status 1."""
     if _gpu_backend_here():
         pytest.skip('a GPU backend runs here: the shipped cameras start without a fallback')
-    run = LaunchRun(ros2, '', [], cwd=tmp_path, command=[str(ros2)] + DOC_CAMERAS.split()[1:])
+    run = LaunchRun(ros2, '', [], cwd=tmp_path, command=DOC_CAMERAS.split(),
+                    install=colcon_install)
     try:
         _assert_launch_failed(
             run, r"^camera 'camera\d' \(node /perception/object_recognition/detection/camera\d/"
