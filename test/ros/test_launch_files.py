@@ -133,3 +133,41 @@ def test_dds_profile_is_logged_once_by_a_launch_file_not_again_by_its_nodes() ->
     alone: dict = {}
     dds_profile.apply_dds_profile(alone, logger)  # a console script on its own: logs
     assert len(records) == 2 and dds_profile.LOGGED_VARIABLE not in alone
+
+
+def test_an_empty_topic_or_node_name_is_an_error_where_ros2_launch_lets_it_through() -> None:
+    """``ros2 launch`` itself refuses ``name:=`` on its command line; an including launch file
+    can still pass an empty value, which the launch file refuses."""
+    pytest.importorskip('launch_ros', reason='launch_ros is not installed (not on PyPI)')
+    from launch import LaunchContext
+
+    from tensorrt_yolox_py.ros.launch_support import LaunchError
+
+    module = _load('yolox.launch.py')
+    for name in module.NOT_EMPTY:
+        context = LaunchContext()
+        for arg_name, default, _ in module.ARGUMENTS:
+            context.launch_configurations[arg_name] = default
+        context.launch_configurations[name] = ''
+        with pytest.raises(LaunchError, match=f'launch argument {name} is empty'):
+            module.launch_setup(context)
+
+
+def test_the_argument_check_covers_the_command_line_of_the_launched_file_only() -> None:
+    pytest.importorskip('launch', reason='launch is not installed (not on PyPI)')
+    from launch import LaunchContext
+
+    from tensorrt_yolox_py.ros.launch_support import check_arguments, LaunchError
+
+    declared = [name for name, _, _ in _load('yolox.launch.py').ARGUMENTS]
+    top = LaunchContext(argv=['devcie:=cpu'])
+    top.launch_configurations['devcie'] = 'cpu'  # what ros2 launch sets from its command line
+    with pytest.raises(LaunchError, match="'devcie' \\(did you mean 'device'\\?\\)"):
+        check_arguments(top, declared, 'yolox.launch.py')
+    fine = LaunchContext(argv=['device:=cpu'])
+    fine.launch_configurations['device'] = 'cpu'
+    check_arguments(fine, declared, 'yolox.launch.py')
+    # Included from another launch file: that file's own arguments are not ours to refuse.
+    included = LaunchContext(argv=['robot:=r2'])
+    included.launch_configurations.update({'robot': 'r2', 'device': 'cpu'})
+    check_arguments(included, declared, 'yolox.launch.py')
