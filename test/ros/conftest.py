@@ -126,10 +126,11 @@ def colcon_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Return a colcon workspace with this package built WITHOUT --symlink-install.
 
     ``colcon build`` (this venv's colcon and Python) into a temporary workspace, once per test
-    session (a few seconds: no cache needed), from a copy of the package's files
-    (``COLCON_INPUTS``) so nothing is written into the checkout. The workspace's
-    ``install/setup.bash`` is what a ROS user sources; ``install/tensorrt_yolox_py`` holds real
-    copies (no links into the checkout). Skips without colcon.
+    session (a few seconds: no cache needed), from a copy of the checkout's files (``git
+    ls-files``; ``COLCON_INPUTS`` outside git) so nothing is written into the checkout. The
+    workspace's ``install/setup.bash`` is what a ROS user sources;
+    ``install/tensorrt_yolox_py`` holds real copies (no links into the checkout). Skips without
+    colcon.
     """
     import shutil
     import subprocess
@@ -141,12 +142,20 @@ def colcon_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     workspace = tmp_path_factory.mktemp('colcon_ws')
     source = workspace / 'src' / 'tensorrt_yolox_py'
     source.mkdir(parents=True)
-    ignore = shutil.ignore_patterns('__pycache__', '*.pyc', '*.egg-info')
-    for name in COLCON_INPUTS:
-        if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, source / name, ignore=ignore)
-        else:
-            shutil.copy2(REPO / name, source / name)
+    listed = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard', '-z'], cwd=REPO,
+                            capture_output=True)
+    if listed.returncode == 0:  # the checkout's files (tracked, or new and not ignored)
+        for name in filter(None, listed.stdout.decode().split('\0')):
+            if (REPO / name).is_file():
+                (source / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / name, source / name)
+    else:  # not a git checkout: the package's own files
+        ignore = shutil.ignore_patterns('__pycache__', '*.pyc', '*.egg-info')
+        for name in COLCON_INPUTS:
+            if (REPO / name).is_dir():
+                shutil.copytree(REPO / name, source / name, ignore=ignore)
+            else:
+                shutil.copy2(REPO / name, source / name)
     env = {k: v for k, v in os.environ.items()
            if k not in ('AMENT_PREFIX_PATH', 'PYTHONPATH', 'COLCON_PREFIX_PATH')}
     env['PATH'] = os.pathsep.join([str(Path(sys.prefix) / 'bin'), env.get('PATH', '')])
