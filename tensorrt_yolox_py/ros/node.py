@@ -2,8 +2,9 @@
 
 Topics (private names, remapped by launch; Autoware's tensorrt_yolox names):
 
-- ``~/in/image`` (sensor_msgs/Image, bgr8 or rgb8): sensor-data QoS (best effort, keep last 1);
-  overridable with the standard parameters ``qos_overrides.<topic>.subscription.<policy>``.
+- ``~/in/image`` (sensor_msgs/Image, any encoding of ``image.ENCODINGS``): sensor-data QoS
+  (best effort, keep last 1); overridable with the standard parameters
+  ``qos_overrides.<topic>.subscription.<policy>``.
 - ``~/out/objects`` (vision_msgs/Detection2DArray): header copied from the image; per object
   the label name, score and box centre/size in source-image pixels.
 - ``~/out/label_info`` (vision_msgs/LabelInfo): transient local, published once at start-up.
