@@ -7,8 +7,9 @@
 #
 # Environment: PYTHON (default python3), YOLOX_VENV (default ./.venv),
 # YOLOX_ROS2_LAUNCH_WHEELHOUSE: a folder of wheels of the ROS 2 launch system (launch, launch_ros,
-# ros2cli, ros2launch; not on PyPI), e.g. ../shared/vendor/ros2_launch. When set, `ros2 launch`
-# is installed from it (offline) and the launch tests run; when not, they skip.
+# ros2cli, ros2launch; not on PyPI), e.g. ../shared/vendor/ros2_launch. When set, `ros2 launch`,
+# `ros2 run` and the verbs topic, node, param, service and interface are installed from it
+# (offline) and the launch tests run; when not, they skip.
 # YOLOX_WITH_MODELOPT (default 0: the optional ModelOpt environment, scripts/setup_modelopt.sh,
 # about 2 GB).
 set -euo pipefail
@@ -19,7 +20,8 @@ PYTHON="${PYTHON:-python3}"
 TORCH_VERSION="2.13.0"
 ONNX2TORCH_VERSION="1.5.15"
 ROS_WHEELS="ros-rclpy ros-std-msgs ros-sensor-msgs ros-geometry-msgs ros-diagnostic-msgs ros-rmw-fastrtps-cpp"
-LAUNCH_WHEELS="ros-ros2launch ros-ros2run"   # + launch, launch_ros, ros2cli (dependencies)
+# ros2 launch, run, pkg and the everyday verbs (+ launch, launch_ros, ros2cli as dependencies)
+LAUNCH_WHEELS="ros-ros2launch ros-ros2run ros-ros2topic ros-ros2node ros-ros2param ros-ros2service ros-ros2interface"
 
 say() { printf '[setup] %s\n' "$*"; }
 
@@ -106,8 +108,13 @@ if [ -n "$WHEELHOUSE" ]; then
     AMENT_PREFIX_PATH="$VENV" "$VENV/bin/ros2" launch tensorrt_yolox_py yolox.launch.py \
         --show-args >/dev/null \
       || { say "ros2 launch does not find tensorrt_yolox_py (see above)"; exit 1; }
+    for verb in topic node param service interface; do
+      "$VENV/bin/ros2" "$verb" --help >/dev/null \
+        || { say "ros2 $verb does not start (see above)"; exit 1; }
+    done
     echo "$LAUNCH_WANT" > "$LAUNCH_STAMP"
-    say "ros2 launch installed: run it with AMENT_PREFIX_PATH=$VENV (see README)"
+    say "ros2 launch, run, topic, node, param, service, interface installed: run them with" \
+        "AMENT_PREFIX_PATH=$VENV (docs/ros_interface.md, \"Installing for ros2 launch\")"
   fi
 elif ! "$VENV/bin/python" -c 'import ros2launch' >/dev/null 2>&1; then
   say "ros2 launch not installed (not on PyPI): set YOLOX_ROS2_LAUNCH_WHEELHOUSE to a" \

@@ -139,22 +139,37 @@ def translate_rcl_init_error(exc: Exception) -> Exception:
     return UsageError(f'ROS arguments: {" ".join(text.split())}')
 
 
+def _flags(exc: Exception) -> str:
+    """Return the flags of rclpy's UnknownROSArgsError (its text is a Python list)."""
+    import ast
+
+    try:
+        flags = ast.literal_eval(str(exc))
+    except (ValueError, SyntaxError):
+        return str(exc)
+    return ' '.join(map(str, flags)) if isinstance(flags, list) else str(flags)
+
+
 def init_ros(args: Optional[List[str]]) -> Any:
     """``rclpy.init`` without rclpy's signal handlers; rcl's argument errors become one line.
 
-    Fast DDS shared-memory leftovers of killed processes are reported first
-    (``shm_leftovers``). Returns the context manager of ``rclpy.init`` (use it in a
-    ``with``). rcl prints its own
-    "Failed to parse global arguments" log on stderr before raising; that output is held
-    back and shown only when init succeeds, so a bad argument gives exactly one line.
+    The package's Fast DDS profile is applied first unless the user chose one
+    (``dds_profile``), and Fast DDS shared-memory leftovers of killed processes are reported
+    (``shm_leftovers``). An unknown flag after ``--ros-args`` is a ``UsageError``. Returns the
+    context manager of ``rclpy.init`` (use it in a ``with``). rcl prints its own "Failed to
+    parse global arguments" log on stderr before raising; that output is held back and shown
+    only when init succeeds, so a bad argument gives exactly one line.
     """
     import rclpy
     from rclpy.impl.implementation_singleton import rclpy_implementation
     from rclpy.signals import SignalHandlerOptions
 
+    from .dds_profile import apply_dds_profile
     from .shm_leftovers import warn_about_leftovers
 
     rcl_error = rclpy_implementation.RCLError
+    unknown_args = getattr(rclpy_implementation, 'UnknownROSArgsError', rcl_error)
+    apply_dds_profile(os.environ, LOGGER)
     warn_about_leftovers(LOGGER)
     sys.stderr.flush()
     saved = os.dup(2)
@@ -162,6 +177,10 @@ def init_ros(args: Optional[List[str]]) -> Any:
         os.dup2(held.fileno(), 2)
         try:
             manager = rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        except unknown_args as exc:  # an unknown flag after --ros-args: str(exc) is a list
+            raise UsageError(f'ROS arguments: unknown ROS argument(s) {_flags(exc)} (valid: -r, '
+                             '-p, --params-file, --log-level, -e, --enclave, ...: '
+                             'ros2 run --help)') from None
         except rcl_error as exc:
             raise translate_rcl_init_error(exc) from None
         except BaseException:
