@@ -7,7 +7,9 @@ through onnx2torch where both can be found and the CUDA driver reports a GPU; el
 Runtime), and logs which one and why. Deciding imports neither tensorrt nor torch: the module
 specs are looked up and the GPU is counted through the CUDA driver library (``ctypes``). An
 explicit ``backend: torch`` also runs on the CPU (``device: cpu`` or no GPU). The registry and
-the capabilities live in ``base``.
+the capabilities live in ``base``. On a Jetson (``/etc/nv_tegra_release``) where ``auto`` finds
+no ``tensorrt`` module, ``create_backend`` warns with the fix (``jetson_tensorrt_hint``):
+JetPack's TensorRT lives in the system Python, which a venv sees only with system site packages.
 """
 
 import ctypes
@@ -66,6 +68,35 @@ def cuda_gpu_count() -> int:
             return 0
         return int(count.value)
     return 0
+
+
+#: L4T's release file: present on every Jetson (JetPack), absent elsewhere.
+TEGRA_RELEASE = Path('/etc/nv_tegra_release')
+#: Where apt's python3-libnvinfer (JetPack) installs the tensorrt module.
+SYSTEM_DIST_PACKAGES = Path('/usr/lib/python3/dist-packages')
+
+
+def jetson_release() -> str:
+    """Return the first line of L4T's release file ('' when this is not a Jetson)."""
+    try:
+        return TEGRA_RELEASE.read_text(errors='replace').splitlines()[0].strip('# ').strip()
+    except (OSError, IndexError):
+        return ''
+
+
+def jetson_tensorrt_hint() -> str:
+    """Return why a Jetson's TensorRT is not importable here and the fix ('' if not a Jetson)."""
+    release = jetson_release()
+    if not release:
+        return ''
+    system = SYSTEM_DIST_PACKAGES / 'tensorrt'
+    where = (f'{system} exists (apt python3-libnvinfer) but this Python ({sys.executable}) does '
+             'not see it' if system.is_dir() else
+             'apt python3-libnvinfer is not installed (sudo apt-get install python3-libnvinfer)')
+    return (f'Jetson ({release}): import tensorrt fails: {where}. JetPack\'s TensorRT is in the '
+            'system Python: run in it (colcon workspace) or in a venv made with '
+            '--system-site-packages (scripts/setup.sh does that on a Jetson); '
+            'see docs/platforms.md')
 
 
 def _tensorrt_usable(config: DetectorConfig) -> str:
@@ -156,17 +187,24 @@ def choose_backend(config: DetectorConfig) -> Tuple[str, str]:
             return entry.name, f'backend=auto, device={config.device}: {entry.name}{tried}'
         reasons.append(f'not {entry.name}: {why_not}')
     if config.device in DLA_DEVICES:
+        hint = jetson_tensorrt_hint()
         raise ParameterError('device', f"'{config.device}' needs TensorRT, which is not "
-                             'installed here (use device:=gpu or device:=cpu)')
+                             'installed here (use device:=gpu or device:=cpu)'
+                             + (f'. {hint}' if hint else ''))
     raise ParameterError('backend', 'no backend can run here: ' + '; '.join(reasons))
 
 
 def create_backend(config: DetectorConfig) -> Backend:
     """Build the backend chosen by ``choose_backend`` and log the choice and its reason."""
     name, reason = choose_backend(config)
+    if config.backend == 'auto' and name != 'tensorrt' and config.device != 'cpu':
+        hint = jetson_tensorrt_hint() if not tensorrt_importable() else ''
+        if hint:
+            LOGGER.warning('%s; backend auto falls back to %s', hint, name)
     LOGGER.info('inference backend: %s (%s)', name, reason)
     return REGISTRY[name].create(config)
 
 
 __all__: Any = ['Backend', 'BackendEntry', 'REGISTRY', 'choose_backend', 'create_backend',
-                'cuda_gpu_count', 'module_findable', 'register', 'tensorrt_importable']
+                'cuda_gpu_count', 'jetson_tensorrt_hint', 'module_findable', 'register',
+                'tensorrt_importable']
