@@ -87,6 +87,13 @@ class Source:
                                self.ref or 'HEAD'], capture_output=True, text=True)
         return done.stdout.strip() or self.commit()[:12]
 
+    def list(self, folder: str) -> List[str]:
+        """Return the paths of the files under ``folder`` (relative to the repository)."""
+        if self.git is None or self.ref is None:
+            base = self.path / folder
+            return sorted(str(p.relative_to(self.path)) for p in base.rglob('*') if p.is_file())
+        return self._run('ls-tree', '-r', '--name-only', self.ref, '--', folder).split()
+
     def read(self, relative: str) -> Optional[str]:
         """Return the text of ``relative``, or None where it does not exist."""
         if self.git is None or (self.ref is None and (self.path / relative).exists()):
@@ -169,6 +176,7 @@ def write_ros_api(sources: Dict[str, Path], kilted_rclpy: Optional[Path]) -> Non
     used = ros_api.used_names(ROOT)
     out = SNAPSHOTS / 'ros_api'
     out.mkdir(parents=True, exist_ok=True)
+    per_distro = {}
     for distro in DISTROS:
         readers = {}
         provenance = {}
@@ -178,7 +186,8 @@ def write_ros_api(sources: Dict[str, Path], kilted_rclpy: Optional[Path]) -> Non
             if repo == 'rclpy' and distro == 'kilted' and not source.has_ref(ref) \
                     and kilted_rclpy is not None:
                 source = Source(kilted_rclpy, None)
-                provenance[repo] = {'source': f'installed ros-rclpy wheel ({kilted_rclpy})',
+                provenance[repo] = {'source': 'ros-rclpy wheel (PyPI, built from ros2/rclpy '
+                                              'kilted)',
                                     'version': ros_api.wheel_version(kilted_rclpy, 'rclpy')}
             else:
                 if not source.has_ref(ref):
@@ -188,7 +197,20 @@ def write_ros_api(sources: Dict[str, Path], kilted_rclpy: Optional[Path]) -> Non
                 provenance[repo] = {'source': f'ros2/{repo}', 'ref': source.ref,
                                     'commit': source.commit(), 'describe': source.describe()}
             readers[repo] = source
-        api = ros_api.snapshot(used, readers)
+        per_distro[distro] = (readers, provenance)
+    # Methods called on objects of unknown type count when some class of the packages (in any
+    # of the distributions) defines a method of that name.
+    universe: Set[str] = set()
+    for readers, _ in per_distro.values():
+        universe |= ros_api.method_universe(readers)
+    kept = {name: shapes for name, shapes in used.items()
+            if not name.startswith('*.') or name[2:] in universe}
+    (out / 'methods.json').write_text(json.dumps(
+        {'generated_by': 'scripts/platform_snapshots.py ros-api',
+         'sources': {d: p for d, (_, p) in per_distro.items()},
+         'methods': sorted(universe)}, indent=0, sort_keys=True) + '\n')
+    for distro, (readers, provenance) in per_distro.items():
+        api = ros_api.snapshot(kept, readers)
         data = {'distro': distro, 'generated_by': 'scripts/platform_snapshots.py ros-api',
                 'sources': provenance, 'names': api}
         (out / f'{distro}.json').write_text(json.dumps(data, indent=1, sort_keys=True) + '\n')
