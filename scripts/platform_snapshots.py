@@ -3,6 +3,8 @@
 
     # rosdep: package.xml's keys as ros/rosdistro defines them (rosdep resolves them offline)
     python3 scripts/platform_snapshots.py rosdep --rosdistro PATH [--rev REV]
+    # the cuda-bindings calls the package makes, per release (installs each from PyPI)
+    python3 scripts/platform_snapshots.py cuda-bindings 12.8.0 12.9.10 13.0.0 13.5.0
     # the rclpy / launch / launch_ros API the package uses, per ROS 2 distribution
     python3 scripts/platform_snapshots.py ros-api --rclpy PATH --launch PATH --launch-ros PATH \
         [--kilted-rclpy SITE_PACKAGES]
@@ -14,6 +16,9 @@ work tree needed). Outputs (each file names its source commit):
   ``<distro>/distribution.yaml`` (only the repositories that release a package.xml key, with
   their released package names), ``rosdep/base.yaml`` and ``rosdep/python.yaml`` (only
   package.xml's system keys, every OS entry kept).
+- ``test/platforms/snapshots/cuda_bindings/<version>.json``: for every cuda.bindings driver /
+  runtime / nvrtc name the package spells (``test/platforms/cuda_api.py``), its signature in
+  that release (``inspect.signature``; each release is installed into a temporary folder).
 - ``test/platforms/snapshots/ros_api/<distro>.json``: for every rclpy / launch / launch_ros name
   the package imports or calls (found by ``test/platforms/ros_api.py``): whether it exists in
   that distribution's sources and, for functions, classes and methods, its parameters.
@@ -25,6 +30,7 @@ built from its sources) with ``--kilted-rclpy``.
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -218,6 +224,51 @@ def write_ros_api(sources: Dict[str, Path], kilted_rclpy: Optional[Path]) -> Non
         print(f'{distro}: {len(api)} names, missing: {missing or "none"}')
 
 
+CUDA_DUMP = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import cuda_api
+from cuda.bindings import driver, nvrtc, runtime
+import cuda.bindings
+used = json.loads(sys.stdin.read())
+modules = {'driver': driver, 'runtime': runtime, 'nvrtc': nvrtc}
+print(json.dumps({'version': cuda.bindings.__version__, 'location': cuda.bindings.__file__,
+                  'names': {name: cuda_api.describe(modules, name) for name in used}}))
+"""
+
+
+def write_cuda_bindings(versions: List[str]) -> None:
+    """Install each cuda-bindings release in a temporary folder; record the used names."""
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / 'test' / 'platforms'))
+    import cuda_api  # noqa: E402 - test/platforms/cuda_api.py: the one scanner
+
+    used = sorted(cuda_api.used_names(ROOT))
+    out = SNAPSHOTS / 'cuda_bindings'
+    out.mkdir(parents=True, exist_ok=True)
+    for version in versions:
+        with tempfile.TemporaryDirectory() as folder:
+            subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps',
+                            '--only-binary=:all:', '--target', folder,
+                            f'cuda-bindings=={version}'], check=True)
+            done = subprocess.run([sys.executable, '-c', CUDA_DUMP,
+                                   str(ROOT / 'test' / 'platforms')], input=json.dumps(used),
+                                  capture_output=True, text=True, check=True,
+                                  env={**os.environ, 'PYTHONPATH': folder})
+        data = json.loads(done.stdout)
+        if data['version'] != version or not data['location'].startswith(folder):
+            raise SystemExit(f'imported cuda-bindings {data["version"]} from '
+                             f'{data["location"]}, not {version} from {folder}')
+        snapshot = {'cuda-bindings': version, 'source': 'PyPI wheel, inspect.signature',
+                    'generated_by': 'scripts/platform_snapshots.py cuda-bindings',
+                    'names': data['names']}
+        (out / f'{version}.json').write_text(json.dumps(snapshot, indent=1, sort_keys=True)
+                                             + '\n')
+        missing = sorted(name for name, entry in data['names'].items() if entry is None)
+        print(f'cuda-bindings {version}: {len(used)} names, missing: {missing or "none"}')
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Parse the command line and write the chosen snapshot."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
@@ -231,9 +282,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     api.add_argument('--launch-ros', type=Path, required=True)
     api.add_argument('--kilted-rclpy', type=Path, default=None,
                      help='site-packages holding the ros-rclpy Kilted wheel')
+    cuda = sub.add_parser('cuda-bindings', help='the cuda-bindings API of each release')
+    cuda.add_argument('versions', nargs='+', help='cuda-bindings releases (PyPI)')
     args = parser.parse_args(argv)
     if args.command == 'rosdep':
         write_rosdep(Source(args.rosdistro, args.rev))
+    elif args.command == 'cuda-bindings':
+        write_cuda_bindings(args.versions)
     else:
         write_ros_api({'rclpy': args.rclpy, 'launch': args.launch,
                        'launch_ros': args.launch_ros}, args.kilted_rclpy)
