@@ -50,15 +50,15 @@ setup(
     entry_points={
         'console_scripts': [
             'yolox_detect = tensorrt_yolox_py.tools.detect:main',
-            'yolox_node = tensorrt_yolox_py.ros.lifecycle:yolox_node',
-            'yolox_multi_camera = tensorrt_yolox_py.ros.lifecycle:yolox_multi_camera',
+            'yolox_node = tensorrt_yolox_py.ros.entry_points:yolox_node',
+            'yolox_multi_camera = tensorrt_yolox_py.ros.entry_points:yolox_multi_camera',
             'yolox_build_engine = tensorrt_yolox_py.tools.build_engine:main',
-            'yolox_export = tensorrt_yolox_py.tools.export_model:main',
-            'yolox_train = tensorrt_yolox_py.tools.train:main',
-            'yolox_make_dataset = tensorrt_yolox_py.tools.make_dataset:main',
+            'yolox_export = tensorrt_yolox_py.devkit.tools.export_model:main',
+            'yolox_train = tensorrt_yolox_py.devkit.tools.train:main',
+            'yolox_make_dataset = tensorrt_yolox_py.devkit.tools.make_dataset:main',
             'yolox_evaluate = tensorrt_yolox_py.tools.evaluate_bag:main',
             'yolox_demo = tensorrt_yolox_py.tools.demo:main',
-            'yolox_train_demo = tensorrt_yolox_py.tools.train_demo:main',
+            'yolox_train_demo = tensorrt_yolox_py.devkit.tools.train_demo:main',
         ],
     },
 )

@@ -157,7 +157,7 @@ def main() -> int:
     parser.add_argument('--dump-dir', type=Path, default=None)
     parser.add_argument('--output', type=Path, default=RESULTS / 'executor_gil')
     args = parser.parse_args()
-    from tensorrt_yolox_py.model.synthetic import make_planted_model
+    from tensorrt_yolox_py.devkit.synthetic import make_planted_model
 
     info = machine_info(('numpy', 'cv2', 'onnxruntime'))
     runs = []

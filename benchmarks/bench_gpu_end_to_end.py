@@ -65,7 +65,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def export_splus(path: Path, input_hw) -> Path:
     """Export full-width YOLOX-S+-Opt with seeded random weights (onnxsim when present)."""
-    from tensorrt_yolox_py.model.export import export_variant
+    from tensorrt_yolox_py.devkit.export import export_variant
 
     try:
         import onnxsim  # noqa: F401
@@ -78,7 +78,7 @@ def export_splus(path: Path, input_hw) -> Path:
 
 def export_tiny(path: Path, input_hw) -> Path:
     """Export the tiny test variant (the ``--quick`` model)."""
-    from tensorrt_yolox_py.model.export import export_variant
+    from tensorrt_yolox_py.devkit.export import export_variant
 
     export_variant('yolox-tiny-test', str(path), input_hw, num_classes=8, simplify=True)
     return path

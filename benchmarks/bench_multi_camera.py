@@ -84,7 +84,7 @@ def _package_version(name: str) -> str:
 def _runner_command(cameras_file: Path) -> List[str]:
     script = Path(sys.executable).parent / 'yolox_multi_camera'
     base = [str(script)] if script.exists() else [
-        sys.executable, '-c', 'from tensorrt_yolox_py.ros.lifecycle import '
+        sys.executable, '-c', 'from tensorrt_yolox_py.ros.entry_points import '
         'yolox_multi_camera; yolox_multi_camera()']
     return base + ['--cameras', str(cameras_file), '--ros-args', '--log-level', 'warn']
 
@@ -221,7 +221,7 @@ def main() -> int:
     parser.add_argument('--rate', type=float, default=30.0)
     parser.add_argument('--output', type=Path, default=RESULTS / 'multi_camera_latency')
     args = parser.parse_args()
-    from tensorrt_yolox_py.model.synthetic import make_planted_model
+    from tensorrt_yolox_py.devkit.synthetic import make_planted_model
 
     info = machine_info(('numpy', 'cv2', 'onnxruntime'))
     info['versions']['rclpy (ros-rclpy)'] = _package_version('ros-rclpy')

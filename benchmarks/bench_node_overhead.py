@@ -226,7 +226,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.model:
             model = Path(args.model).resolve()
         else:
-            from tensorrt_yolox_py.model.synthetic import make_planted_model
+            from tensorrt_yolox_py.devkit.synthetic import make_planted_model
 
             model = make_planted_model(Path(tmp) / 'planted_960x608.onnx', (608, 960))
         summary = run(args, model)

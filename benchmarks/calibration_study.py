@@ -60,9 +60,9 @@ sys.path.insert(0, str(ROOT))
 
 from tensorrt_yolox_py.backends.base import Backend, check_io_contract  # noqa: E402
 from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
-from tensorrt_yolox_py.data.dataset import (TEST_SEED, TRAIN_SEED, frame_seed,  # noqa: E402
-                                            generate_frames)
-from tensorrt_yolox_py.evaluation.frames import evaluate_frames  # noqa: E402
+from tensorrt_yolox_py.devkit.dataset import (TEST_SEED, TRAIN_SEED, frame_seed,  # noqa: E402
+                                              generate_frames)
+from tensorrt_yolox_py.devkit.evaluate_frames import evaluate_frames  # noqa: E402
 from tensorrt_yolox_py.labels import DEFAULT_LABELS  # noqa: E402
 from tensorrt_yolox_py.params import DEFAULT_MODEL_PATH  # noqa: E402
 from tensorrt_yolox_py.pipeline import Detector  # noqa: E402

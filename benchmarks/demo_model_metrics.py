@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tensorrt_yolox_py.data.dataset import TEST_SEED, frame_seed, generate_frames  # noqa: E402
-from tensorrt_yolox_py.evaluation.frames import evaluate_frames  # noqa: E402
+from tensorrt_yolox_py.devkit.dataset import TEST_SEED, frame_seed, generate_frames  # noqa: E402
+from tensorrt_yolox_py.devkit.evaluate_frames import evaluate_frames  # noqa: E402
 from tensorrt_yolox_py.evaluation.report import latency_summary  # noqa: E402
 from tensorrt_yolox_py.params import DEFAULT_MODEL_PATH, make_config  # noqa: E402
 from tensorrt_yolox_py.pipeline import Detector  # noqa: E402
@@ -42,7 +42,7 @@ def model_facts(path: Path) -> dict:
     try:
         from tensorrt_yolox_py.model.complexity import count_complexity
         from tensorrt_yolox_py.model.yolox import build_model
-        from tensorrt_yolox_py.tools.train_demo import register_width_variant
+        from tensorrt_yolox_py.devkit.tools.train_demo import register_width_variant
 
         name = register_width_variant('yolox-s+-opt', 0.25)
         hw = tuple(int(v) for v in meta['input_hw'].split(','))
@@ -74,7 +74,7 @@ def main() -> int:
                 'no SPP), 8 Autoware classes, input 960x640',
         'training': {
             'command': train['command'],
-            'entry': 'python -m tensorrt_yolox_py.tools.train_demo (yolox_train_demo); '
+            'entry': 'python -m tensorrt_yolox_py.devkit.tools.train_demo (yolox_train_demo); '
                      'the H100 run: bash benchmarks/train_demo_device.sh 7.3',
             'export': 'yolox_train_demo --out DIR --input-size 640 960 --export-only '
                       'weights.pt',

@@ -11,7 +11,7 @@ if ls .whl_train/*.whl >/dev/null 2>&1; then
 fi
 nvidia-smi --query-gpu=name,memory.used,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, cv2, numpy, pycocotools; print('torch', torch.__version__, 'cv2', cv2.__version__, 'numpy', numpy.__version__)"
-PYTHONUNBUFFERED=1 timeout 565 python3 -m tensorrt_yolox_py.tools.train_demo --out "$OUT/run" \
+PYTHONUNBUFFERED=1 timeout 565 python3 -m tensorrt_yolox_py.devkit.tools.train_demo --out "$OUT/run" \
   --variant yolox-s+-opt --width 0.25 --input-size 640 960 --minutes "$MIN" --batch 64 --lr 2e-3 \
   --train-frames 12000 --start-frames 1000 --val-frames 300 --save-every 60 --log-every 20 \
   2>&1 | tee "$OUT/train.log"

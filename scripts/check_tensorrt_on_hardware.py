@@ -102,7 +102,7 @@ def test_images(folder: Optional[str], count: int, work: Path) -> List[np.ndarra
 
         return [load_image(p) for p in list_calibration_images(folder, count)]
     try:
-        from tensorrt_yolox_py.data.dataset import frame_seed, make_frame, TEST_SEED
+        from tensorrt_yolox_py.devkit.dataset import frame_seed, make_frame, TEST_SEED
     except ImportError:
         rng = np.random.default_rng(0)
         return [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(count)]
@@ -259,7 +259,7 @@ def run(argv: Optional[List[str]] = None, trt: Any = None,
             print(f'{key:>18}: {value}')
         model = Path(args.model) if args.model else DEFAULT_MODEL_PATH
         if not model.is_file():
-            from tensorrt_yolox_py.model.synthetic import make_planted_model
+            from tensorrt_yolox_py.devkit.synthetic import make_planted_model
 
             model = make_planted_model(work / 'planted.onnx')
             print(f'{"model":>18}: {model} (planted test model; pass --model for yours)')

@@ -66,7 +66,7 @@ def _console_script(name: str) -> List[str]:
     script = Path(sys.executable).parent / name
     if script.exists():
         return [str(script)]
-    return [sys.executable, '-c', f'from tensorrt_yolox_py.ros.lifecycle import {name}; '
+    return [sys.executable, '-c', f'from tensorrt_yolox_py.ros.entry_points import {name}; '
             f'{name}()']
 
 

@@ -36,7 +36,7 @@ from .backends.base import Backend
 from .errors import InputError, ModelContractError
 from .image import as_source
 from .labels import load_labels
-from .model.integrity import check_model_file
+from .onnx_model.integrity import check_model_file
 from .params import DetectorConfig
 from .stages.postprocess import Detections, Postprocessor
 from .stages.preprocess import CpuPreprocessor, LetterboxParams

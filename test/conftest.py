@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:
 @pytest.fixture(scope='session')
 def planted_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Hand-weighted 320x320 YOLOX-contract model: red cell -> CAR, green cell -> PEDESTRIAN."""
-    from tensorrt_yolox_py.model.synthetic import make_planted_model
+    from tensorrt_yolox_py.devkit.synthetic import make_planted_model
 
     return make_planted_model(tmp_path_factory.mktemp('models') / 'planted.onnx', (320, 320))
 

@@ -7,10 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from tensorrt_yolox_py.data.dataset import (TEST_SEED, TRAIN_SEED, VAL_SEED, frame_seed,
-                                            generate_frames, make_frame, seed_view, write_coco)
-from tensorrt_yolox_py.data.scene import SceneConfig
-from tensorrt_yolox_py.tools.make_dataset import main as make_dataset_main
+from tensorrt_yolox_py.devkit.dataset import (TEST_SEED, TRAIN_SEED, VAL_SEED, frame_seed,
+                                              generate_frames, make_frame, seed_view, write_coco)
+from tensorrt_yolox_py.devkit.scene import SceneConfig
+from tensorrt_yolox_py.devkit.tools.make_dataset import main as make_dataset_main
 
 SMALL = SceneConfig(width=480, height=320)
 
@@ -74,7 +74,7 @@ def test_coco_export_loads_in_pycocotools(tmp_path: Path) -> None:
 
 def test_coco_export_is_read_by_the_trainer(tmp_path: Path) -> None:
     pytest.importorskip('torch')
-    from tensorrt_yolox_py.model.train import load_coco
+    from tensorrt_yolox_py.devkit.train import load_coco
 
     frames = list(generate_frames([frame_seed(VAL_SEED, 7)], None, 1, SMALL))
     items, names = load_coco(write_coco(frames, str(tmp_path / 'c')))

@@ -8,12 +8,12 @@ import pytest
 
 pytest.importorskip('rosbags')
 
-from tensorrt_yolox_py.data.dataset import BAG_SEED, frame_seed, make_frame  # noqa: E402
+from tensorrt_yolox_py.devkit.dataset import BAG_SEED, frame_seed, make_frame  # noqa: E402
 from tensorrt_yolox_py.data.rosbag_io import (BagRecord, camera_frame_id,  # noqa: E402
                                               camera_topic, image_topics, read_images,
                                               write_image_bag)
-from tensorrt_yolox_py.data.scene_bag import write_scene_bag  # noqa: E402
-from tensorrt_yolox_py.data.scene import SceneConfig  # noqa: E402
+from tensorrt_yolox_py.devkit.scene_bag import write_scene_bag  # noqa: E402
+from tensorrt_yolox_py.devkit.scene import SceneConfig  # noqa: E402
 from tensorrt_yolox_py.errors import InputError  # noqa: E402
 from tensorrt_yolox_py.params import PACKAGE_DIR  # noqa: E402
 
@@ -91,8 +91,8 @@ def test_reading_a_bag_does_not_import_the_scene_generator() -> None:
     import sys
 
     code = ('import sys; import tensorrt_yolox_py.data.rosbag_io; '
-            'assert "tensorrt_yolox_py.data.scene" not in sys.modules; '
-            'assert "tensorrt_yolox_py.data.dataset" not in sys.modules')
+            'assert "tensorrt_yolox_py.devkit.scene" not in sys.modules; '
+            'assert "tensorrt_yolox_py.devkit.dataset" not in sys.modules')
     subprocess.run([sys.executable, '-c', code], check=True)
 
 

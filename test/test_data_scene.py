@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from tensorrt_yolox_py.data.scene import SceneConfig, SceneGenerator
-from tensorrt_yolox_py.data.sprites import CLASS_NAMES
+from tensorrt_yolox_py.devkit.scene import SceneConfig, SceneGenerator
+from tensorrt_yolox_py.devkit.sprites import CLASS_NAMES
 
 CLEAN = SceneConfig(width=960, height=640, effects=False, contact_shadows=False)
 

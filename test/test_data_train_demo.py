@@ -11,7 +11,7 @@ pytest.importorskip('onnxsim')
 
 
 def test_lr_schedule_warms_up_then_decays() -> None:
-    from tensorrt_yolox_py.tools.train_demo import lr_at_time
+    from tensorrt_yolox_py.devkit.tools.train_demo import lr_at_time
 
     lrs = [lr_at_time(p, 1e-3, 0.1, 0.05) for p in np.linspace(0, 1, 101)]
     assert lrs[0] < lrs[5] < lrs[10] == pytest.approx(1e-3)
@@ -21,7 +21,7 @@ def test_lr_schedule_warms_up_then_decays() -> None:
 
 def test_width_variant_is_registered_with_the_same_design() -> None:
     from tensorrt_yolox_py.model.yolox import VARIANTS
-    from tensorrt_yolox_py.tools.train_demo import register_width_variant
+    from tensorrt_yolox_py.devkit.tools.train_demo import register_width_variant
 
     name = register_width_variant('yolox-s+-opt', 0.25)
     assert name == 'yolox-s+-opt-w0.25'
@@ -35,7 +35,7 @@ def test_width_variant_is_registered_with_the_same_design() -> None:
 def test_train_demo_tiny_run_exports_a_working_model(tmp_path: Path) -> None:
     import onnxruntime as ort
 
-    from tensorrt_yolox_py.tools.train_demo import main
+    from tensorrt_yolox_py.devkit.tools.train_demo import main
 
     out = tmp_path / 'run'
     assert main(['--out', str(out), '--scene-size', '128', '192', '--input-size', '64', '96',

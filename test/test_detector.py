@@ -6,7 +6,7 @@ import pytest
 from tensorrt_yolox_py.backends import choose_backend
 from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend
 from tensorrt_yolox_py.errors import FileError, InputError, ModelContractError, ParameterError
-from tensorrt_yolox_py.model.synthetic import make_planted_model, planted_cell_box
+from tensorrt_yolox_py.devkit.synthetic import make_planted_model, planted_cell_box
 from tensorrt_yolox_py.params import make_config
 from tensorrt_yolox_py.pipeline import Detector
 

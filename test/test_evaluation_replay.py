@@ -11,12 +11,12 @@ import pytest
 pytest.importorskip('rosbags')
 pytest.importorskip('pycocotools')
 
-from tensorrt_yolox_py.data.dataset import coco_categories  # noqa: E402
+from tensorrt_yolox_py.devkit.dataset import coco_categories  # noqa: E402
 from tensorrt_yolox_py.data.rosbag_io import (BagRecord, GROUND_TRUTH_NAME,  # noqa: E402
                                               write_image_bag)
 from tensorrt_yolox_py.evaluation.replay import replay_bag  # noqa: E402
 from tensorrt_yolox_py.labels import DEFAULT_LABELS  # noqa: E402
-from tensorrt_yolox_py.model.synthetic import GREEN_CLASS, RED_CLASS  # noqa: E402
+from tensorrt_yolox_py.devkit.synthetic import GREEN_CLASS, RED_CLASS  # noqa: E402
 from tensorrt_yolox_py.params import make_config  # noqa: E402
 from tensorrt_yolox_py.pipeline import Detector  # noqa: E402
 from tensorrt_yolox_py.tools.demo import main as demo_main  # noqa: E402

@@ -53,7 +53,7 @@ def test_planted_scene_same_answer_on_gpu(planted_model):
 
 
 def test_demo_model_on_generated_scenes_same_detections_on_gpu():
-    from tensorrt_yolox_py.data.scene import SceneGenerator
+    from tensorrt_yolox_py.devkit.scene import SceneGenerator
 
     gpu, cpu = _detectors(backend='onnxruntime', score_threshold=0.5)
     generator = SceneGenerator()

@@ -10,7 +10,8 @@ onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')
 
 from tensorrt_yolox_py.errors import ModelContractError  # noqa: E402
-from tensorrt_yolox_py.model import complexity, export  # noqa: E402
+from tensorrt_yolox_py.devkit import export  # noqa: E402
+from tensorrt_yolox_py.model import complexity  # noqa: E402
 from tensorrt_yolox_py.model.yolox import (  # noqa: E402
     build_model, canonical_variant, ELANLayer, Focus, num_anchors, SPPBottleneck, VARIANTS)
 from tensorrt_yolox_py.stages.postprocess import make_anchors  # noqa: E402
@@ -187,8 +188,8 @@ def test_onnx_contract_names_shapes_and_metadata(exported_splus):
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta['yolox_variant'] == 'yolox-s+-opt' and meta['output_format'] == 'raw'
     assert meta['num_classes'] == '8' and meta['input_hw'] == '96,160'
-    # The content checksum is stamped at export and verifies (model/integrity.py).
-    from tensorrt_yolox_py.model import integrity
+    # The content checksum is stamped at export and verifies (onnx_model/integrity.py).
+    from tensorrt_yolox_py.onnx_model import integrity
 
     assert meta[integrity.CHECKSUM_KEY] == integrity.graph_sha256(proto)
     assert integrity.verify_model_file(path) == 'verified'
@@ -219,7 +220,7 @@ def test_onnxruntime_matches_pytorch(exported_splus):
 
 
 def test_export_cli_with_check(tmp_path, capsys):
-    from tensorrt_yolox_py.tools.export_model import main
+    from tensorrt_yolox_py.devkit.tools.export_model import main
 
     out = tmp_path / 'tiny.onnx'
     assert main(['--variant', 'yolox-tiny-test', '--num-classes', '3', '--input-size', '64',

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from tensorrt_yolox_py.errors import FileError
-from tensorrt_yolox_py.model import integrity
-from tensorrt_yolox_py.params import make_config
+from tensorrt_yolox_py.onnx_model import integrity
+from tensorrt_yolox_py.params import DEFAULT_MODEL_PATH, make_config
 from tensorrt_yolox_py.pipeline import Detector
+from tensorrt_yolox_py.tools import model_integrity
 
 onnx = pytest.importorskip('onnx')
-DEMO = Path(integrity.__file__).parent / 'data' / 'yolox_demo.onnx'
+DEMO = DEFAULT_MODEL_PATH
 
 
 def _largest_initializer(model):
@@ -63,14 +64,14 @@ def test_a_corrupted_model_is_refused_naming_the_file(stamped, tmp_path):
 
 
 def test_stamped_model_loads_and_says_so(stamped, caplog):
-    with caplog.at_level(logging.INFO, logger='tensorrt_yolox_py.model.integrity'):
+    with caplog.at_level(logging.INFO, logger='tensorrt_yolox_py.onnx_model.integrity'):
         with Detector.from_config(make_config({'model_path': str(stamped), 'device': 'cpu'})):
             pass
     assert 'checksum verified' in caplog.text
 
 
 def test_model_without_checksum_loads_with_a_note(planted_model, caplog):
-    with caplog.at_level(logging.INFO, logger='tensorrt_yolox_py.model.integrity'):
+    with caplog.at_level(logging.INFO, logger='tensorrt_yolox_py.onnx_model.integrity'):
         with Detector.from_config(make_config({'model_path': str(planted_model),
                                                'device': 'cpu'})) as detector:
             result = detector.detect(np.zeros((64, 64, 3), np.uint8))
@@ -101,8 +102,8 @@ def test_a_file_that_is_not_onnx_is_refused_naming_it(tmp_path, content):
 def test_command_line_verify_and_stamp(planted_model, stamped, tmp_path):
     copy = tmp_path / 'copy.onnx'
     copy.write_bytes(planted_model.read_bytes())
-    assert integrity.main(['stamp', str(copy)]) == 0
-    assert integrity.main(['verify', str(copy), str(stamped)]) == 0
+    assert model_integrity.main(['stamp', str(copy)]) == 0
+    assert model_integrity.main(['verify', str(copy), str(stamped)]) == 0
     bad = tmp_path / 'bad.onnx'
     _corrupt_weights(stamped, bad)
-    assert integrity.main(['verify', str(bad)]) == 1
+    assert model_integrity.main(['verify', str(bad)]) == 1

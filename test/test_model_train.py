@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip('torch')
 cv2 = pytest.importorskip('cv2')
 
-from tensorrt_yolox_py.model import train as train_mod  # noqa: E402
-from tensorrt_yolox_py.model.loss import simota_assign, YoloxLoss  # noqa: E402
+from tensorrt_yolox_py.devkit import train as train_mod  # noqa: E402
+from tensorrt_yolox_py.devkit.loss import simota_assign, YoloxLoss  # noqa: E402
 from tensorrt_yolox_py.model.yolox import HeadOutput, make_grids  # noqa: E402
 from tensorrt_yolox_py.stages.postprocess import Detections  # noqa: E402
 from tensorrt_yolox_py.stages.preprocess import preprocess_cpu  # noqa: E402
@@ -220,7 +220,7 @@ def _write_coco(folder, items, names):
 @pytest.mark.slow
 def test_yolox_train_cli_trains_exports_and_detects(tmp_path):
     from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from tensorrt_yolox_py.model.export import compare_with_onnxruntime, load_checkpoint
+    from tensorrt_yolox_py.devkit.export import compare_with_onnxruntime, load_checkpoint
     from tensorrt_yolox_py.pipeline import Detector
     from tensorrt_yolox_py.stages.postprocess import Postprocessor
     from tensorrt_yolox_py.stages.preprocess import CpuPreprocessor
@@ -232,7 +232,7 @@ def test_yolox_train_cli_trains_exports_and_detects(tmp_path):
     items, got_names = train_mod.load_coco(train_json)
     assert got_names == names and len(items) == 64 and items[0][2].tolist()[0] in (0, 1, 2)
     out = tmp_path / 'run'
-    from tensorrt_yolox_py.tools.train import main as train_main
+    from tensorrt_yolox_py.devkit.tools.train import main as train_main
 
     assert train_main(['--variant', 'yolox-tiny-test', '--input-size', '64', '64',
                        '--epochs', '24', '--batch', '16', '--lr', '4e-3', '--data',

@@ -121,7 +121,7 @@ def test_first_and_last_layers_stay_float(tmp_path, tiny_model, calib_images):
 
 
 def test_real_yolox_export_quantizes_every_conv_bias(tmp_path, calib_images):
-    export = pytest.importorskip('tensorrt_yolox_py.model.export')
+    export = pytest.importorskip('tensorrt_yolox_py.devkit.export')
     path = export.export_variant('yolox-tiny-test', str(tmp_path / 'yolox.onnx'), (64, 64))
     images = list_calibration_images(calib_images)
     result = quantize_static_qdq(path, tmp_path / 'q.onnx', images[:3], 'MinMax')

@@ -119,7 +119,7 @@ def test_fp16_without_io_types_has_float16_io(tmp_path, tiny_model):
 
 
 def test_fp16_of_a_real_yolox_keeps_resize_scales_float32(tmp_path, calib_images):
-    export = pytest.importorskip('tensorrt_yolox_py.model.export')
+    export = pytest.importorskip('tensorrt_yolox_py.devkit.export')
     path = export.export_variant('yolox-tiny-test', str(tmp_path / 'yolox.onnx'), HW)
     result = convert_fp16(path, tmp_path / 'fp16.onnx', tool='onnxruntime')
     model = onnx.load(str(result.output_path))

@@ -15,7 +15,7 @@ import pytest
 from tensorrt_yolox_py.backends import choose_backend, create_backend
 from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend
 from tensorrt_yolox_py.errors import InputError, ModelContractError, ParameterError
-from tensorrt_yolox_py.model.synthetic import make_planted_model
+from tensorrt_yolox_py.devkit.synthetic import make_planted_model
 from tensorrt_yolox_py.params import DEFAULT_MODEL_PATH, make_config
 from tensorrt_yolox_py.pipeline import Detector
 
@@ -24,7 +24,7 @@ pytest.importorskip('torch')
 
 from tensorrt_yolox_py.backends.torch_backend import (  # noqa: E402
     import_onnx2torch, resolve_precision, TorchBackend)
-from tensorrt_yolox_py.model.dynamic_batch import (  # noqa: E402
+from tensorrt_yolox_py.onnx_model.dynamic_batch import (  # noqa: E402
     batch_dim, check_dynamic_batch, has_dynamic_batch, make_dynamic_batch)
 
 
@@ -210,7 +210,7 @@ def test_unsimplified_export_converts(tmp_path):
     """torch's exporter without onnxsim feeds weights through Identity nodes; still converts."""
     import onnx
 
-    from tensorrt_yolox_py.model.export import export_variant
+    from tensorrt_yolox_py.devkit.export import export_variant
 
     path = tmp_path / 'raw.onnx'
     export_variant('yolox-tiny-test', str(path), (64, 64), num_classes=3, simplify=False)

@@ -4,7 +4,7 @@ Contract: see ``backends.base``. Input and output names, shapes and dtypes are r
 model and checked against the YOLOX contract at load time (``ModelContractError`` otherwise).
 Batch: a model whose input dimension 0 is symbolic takes 1..``max_batch`` images per call; with
 ``max_batch`` > 1 a batch-1 model is made dynamic in memory first
-(``model.dynamic_batch.make_dynamic_batch``), and ``capabilities.max_batch`` says what it got.
+(``onnx_model.dynamic_batch.make_dynamic_batch``), and ``capabilities.max_batch`` says what it got.
 """
 
 import logging
@@ -46,7 +46,7 @@ class OnnxRuntimeBackend(Backend):
                          if p in available]
         source: Union[str, bytes] = str(path)
         if max_batch > 1:
-            from ..model.dynamic_batch import dynamic_batch_bytes
+            from ..onnx_model.dynamic_batch import dynamic_batch_bytes
 
             source = dynamic_batch_bytes(path)
         try:

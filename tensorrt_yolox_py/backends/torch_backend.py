@@ -5,7 +5,7 @@ chosen (nothing else imports torch at run time).
 
 - ``TorchBackend(model_path, device='cuda:0' | 'cpu', precision='fp32' | 'fp16', max_batch=1,
   cuda_graph=False)``. The ONNX model is checked against the YOLOX contract, made
-  batch-dynamic in memory when ``max_batch`` > 1 (``model.dynamic_batch``), converted with
+  batch-dynamic in memory when ``max_batch`` > 1 (``onnx_model.dynamic_batch``), converted with
   ``onnx2torch.convert`` and run under ``torch.inference_mode``.
 - Precision: ``fp16`` on a CUDA device (compute capability >= 5.3) converts the module to half
   (``input_dtype`` becomes float16, so the CUDA preprocessor writes half directly); on the CPU
@@ -256,7 +256,7 @@ class TorchBackend(Backend):
             model = onnx.load(str(path))
         except Exception as exc:  # noqa: BLE001 - OSError, protobuf DecodeError, ...
             raise ModelContractError(f'{path}: cannot read the ONNX model: {exc}') from exc
-        from ..model.dynamic_batch import graph_inputs, has_dynamic_batch, make_dynamic_batch
+        from ..onnx_model.dynamic_batch import graph_inputs, has_dynamic_batch, make_dynamic_batch
 
         inputs = graph_inputs(model)
         outputs = list(model.graph.output)

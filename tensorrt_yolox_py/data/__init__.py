@@ -1,0 +1,1 @@
+"""Rosbag reading and writing of camera images (``rosbag_io``) and the sample bag."""

@@ -1,6 +1,6 @@
 """rosbag2 (mcap or sqlite3) writing and reading of camera images, with the pure-Python rosbags.
 
-Contract (generated scene bags are written by ``data.scene_bag``; reading a bag never imports
+Contract (generated scene bags are written by ``devkit.scene_bag``; reading a bag never imports
 the scene generator):
 
 - ``write_image_bag(path, records)`` records any ``BagRecord`` sequence as

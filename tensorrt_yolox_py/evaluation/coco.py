@@ -3,7 +3,7 @@
 Contract:
 
 - Ground truth is a COCO dict (``images``, ``annotations`` with ``bbox`` [x, y, w, h] in
-  pixels, ``iscrowd`` 0/1, ``categories``); category id = class id + 1 (``data.dataset``).
+  pixels, ``iscrowd`` 0/1, ``categories``); category id = class id + 1 (``devkit.dataset``).
   ``iscrowd: 1`` annotations are ignore regions: detections on them count neither as true
   nor as false positives (pycocotools semantics).
 - Detections are added per image as ``stages.postprocess.Detections`` (xyxy source pixels,
@@ -140,15 +140,3 @@ class CocoEvaluator:
             AP_large=_nan_to_none(stats[5]),
             per_class_AP=per_ap, per_class_AP50=per_ap50, num_images=len(ids),
             num_ground_truths=n_gt, num_detections=len(dets), pr_curves=curves)
-
-
-def ground_truth_from_frames(frames: Sequence, categories: Sequence[Mapping[str, object]]
-                             ) -> Dict[str, object]:
-    """Build a COCO ground-truth dict from ``data.dataset.Frame`` objects (ids 1..N)."""
-    from ..data.dataset import coco_dataset
-
-    entries = [({'id': i + 1, 'file_name': f'{f.seed}', 'width': int(f.image.shape[1]),
-                 'height': int(f.image.shape[0])}, f) for i, f in enumerate(frames)]
-    gt = coco_dataset(entries)
-    gt['categories'] = list(categories)
-    return gt

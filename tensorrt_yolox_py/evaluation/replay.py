@@ -8,7 +8,7 @@ Contract:
   ``detector.detect(source)`` on each message's ``SourceImage`` (a ``pipeline.Detector`` or
   anything with that method and a ``labels`` list) and collects the detections of the
   messages that have ground truth, found by (topic, header stamp) in the COCO ground truth
-  (image entries with ``topic`` and ``stamp_ns``, as ``data.scene_bag.write_scene_bag``
+  (image entries with ``topic`` and ``stamp_ns``, as ``devkit.scene_bag.write_scene_bag``
   writes them). Messages without ground
   truth are timed but not scored (counted in ``unlabelled``).
 - Timing per message: ``decode`` (bag read + CDR deserialisation + image view) and the

@@ -14,7 +14,7 @@ Contract of ``YOLOX.forward(images)``:
   h = exp(p3) * s), column 4 is sigmoid(objectness), columns 5: are sigmoid(class logits).
 - Train mode: ``HeadOutput(raw, grids, strides)`` with ``raw`` (B, N, 5 + C) holding the raw
   regression AND the raw objectness/class logits (no sigmoid), ``grids`` (N, 2) float32 (gx, gy)
-  and ``strides`` (N,) float32, in the same anchor order; this is what ``model.loss`` needs.
+  and ``strides`` (N,) float32, in the same anchor order; this is what ``devkit.loss`` needs.
 
 Variants (``VARIANTS``; build with ``build_model(name, num_classes, act)``):
 

@@ -1,6 +1,7 @@
 """Process life of the ROS entry points (``yolox_node``, ``yolox_multi_camera``).
 
-Start-up, spinning and shutdown are the same for both, so they live here once:
+Start-up, spinning and shutdown are the same for both (console scripts in ``entry_points``),
+so they live here once:
 
 - **Signals.** ``install_signal_handlers`` replaces Python's and rclpy's SIGINT/SIGTERM handling
   with one that only records the request (``STOP``) and never raises. rclpy is initialised
@@ -276,19 +277,3 @@ def exit_process(status: int) -> None:
     """Exit with ``status``, signals ignored from now on (``ignore_signals``)."""
     ignore_signals()
     sys.exit(status)
-
-
-def yolox_node() -> None:
-    """Console script ``yolox_node``: signal handlers first, then the heavy imports."""
-    install_signal_handlers()
-    from .node import main
-
-    exit_process(main())
-
-
-def yolox_multi_camera() -> None:
-    """Console script ``yolox_multi_camera``: signal handlers first, then the heavy imports."""
-    install_signal_handlers()
-    from .multi_camera import main
-
-    exit_process(main())

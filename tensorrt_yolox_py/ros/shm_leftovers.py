@@ -16,12 +16,11 @@ does too).
 
 - ``find_leftovers()``: the leftover files (segment, lock, port mutex) and their bytes.
 - ``warn_about_leftovers()``: one warning line with what to do, at the entry points' start.
-- ``python -m tensorrt_yolox_py.ros.shm_leftovers [--clean]``: list, or remove, them.
+- ``python -m tensorrt_yolox_py.tools.shm_leftovers [--clean]``: list, or remove, them.
 
 Only the standard library; on systems without /dev/shm or /proc/locks nothing is reported.
 """
 
-import argparse
 import logging
 import os
 import re
@@ -107,33 +106,6 @@ def warn_about_leftovers(logger: Optional[logging.Logger] = None) -> Dict[str, i
             '%d Fast DDS shared-memory file(s) in %s (%.0f MiB) belong to no running process '
             '(left by a process killed hard); they hold memory and make Fast DDS log '
             '"RTPS_TRANSPORT_SHM Error ... open_and_lock_file failed". Remove them with: '
-            'python -m tensorrt_yolox_py.ros.shm_leftovers --clean (or fastdds shm clean)',
+            'python -m tensorrt_yolox_py.tools.shm_leftovers --clean (or fastdds shm clean)',
             len(leftovers), SHM_DIR, size)
     return leftovers
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """List the leftovers, or remove them with ``--clean``."""
-    parser = argparse.ArgumentParser(
-        prog='python -m tensorrt_yolox_py.ros.shm_leftovers',
-        description='List (or remove) Fast DDS shared-memory files that no running process '
-        'owns.')
-    parser.add_argument('--clean', action='store_true', help='remove them')
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
-    leftovers = find_leftovers()
-    for path, size in leftovers.items():
-        LOGGER.info('%s (%d bytes)', path, size)
-    if args.clean:
-        removed = remove_leftovers(leftovers)
-        LOGGER.info('removed %d file(s), %.0f MiB', len(removed),
-                    sum(leftovers[p] for p in removed) / 2**20)
-    else:
-        LOGGER.info('%d leftover file(s), %.0f MiB%s', len(leftovers),
-                    sum(leftovers.values()) / 2**20, ' (remove them with --clean)'
-                    if leftovers else '')
-    return 0
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

@@ -5,7 +5,7 @@ from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
 
-from tensorrt_yolox_py.model.synthetic import CELL
+from tensorrt_yolox_py.devkit.synthetic import CELL
 
 MODEL_HW = (320, 320)  # the planted_model fixture's input size
 BACKGROUND = 40

@@ -25,14 +25,14 @@ CPU = ['-p', 'device:=cpu', '-p', 'preprocess_on_gpu:=false']
 def _run(entry: str, args: List[str]) -> subprocess.CompletedProcess:
     script = Path(sys.executable).parent / entry
     command = [str(script)] if script.exists() else [
-        sys.executable, '-c', f'from tensorrt_yolox_py.ros.lifecycle import {entry}; {entry}()']
+        sys.executable, '-c', f'from tensorrt_yolox_py.ros.entry_points import {entry}; {entry}()']
     return subprocess.run(command + args, env=subprocess_env(), capture_output=True, text=True,
                           timeout=120)
 
 
 @pytest.fixture(scope='module')
 def files(tmp_path_factory: pytest.TempPathFactory, planted_model: Path) -> dict:
-    from tensorrt_yolox_py.model import integrity
+    from tensorrt_yolox_py.onnx_model import integrity
 
     tmp = tmp_path_factory.mktemp('exit_status')
     stamped = tmp / 'stamped.onnx'

@@ -11,7 +11,7 @@ from ros_helpers import box_of, image_msg, planted_image, publish_until
 
 from tensorrt_yolox_py.errors import ParameterError
 from tensorrt_yolox_py.labels import DEFAULT_LABELS
-from tensorrt_yolox_py.model.synthetic import RED_CLASS
+from tensorrt_yolox_py.devkit.synthetic import RED_CLASS
 
 pytestmark = pytest.mark.ros
 

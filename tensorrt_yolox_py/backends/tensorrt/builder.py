@@ -45,7 +45,7 @@ Contract of ``prepare_engine(settings, trt=None, memory=None, progress=None)``:
   a TensorRT release without DLA support (10.8-10.16, 11.0-11.4.0; named in the message), or
   FP32 on the DLA stop with a ParameterError naming ``device`` / ``precision``.
 - Batch (``max_batch`` > 1, GPU only: cross-camera batching): the model to parse is made
-  batch-dynamic (``model.dynamic_batch``, cached beside the engines) and the engine gets one
+  batch-dynamic (``onnx_model.dynamic_batch``, cached beside the engines) and the engine gets one
   optimisation profile for batch 1..max_batch (opt = max_batch); implicit INT8 calibration
   runs at batch 1 through a calibration profile. ``max_batch`` is in the engine key and name.
 - Workspace (``set_memory_pool_limit(WORKSPACE)``) and a timing cache file per TensorRT version
@@ -454,7 +454,7 @@ class EngineBuild:
 
     def _dynamic_batch_model(self, onnx_path: Path) -> Path:
         """Write (once) and return the batch-dynamic copy of ``onnx_path``."""
-        from ...model.dynamic_batch import dynamic_batch_bytes
+        from ...onnx_model.dynamic_batch import dynamic_batch_bytes
 
         digest = engine_key({'model': file_sha256(onnx_path), 'kind': 'dynamic-batch'})[:12]
         path = self.cache_dir / f'{_safe(onnx_path.stem)}.dynbatch-{digest}.onnx'

@@ -17,14 +17,13 @@ Contract of ``make_dynamic_batch(model) -> model``:
 one at a time and returns the largest absolute difference (the caller decides the tolerance;
 float32 on the CPU gives 0 to ~1e-5). ``dynamic_batch_bytes(path)`` is what the backends load.
 
-Command line: ``python -m tensorrt_yolox_py.model.dynamic_batch IN.onnx OUT.onnx [--check N]``.
+Command line: ``python -m tensorrt_yolox_py.tools.dynamic_batch IN.onnx OUT.onnx [--check N]``.
 """
 
-import argparse
 import copy
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -194,25 +193,3 @@ def check_dynamic_batch(model: Any, batch: int = 4, seed: int = 0) -> float:
         raise ModelContractError(f'batched output {batched.shape} != stacked single outputs '
                                  f'{single.shape}')
     return float(np.abs(batched.astype(np.float64) - single.astype(np.float64)).max())
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Console entry: convert IN to a dynamic-batch OUT, optionally checking it."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('input')
-    parser.add_argument('output')
-    parser.add_argument('--check', type=int, default=0, metavar='N',
-                        help='compare batch N with N single runs in ONNX Runtime')
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
-    data = dynamic_batch_bytes(args.input)
-    Path(args.output).write_bytes(data)
-    if args.check > 0:
-        diff = check_dynamic_batch(data, args.check)
-        LOG.info('batch %d vs %d single runs: max abs difference %.3g', args.check,
-                 args.check, diff)
-    return 0
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

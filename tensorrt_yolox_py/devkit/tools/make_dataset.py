@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from ..data.dataset import (TEST_SEED, TRAIN_SEED, VAL_SEED, frame_seed, generate_frames,
-                            write_coco)
-from ..data.sprites import CLASS_NAMES
+from ..dataset import (TEST_SEED, TRAIN_SEED, VAL_SEED, frame_seed, generate_frames,
+                       write_coco)
+from ..sprites import CLASS_NAMES
 
 SPLITS = {'train': TRAIN_SEED, 'val': VAL_SEED, 'test': TEST_SEED}
 LOGGER = logging.getLogger('yolox_make_dataset')
@@ -90,8 +90,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     out = Path(args.out)
     start = time.perf_counter()
     if args.command == 'bag':
-        from ..data.rosbag_io import GROUND_TRUTH_NAME
-        from ..data.scene_bag import write_scene_bag
+        from ...data.rosbag_io import GROUND_TRUTH_NAME
+        from ..scene_bag import write_scene_bag
 
         if out.exists():
             LOGGER.error('%s exists already; rosbag2 writers never overwrite a bag', out)

@@ -44,7 +44,7 @@ from .._lazy import require
 from ..stages.preprocess import LetterboxParams, PAD_VALUE, preprocess_cpu
 from .export import export_onnx, load_checkpoint
 from .loss import YoloxLoss
-from .yolox import YOLOX, build_model, canonical_variant
+from ..model.yolox import YOLOX, build_model, canonical_variant
 
 torch = require('torch', 'YOLOX training', 'pip install "tensorrt_yolox_py[train]"')
 

@@ -22,9 +22,9 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
+from ..data.rosbag_io import (BagRecord, camera_frame_id, camera_topic, GROUND_TRUTH_NAME,
+                              write_image_bag)
 from .dataset import BAG_SEED, coco_dataset, Frame, frame_seed, make_frame
-from .rosbag_io import (BagRecord, camera_frame_id, camera_topic, GROUND_TRUTH_NAME,
-                        write_image_bag)
 from .scene import SceneConfig
 
 LOG = logging.getLogger(__name__)

@@ -12,13 +12,13 @@
   longer describes it). A mismatch or a file that is not ONNX raises ``FileError`` naming the
   file.
 
-Command line: ``python -m tensorrt_yolox_py.model.integrity {verify,stamp} FILE...``.
+Command line: ``python -m tensorrt_yolox_py.tools.model_integrity {verify,stamp} FILE...``.
 """
 
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any, List, Optional, Union
+from typing import Any, Union
 
 from .._lazy import require
 from ..errors import FileError
@@ -68,7 +68,7 @@ def verify_model(model: Any, path: Union[str, Path]) -> str:
         raise FileError(path, f'model file {path} fails its checksum (the weights or graph '
                         f'changed after export: a corrupted or altered file; expected '
                         f'{expected[:16]}..., got {actual[:16]}...). If you changed it on '
-                        f'purpose, re-stamp it: python -m tensorrt_yolox_py.model.integrity '
+                        f'purpose, re-stamp it: python -m tensorrt_yolox_py.tools.model_integrity '
                         f'stamp {path}')
     return 'verified'
 
@@ -110,31 +110,3 @@ def stamp_file(path: Union[str, Path], output: Union[str, Path, None] = None) ->
     digest = stamp(model)
     onnx.save(model, str(output or path))
     return digest
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """``verify`` or ``stamp`` ONNX files; exit status 1 when a file fails verification."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog='python -m tensorrt_yolox_py.model.integrity',
-                                     description='Verify or stamp the content checksum of '
-                                     'YOLOX ONNX models.')
-    parser.add_argument('action', choices=('verify', 'stamp'))
-    parser.add_argument('files', nargs='+')
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
-    status = 0
-    for path in args.files:
-        try:
-            if args.action == 'stamp':
-                LOG.info('%s: stamped %s', path, stamp_file(path))
-            else:
-                LOG.info('%s: %s', path, verify_model_file(path))
-        except FileError as exc:
-            LOG.error('%s', exc)
-            status = 1
-    return status
-
-
-if __name__ == '__main__':
-    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """Console script ``yolox_export``: export a YOLOX checkpoint (or random weights) to ONNX.
 
-A thin wrapper over ``tensorrt_yolox_py.model.export``; see that module for the contract of
+A thin wrapper over ``tensorrt_yolox_py.devkit.export``; see that module for the contract of
 the written file (input ``images`` [1,3,H,W] float32 BGR 0-255, output ``output`` [1,N,5+C]).
 """
 
@@ -40,7 +40,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Console entry point ``yolox_export``."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
-    from ..model import export
+    from .. import export
 
     path = export.export_variant(args.variant, args.out, tuple(args.input_size),
                                  num_classes=args.num_classes, act=args.act,

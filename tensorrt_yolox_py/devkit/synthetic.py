@@ -111,7 +111,7 @@ def make_planted_model(path: Union[str, Path], input_hw: Tuple[int, int] = (320,
         [helper.make_tensor_value_info('output', tp.FLOAT, [1, n_anchors, channels])],
         initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 18)],
-                              producer_name='tensorrt_yolox_py.model.synthetic')
+                              producer_name='tensorrt_yolox_py.devkit.synthetic')
     model.ir_version = 8
     onnx.checker.check_model(model)
     path = Path(path)

@@ -24,8 +24,8 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from .._lazy import require
 from ..errors import ModelContractError
-from . import integrity
-from .yolox import STRIDES, YOLOX, build_model, num_anchors
+from ..onnx_model import integrity
+from ..model.yolox import STRIDES, YOLOX, build_model, num_anchors
 
 torch = require('torch', 'ONNX export of the YOLOX model', 'pip install torch')
 

@@ -2,15 +2,25 @@
 
 Contract: ``evaluate_frames(detect, frames)`` calls ``detect(image)`` -> ``DetectionResult``
 (``pipeline.Detector.detect`` or any callable with that result) on each
-``data.dataset.Frame``, and returns ``(coco.CocoResult, timings)``: pycocotools metrics
+``devkit.dataset.Frame``, and returns ``(coco.CocoResult, timings)``: pycocotools metrics
 against the frames' own labels (ignored objects as ``iscrowd`` regions, category id = class id
 + 1) and the per-frame stage timings in ms.
 """
 
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Sequence, Tuple
 
-from ..data.dataset import coco_categories
-from .coco import CocoEvaluator, CocoResult, ground_truth_from_frames
+from ..evaluation.coco import CocoEvaluator, CocoResult
+from .dataset import coco_categories, coco_dataset
+
+
+def ground_truth_from_frames(frames: Sequence, categories: Sequence[Mapping[str, object]]
+                             ) -> Dict[str, object]:
+    """Build a COCO ground-truth dict from ``devkit.dataset.Frame`` objects (ids 1..N)."""
+    entries = [({'id': i + 1, 'file_name': f'{f.seed}', 'width': int(f.image.shape[1]),
+                 'height': int(f.image.shape[0])}, f) for i, f in enumerate(frames)]
+    gt = coco_dataset(entries)
+    gt['categories'] = list(categories)
+    return gt
 
 
 def evaluate_frames(detect: Callable, frames: Sequence, progress: bool = False,

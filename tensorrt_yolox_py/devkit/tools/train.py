@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from ..model.train import load_coco, split_items, TrainConfig, Trainer
+from ..train import load_coco, split_items, TrainConfig, Trainer
 
 
 def build_parser() -> argparse.ArgumentParser:

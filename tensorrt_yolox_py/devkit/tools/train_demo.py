@@ -36,10 +36,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._lazy import require
-from ..data.dataset import TRAIN_SEED, VAL_SEED, Frame, frame_seed, generate_frames
-from ..data.scene import SceneConfig
-from ..data.sprites import CLASS_NAMES
+from ..._lazy import require
+from ..dataset import TRAIN_SEED, VAL_SEED, Frame, frame_seed, generate_frames
+from ..scene import SceneConfig
+from ..sprites import CLASS_NAMES
 
 LOG = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ def export_weights(weights: str, out_path: str, input_hw: Tuple[int, int]) -> st
     """Export ``weights.pt`` to ONNX (simplified, the package's model contract)."""
     blob = variant_from_weights(weights)
     yolox = require('tensorrt_yolox_py.model.yolox', 'ONNX export', 'pip install torch')
-    export = require('tensorrt_yolox_py.model.export', 'ONNX export', 'pip install torch')
+    export = require('tensorrt_yolox_py.devkit.export', 'ONNX export', 'pip install torch')
     cfg = blob['config']
     model = yolox.build_model(str(cfg['variant']), int(cfg['num_classes']), str(cfg['act']))
     model.load_state_dict(blob['model'])
@@ -229,7 +229,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     t_start = time.time()
     torch = require('torch', 'the demo model training', 'pip install torch')
-    train_mod = require('tensorrt_yolox_py.model.train', 'the demo model training',
+    train_mod = require('tensorrt_yolox_py.devkit.train', 'the demo model training',
                         'pip install torch')
     variant = register_width_variant(args.variant, args.width)
     workers = args.workers or max((os.cpu_count() or 2) - 2, 1)

@@ -1,0 +1,1 @@
+"""Console scripts of the development kit: thin command-line adapters over ``devkit``."""
