@@ -20,7 +20,8 @@ Contract:
 
 The driver decides because a cuda-bindings major needs a driver of at least that CUDA major
 (13.x: driver 580+); NVRTC of the same major compiles the kernels, whose CUDA C uses nothing
-newer than CUDA 12 (``test/test_cuda_bindings_api.py`` holds the calls to both majors).
+newer than CUDA 12 (``test/platforms/test_platform_cuda_bindings.py`` holds the calls to both
+majors and compiles with both NVRTCs).
 """
 
 import argparse

@@ -114,3 +114,17 @@ def test_markers_pick_the_onnxruntime_python_310_has():
     assert 'onnxruntime>=1.20' in requirement_lines('requirements.txt', py310)
     assert 'onnxruntime>=1.32' not in requirement_lines('requirements.txt', py310)
     assert 'onnxruntime>=1.32' in requirement_lines('requirements.txt', py312)
+
+
+def test_the_platform_table_names_every_row_and_check():
+    text = (ROOT / 'docs' / 'platforms.md').read_text()
+    table = text.split('## The table', 1)[1].split('\n## ', 1)[0]
+    for row in ROWS:
+        for cuda in row.cuda:
+            named = f'`{row.name}-cuda{cuda}`' in table or f'`{row.name}-*`' in table
+            assert named, f'docs/platforms.md does not name the resolution check of {row.name}'
+    for name in ('test_platform_resolution.py', 'test_platform_python_floor.py',
+                 'test_platform_ros_api.py', 'test_platform_rosdep.py',
+                 'test_platform_cuda_bindings.py', 'test_platform_installed_wheel.py'):
+        assert f'`{name}`' in table and (Path(__file__).parent / name).is_file(), name
+    assert '(docs/platforms.md)' in (ROOT / 'README.md').read_text()
