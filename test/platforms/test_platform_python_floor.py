@@ -2,8 +2,9 @@
 
 vermin (requirements-dev.txt) reads the sources and reports the minimum Python each language
 feature and standard-library name needs; ``--target=3.10-`` fails on anything newer. What it
-checks: the installed code (the package, the launch files, setup.py). Third-party APIs are not
-its business (the rclpy / launch check and the resolution check cover those).
+checks: the installed code (the package, the launch files, setup.py) and the scripts, benchmarks
+and tests that run beside it on a Python 3.10 machine. Third-party APIs are not its business
+(the rclpy / launch check and the resolution check cover those).
 """
 
 import importlib.util
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKED = ('tensorrt_yolox_py', 'launch', 'setup.py')
+CHECKED = ('tensorrt_yolox_py', 'launch', 'setup.py', 'scripts', 'benchmarks', 'test')
 VERMIN = [sys.executable, '-c', 'import sys, vermin; sys.exit(vermin.main())',
           '--target=3.10-', '--violations', '--no-tips', '--eval-annotations',
           '--no-parse-comments', '--processes', '1']
