@@ -125,6 +125,7 @@ def test_the_platform_table_names_every_row_and_check():
             assert named, f'docs/platforms.md does not name the resolution check of {row.name}'
     for name in ('test_platform_resolution.py', 'test_platform_python_floor.py',
                  'test_platform_ros_api.py', 'test_platform_rosdep.py',
-                 'test_platform_cuda_bindings.py', 'test_platform_installed_wheel.py'):
+                 'test_platform_cuda_bindings.py', 'test_platform_installed_wheel.py',
+                 'test_platform_onnxruntime_floor.py', 'test_platform_runtime.py'):
         assert f'`{name}`' in table and (Path(__file__).parent / name).is_file(), name
     assert '(docs/platforms.md)' in (ROOT / 'README.md').read_text()
