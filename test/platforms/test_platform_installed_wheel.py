@@ -39,7 +39,8 @@ def tracked_files() -> list:
     if done.returncode == 0 and done.stdout:
         return [name for name in done.stdout.decode().split('\0')
                 if name and (ROOT / name).is_file()]
-    skip = {'.git', '.venv', 'build', 'install', 'log', '__pycache__', '.pytest_cache'}
+    skip = {'.git', '.venv', 'build', 'install', 'log', '__pycache__', '.pytest_cache',
+            '.device', '.whl', '.gl', 'out', 'output'}
     return [str(p.relative_to(ROOT)) for p in ROOT.rglob('*')
             if p.is_file() and not skip.intersection(p.relative_to(ROOT).parts)]
 
@@ -128,8 +129,13 @@ def fresh_env(tmp_path_factory, wheel) -> Path:
     purelib = subprocess.run([str(python), '-c', 'import sysconfig; '
                               'print(sysconfig.get_paths()["purelib"])'], capture_output=True,
                              text=True, check=True).stdout.strip()
-    shared = {sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib']}
-    (Path(purelib) / '_shared_third_party.pth').write_text('\n'.join(sorted(shared)) + '\n')
+    # This environment's package folders (a venv's, or a system Python's dist-packages), never
+    # the checkout: the package must come from the wheel.
+    shared = [sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib']] + [
+        entry for entry in sys.path if entry.endswith(('site-packages', 'dist-packages'))]
+    shared = [entry for entry in dict.fromkeys(shared)
+              if Path(entry).is_dir() and Path(entry).resolve() != ROOT]
+    (Path(purelib) / '_shared_third_party.pth').write_text('\n'.join(shared) + '\n')
     done = subprocess.run([sys.executable, '-m', 'pip', '--python', str(python), 'install',
                            '--no-deps', '--no-index', '--disable-pip-version-check', '-q',
                            str(wheel)], capture_output=True, text=True, timeout=300)
