@@ -103,8 +103,9 @@ def _tensorrt_usable(config: DetectorConfig) -> str:
     if config.device == 'cpu':
         return 'device=cpu'
     if not tensorrt_importable():
+        hint = jetson_tensorrt_hint()
         return ('the tensorrt Python module is not installed (install TensorRT 8.6, 10.x or '
-                '11.x, or use backend:=onnxruntime / device:=cpu)')
+                '11.x, or use backend:=onnxruntime / device:=cpu)' + (f'. {hint}' if hint else ''))
     return ''
 
 

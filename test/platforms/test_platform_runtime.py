@@ -82,6 +82,13 @@ def test_dla_on_a_jetson_without_tensorrt_says_why(jetson, planted_model):
     assert 'needs TensorRT' in str(info.value) and '--system-site-packages' in str(info.value)
 
 
+def test_explicit_tensorrt_on_a_jetson_without_it_says_why(jetson, planted_model):
+    config = make_config({'model_path': str(planted_model), 'backend': 'tensorrt'})
+    with pytest.raises(ParameterError) as info:
+        backends.choose_backend(config)
+    assert 'not installed' in str(info.value) and '--system-site-packages' in str(info.value)
+
+
 def test_auto_elsewhere_does_not_warn(tmp_path, monkeypatch, planted_model, caplog):
     monkeypatch.setattr(backends, 'TEGRA_RELEASE', tmp_path / 'absent')
     monkeypatch.setattr(backends, 'tensorrt_importable', lambda: False)
