@@ -18,6 +18,7 @@ the test asserts.
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -159,8 +160,17 @@ def nvrtc_dir() -> str:
 
 
 def fresh_environ(env: Path, home: Path) -> dict:
-    return {'PATH': f'{env / "bin"}:/usr/bin:/bin', 'HOME': str(home),
-            'LD_LIBRARY_PATH': nvrtc_dir()}
+    """This process's environment (the driver's library path kept), with the fresh venv first.
+
+    PYTHONPATH and PYTHONHOME are dropped so the checkout cannot be imported.
+    """
+    environ = {key: value for key, value in os.environ.items()
+               if key not in ('PYTHONPATH', 'PYTHONHOME', 'VIRTUAL_ENV')}
+    library = os.pathsep.join(p for p in (nvrtc_dir(), os.environ.get('LD_LIBRARY_PATH', ''))
+                              if p)
+    environ.update({'PATH': f'{env / "bin"}{os.pathsep}{os.environ.get("PATH", "/usr/bin")}',
+                    'HOME': str(home), 'LD_LIBRARY_PATH': library})
+    return environ
 
 
 def run_in(env: Path, code: str, cwd: Path) -> str:
@@ -261,10 +271,14 @@ def test_installed_wheel_runs_the_fused_kernel_on_the_gpu(fresh_env, tmp_path):
     On the GPU machine: ``python -m pytest -q -rA test/platforms/test_platform_installed_wheel.py
     -k gpu`` (the report is printed and written to ``$YOLOX_GPU_LOG`` when set).
     """
-    import os
+    from tensorrt_yolox_py.cuda import cuda_unavailable_reason
 
+    here = cuda_unavailable_reason(0)
     report = json.loads(run_in(fresh_env, GPU_CHECK, tmp_path).strip().splitlines()[-1])
     if 'unavailable' in report:
+        if here is None:
+            pytest.fail('CUDA works in this environment but not from the installed wheel: '
+                        f"{report['unavailable']}")
         pytest.skip(f"no usable CUDA here: {report['unavailable']}")
     text = json.dumps(report, indent=1)
     print(text)
