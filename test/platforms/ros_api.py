@@ -52,8 +52,11 @@ def _shape(call: ast.Call) -> Shape:
 class _Scanner(ast.NodeVisitor):
     """Collect one file's uses of the ROS packages' names."""
 
-    def __init__(self, used: Dict[str, Set[Shape]]):
+    def __init__(self, used: Dict[str, Set[Shape]],
+                 groups: Optional[Set[Tuple[str, ...]]] = None):
         self.used = used
+        self.groups = groups if groups is not None else set()
+        self.alternatives: Dict[str, Tuple[str, ...]] = {}   # local name -> its alternatives
         self.aliases: Dict[str, str] = {}   # local name -> 'module' or 'module:Name'
         self.other_imports: Set[str] = set()   # local names of any other imported module
         self.classes: List[Tuple[Set[str], List[str]]] = []   # (own methods, ROS bases)
@@ -80,6 +83,25 @@ class _Scanner(ast.NodeVisitor):
         for alias in node.names:
             self._add(f'{node.module}:{alias.name}')
             self.aliases[alias.asname or alias.name] = f'{node.module}:{alias.name}'
+
+    def visit_Try(self, node: ast.Try) -> None:
+        """``try: from a import X`` / ``except ImportError: from b import X``: alternatives."""
+        caught = {ast.unparse(h.type) for h in node.handlers if h.type is not None}
+        if caught & {'ImportError', 'ModuleNotFoundError', '(ImportError, AttributeError)'}:
+            found: Dict[str, List[str]] = {}
+            for block in [node.body] + [h.body for h in node.handlers]:
+                for statement in block:
+                    if (isinstance(statement, ast.ImportFrom) and statement.module
+                            and not statement.level
+                            and statement.module.split('.')[0] in PACKAGES):
+                        for alias in statement.names:
+                            found.setdefault(alias.asname or alias.name, []).append(
+                                f'{statement.module}:{alias.name}')
+            for local, names in found.items():
+                if len(names) > 1:
+                    self.alternatives[local] = tuple(sorted(set(names)))
+                    self.groups.add(self.alternatives[local])
+        self.generic_visit(node)
 
     def visit_Assign(self, node: ast.Assign) -> None:
         # rclpy = require('rclpy', ...): the lazy import helper
@@ -137,7 +159,10 @@ class _Scanner(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
         name = self._qualify(func)
-        if name:
+        if isinstance(func, ast.Name) and func.id in self.alternatives:
+            for alternative in self.alternatives[func.id]:
+                self._add(alternative, _shape(node))
+        elif name:
             self._add(name, _shape(node))
         elif isinstance(func, ast.Name) and func.id in self.aliases:
             self._add(self.aliases[func.id], _shape(node))
@@ -154,6 +179,17 @@ class _Scanner(ast.NodeVisitor):
         for child in ast.iter_child_nodes(node):
             if child is not func or not name:
                 self.visit(child)
+
+
+def alternatives(root: Path) -> Set[Tuple[str, ...]]:
+    """Return the groups of names imported as alternatives (``try`` / ``except ImportError``).
+
+    A distribution needs one name of each group (with every call binding), not all of them.
+    """
+    groups: Set[Tuple[str, ...]] = set()
+    for path in _files(root):
+        _Scanner({}, groups).visit(ast.parse(path.read_text(), str(path)))
+    return groups
 
 
 def used_names(root: Path) -> Dict[str, List[Shape]]:

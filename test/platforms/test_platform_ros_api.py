@@ -10,7 +10,8 @@ launch_ros from rolling at 3.7.1 / 0.28.0, the newest in the snapshot of GitHub 
 
 - every used name exists in every distribution, and each of its call shapes binds to the
   signature there (a method called on an object of unknown type counts where it binds to a
-  method of that name in Kilted);
+  method of that name in Kilted; of names imported as alternatives, ``try`` / ``except
+  ImportError``, one must);
 - a name the snapshots do not know (new code) fails with the command that regenerates them;
 - a return type that differs between distributions must be listed in ``REVIEWED`` with how
   the package copes (it once used Kilted's ``with rclpy.init():`` and Kilted's
@@ -63,34 +64,45 @@ def test_every_used_name_is_in_the_snapshots(used, snapshots):
                          f'regenerate them: {REGENERATE}')
 
 
+def problems_of(name, shapes, names, kilted):
+    """Return why ``name`` (with its call shapes) fails in the distribution ``names``."""
+    if name.startswith('*.'):
+        # A method of an object of unknown type: an rclpy / launch call only where it binds
+        # to a method of that name in Kilted's sources (what CI runs), e.g. not time.sleep.
+        shapes = [shape for shape in shapes if any(
+            ros_api.compatible(shape, sig)
+            for sig in ros_api.callable_signatures(kilted.get(name)))]
+        if not shapes:
+            return []
+    entry = names[name]
+    if entry is None:
+        return [f'{name}: not there']
+    signatures = ros_api.callable_signatures(entry)
+    if not signatures:
+        return []   # a value, module, property or class without its own __init__
+    return [f'{name}: a call with {shape[0]} positional and keywords {list(shape[1])} does '
+            f'not bind: {[s["params"] for s in signatures]}'
+            for shape in shapes if not any(ros_api.compatible(shape, sig)
+                                           for sig in signatures)]
+
+
 @pytest.mark.parametrize('distro', DISTROS)
 def test_every_used_name_exists_and_binds(used, snapshots, distro):
     names = snapshots[distro]['names']
     kilted = snapshots['kilted']['names']
     problems = []
+    groups = ros_api.alternatives(ROOT)
+    grouped = {name for group in groups for name in group}
+    for group in sorted(groups):
+        # imported as alternatives (try / except ImportError): one of them must do
+        found = [problems_of(name, used.get(name, []), names, kilted) for name in group
+                 if name in names]
+        if not any(not found_problems for found_problems in found):
+            problems.append(f'none of the alternatives {list(group)} works: {found}')
     for name, shapes in used.items():
-        if name not in names:
-            continue   # reported by test_every_used_name_is_in_the_snapshots
-        if name.startswith('*.'):
-            # A method of an object of unknown type: an rclpy / launch call only where it binds
-            # to a method of that name in Kilted's sources (what CI runs), e.g. not time.sleep.
-            shapes = [shape for shape in shapes if any(
-                ros_api.compatible(shape, sig)
-                for sig in ros_api.callable_signatures(kilted.get(name)))]
-            if not shapes:
-                continue
-        entry = names[name]
-        if entry is None:
-            problems.append(f'{name}: not in {distro}')
-            continue
-        signatures = ros_api.callable_signatures(entry)
-        if not signatures:
-            continue   # a value, module, property or class without its own __init__
-        for shape in shapes:
-            if not any(ros_api.compatible(shape, sig) for sig in signatures):
-                problems.append(f'{name}: a call with {shape[0]} positional and keywords '
-                                f'{list(shape[1])} does not bind in {distro}: '
-                                f'{[s["params"] for s in signatures]}')
+        if name not in names or name in grouped:
+            continue   # reported by test_every_used_name_is_in_the_snapshots / above
+        problems += problems_of(name, shapes, names, kilted)
     sources = snapshots[distro]['sources']
     assert not problems, f'{distro} ({sources}):\n' + '\n'.join(problems)
 
@@ -161,6 +173,16 @@ def test_the_scanner_reads_calls_on_self_and_on_imports(tmp_path):
         '    def go(self):\n'
         '        self.create_timer(1.0, self.go, autostart=False)\n'
         '        rclpy.spin_once(self, timeout_sec=0.1)\n')
+    (package / 'either.py').write_text(
+        'try:\n'
+        '    from rclpy.event_handler import SubscriptionEventCallbacks\n'
+        'except ImportError:\n'
+        '    from rclpy.qos_event import SubscriptionEventCallbacks\n\n'
+        'CALLBACKS = SubscriptionEventCallbacks(message_lost=print)\n')
     found = ros_api.used_names(tmp_path)
     assert found['rclpy.node:Node.create_timer'] == [(2, ('autostart',), False, False)]
     assert found['rclpy:spin_once'] == [(1, ('timeout_sec',), False, False)]
+    group = ('rclpy.event_handler:SubscriptionEventCallbacks',
+             'rclpy.qos_event:SubscriptionEventCallbacks')
+    assert ros_api.alternatives(tmp_path) == {group}
+    assert all(found[name] == [(0, ('message_lost',), False, False)] for name in group)
