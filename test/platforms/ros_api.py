@@ -182,7 +182,7 @@ class _Scanner(ast.NodeVisitor):
 
 
 def alternatives(root: Path) -> Set[Tuple[str, ...]]:
-    """Return the groups of names imported as alternatives (``try`` / ``except ImportError``).
+    """Return the groups of names imported as either-or (``try`` / ``except ImportError``).
 
     A distribution needs one name of each group (with every call binding), not all of them.
     """
