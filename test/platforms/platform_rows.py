@@ -6,8 +6,15 @@ release whose rosdep keys and rclpy / launch API apply. A test checks that docs/
 names every row and the check that holds it.
 """
 
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
 
 
 @dataclass(frozen=True)
@@ -41,3 +48,43 @@ ROWS = (
     Row('ubuntu24-kilted', '3.12', 'x86_64', (2, 39), ('12', '13'), 'kilted', 'noble'),
     Row('kilted-wheels', '3.11', 'x86_64', (2, 36), ('13',), 'kilted', None),
 )
+
+
+def check_folder(name: str) -> Path:
+    """Return a folder for packages a check installs once (outside any venv and the checkout).
+
+    ``$XDG_CACHE_HOME/tensorrt_yolox_py/platform-checks/<python>-<machine>/<name>`` (default
+    ``~/.cache``): compiled wheels fit one interpreter, so the folder names it.
+    """
+    base = Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache')
+    tag = f'{sys.implementation.cache_tag}-{platform.machine()}'
+    return base / 'tensorrt_yolox_py' / 'platform-checks' / tag / name
+
+
+def install_once(name: str, requirements: Sequence[str]) -> Path:
+    """Return ``check_folder(name)`` holding ``requirements`` (pip --target, no dependencies).
+
+    Installed on first use (from pip's cache or the package index; short network timeouts) into
+    a temporary sibling that is renamed into place, so parallel runs never see half a folder.
+    An install that fails raises AssertionError with pip's reason.
+    """
+    folder = check_folder(name)
+    if folder.is_dir():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f'.{name}-', dir=folder.parent))
+    try:
+        done = subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps',
+                               '--disable-pip-version-check', '--only-binary=:all:',
+                               '--timeout', '20', '--retries', '1', '--target', str(work),
+                               *requirements], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, (f'could not install {list(requirements)} (this check '
+                                      f"needs PyPI or pip's cache):\n{done.stderr[-2000:]}")
+        try:
+            os.rename(work, folder)
+        except OSError:
+            if not folder.is_dir():   # not a parallel run that finished first
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return folder

@@ -7,8 +7,9 @@
   cuda-bindings`` regenerates them).
 - The runtime kernels compile with NVRTC 13 (this environment, when installed) for Orin
   (sm_87), Hopper (sm_90) and Thor (sm_110), and with NVRTC 12 for Orin and Hopper: the CUDA 12
-  bindings and NVRTC are installed (from pip's cache or PyPI) into a folder kept in this venv
-  and the compile runs in a Python that sees only them (no GPU is needed to compile).
+  bindings and NVRTC are installed (from pip's cache or PyPI) into a cache folder
+  (``platform_rows.check_folder``) and the compile runs in a Python that sees only them (no
+  GPU is needed to compile).
 """
 
 import hashlib
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import cuda_api
+from platform_rows import install_once
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOTS = Path(__file__).resolve().parent / 'snapshots' / 'cuda_bindings'
@@ -111,21 +113,12 @@ def test_kernels_compile_with_this_environments_nvrtc():
 
 
 def cuda12_folder() -> Path:
-    """requirements-cuda12.txt's bindings + NVRTC in a folder of this venv (made once)."""
+    """requirements-cuda12.txt's bindings + NVRTC in a cache folder (made once)."""
     text = (ROOT / 'requirements-cuda12.txt').read_text()
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    folder = Path(sys.prefix) / 'share' / 'tensorrt_yolox_py-checks' / f'cuda12-{digest}'
-    if not (folder / '.complete').is_file():
-        requirements = [line.split('#', 1)[0].strip() for line in text.splitlines()]
-        requirements = [r for r in requirements if r and not r.startswith('cuda-core')]
-        done = subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps',
-                               '--disable-pip-version-check', '--only-binary=:all:',
-                               '--timeout', '20', '--retries', '1', '--target', str(folder),
-                               *requirements], capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, ('could not install the CUDA 12 bindings (this check '
-                                      f'needs PyPI or pip\'s cache):\n{done.stderr[-2000:]}')
-        (folder / '.complete').write_text(text)
-    return folder
+    requirements = [line.split('#', 1)[0].strip() for line in text.splitlines()]
+    wanted = [r for r in requirements if r and not r.startswith('cuda-core')]
+    return install_once(f'cuda12-{digest}', wanted)
 
 
 @pytest.mark.slow

@@ -2,7 +2,8 @@
 
 ONNX Runtime 1.32 has no Python 3.10 wheel, so JetPack 6 and Ubuntu 22.04 get 1.23.2
 (requirements.txt's marker). The real 1.23.2 is installed (from pip's cache or PyPI) into a
-folder kept in this venv and imported ahead of this environment's newer one; with it:
+cache folder (``platform_rows.check_folder``) and imported ahead of this environment's newer
+one; with it:
 
 - detection on the CPU finds the planted model's one object;
 - per-tensor calibration ranges (the ``ranges`` / DLA INT8 path, ONNX Runtime's histogram code)
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from platform_rows import install_once
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOOR = '1.23.2'
@@ -49,17 +52,7 @@ print(json.dumps(report))
 
 
 def floor_folder() -> Path:
-    folder = Path(sys.prefix) / 'share' / 'tensorrt_yolox_py-checks' / f'onnxruntime-{FLOOR}'
-    if not (folder / '.complete').is_file():
-        done = subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps',
-                               '--disable-pip-version-check', '--only-binary=:all:',
-                               '--timeout', '20', '--retries', '1', '--target', str(folder),
-                               f'onnxruntime=={FLOOR}'], capture_output=True, text=True,
-                              timeout=600)
-        assert done.returncode == 0, (f'could not install onnxruntime {FLOOR} (this check needs '
-                                      f'PyPI or pip\'s cache):\n{done.stderr[-2000:]}')
-        (folder / '.complete').write_text(FLOOR)
-    return folder
+    return install_once(f'onnxruntime-{FLOOR}', [f'onnxruntime=={FLOOR}'])
 
 
 @pytest.mark.slow
