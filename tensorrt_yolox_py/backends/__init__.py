@@ -13,7 +13,10 @@ A ``gpu`` or DLA device that nothing here can serve (no TensorRT, no CUDA torch,
 refused with the reasons (``ParameterError`` on ``device``) unless ``allow_cpu_fallback`` is
 true: then ONNX Runtime (or an explicitly requested torch) runs on the CPU and the reason
 starts with ``CPU_FALLBACK`` (logged as a warning). An explicit ``backend: onnxruntime`` is the
-user's own choice of the CPU, not a fallback.
+user's own choice of the CPU, not a fallback. On a Jetson (``/etc/nv_tegra_release``) where
+``auto`` finds no ``tensorrt`` module, ``create_backend`` warns with the fix
+(``jetson_tensorrt_hint``), and a refusal names it: JetPack's TensorRT lives in the system
+Python, which a venv sees only with system site packages.
 """
 
 import ctypes
@@ -74,12 +77,42 @@ def cuda_gpu_count() -> int:
     return 0
 
 
+#: L4T's release file: present on every Jetson (JetPack), absent elsewhere.
+TEGRA_RELEASE = Path('/etc/nv_tegra_release')
+#: Where apt's python3-libnvinfer (JetPack) installs the tensorrt module.
+SYSTEM_DIST_PACKAGES = Path('/usr/lib/python3/dist-packages')
+
+
+def jetson_release() -> str:
+    """Return the first line of L4T's release file ('' when this is not a Jetson)."""
+    try:
+        return TEGRA_RELEASE.read_text(errors='replace').splitlines()[0].strip('# ').strip()
+    except (OSError, IndexError):
+        return ''
+
+
+def jetson_tensorrt_hint() -> str:
+    """Return why a Jetson's TensorRT is not importable here and the fix ('' if not a Jetson)."""
+    release = jetson_release()
+    if not release:
+        return ''
+    system = SYSTEM_DIST_PACKAGES / 'tensorrt'
+    where = (f'{system} exists (apt python3-libnvinfer) but this Python ({sys.executable}) does '
+             'not see it' if system.is_dir() else
+             'apt python3-libnvinfer is not installed (sudo apt-get install python3-libnvinfer)')
+    return (f'Jetson ({release}): import tensorrt fails: {where}. JetPack\'s TensorRT is in the '
+            'system Python: run in it (colcon workspace) or in a venv made with '
+            '--system-site-packages (scripts/setup.sh does that on a Jetson); '
+            'see docs/platforms.md')
+
+
 def _tensorrt_usable(config: DetectorConfig) -> str:
     if config.device == 'cpu':
         return 'device=cpu'
     if not tensorrt_importable():
+        hint = jetson_tensorrt_hint()
         return ('the tensorrt Python module is not installed (install TensorRT 8.6, 10.x or '
-                '11.x, or use backend:=onnxruntime / device:=cpu)')
+                '11.x, or use backend:=onnxruntime / device:=cpu)' + (f'. {hint}' if hint else ''))
     return ''
 
 
@@ -185,7 +218,8 @@ def _cpu_fallback(config: DetectorConfig, name: str, reasons: List[str]) -> Tupl
     Running a gpu or DLA camera on the CPU is the user's decision (``allow_cpu_fallback``):
     refused by default, with the reasons and both fixes.
     """
-    why = '; '.join(reasons) or 'no GPU backend'
+    hint = jetson_tensorrt_hint() if not tensorrt_importable() else ''
+    why = '; '.join(reasons + ([hint] if hint else [])) or 'no GPU backend'
     if not config.allow_cpu_fallback:
         raise ParameterError('device', f"'{config.device}' cannot run here ({why}); set "
                              'allow_cpu_fallback:=true to run on the CPU instead, or '
@@ -197,6 +231,10 @@ def _cpu_fallback(config: DetectorConfig, name: str, reasons: List[str]) -> Tupl
 def create_backend(config: DetectorConfig) -> Backend:
     """Build the backend chosen by ``choose_backend`` and log the choice and its reason."""
     name, reason = choose_backend(config)
+    if config.backend == 'auto' and name != 'tensorrt' and config.device != 'cpu':
+        hint = jetson_tensorrt_hint() if not tensorrt_importable() else ''
+        if hint:
+            LOGGER.warning('%s; backend auto falls back to %s', hint, name)
     if reason.startswith(CPU_FALLBACK):
         LOGGER.warning('inference backend: %s (%s)', name, reason)
     else:
@@ -205,5 +243,5 @@ def create_backend(config: DetectorConfig) -> Backend:
 
 
 __all__: Any = ['Backend', 'BackendEntry', 'CPU_FALLBACK', 'REGISTRY', 'choose_backend',
-                'create_backend', 'cuda_gpu_count', 'module_findable', 'register',
-                'tensorrt_importable']
+                'create_backend', 'cuda_gpu_count', 'jetson_tensorrt_hint', 'module_findable',
+                'register', 'tensorrt_importable']

@@ -156,9 +156,10 @@ def init_ros(args: Optional[List[str]]) -> Any:
     The package's Fast DDS profile is applied first unless the user chose one
     (``dds_profile``), and Fast DDS shared-memory leftovers of killed processes are reported
     (``shm_leftovers``). An unknown flag after ``--ros-args`` is a ``UsageError``. Returns the
-    context manager of ``rclpy.init`` (use it in a ``with``). rcl prints its own "Failed to
-    parse global arguments" log on stderr before raising; that output is held back and shown
-    only when init succeeds, so a bad argument gives exactly one line.
+    context manager of ``rclpy.init`` (use it in a ``with``; where ``init`` returns None,
+    Humble and Jazzy, one that calls ``try_shutdown``). rcl prints its own "Failed to parse
+    global arguments" log on stderr before raising; that output is held back and shown only
+    when init succeeds, so a bad argument gives exactly one line.
     """
     import rclpy
     from rclpy.impl.implementation_singleton import rclpy_implementation
@@ -194,7 +195,22 @@ def init_ros(args: Optional[List[str]]) -> Any:
         held.seek(0)
         sys.stderr.write(held.read().decode(errors='replace'))
         sys.stderr.flush()
-    return manager
+    # Kilted's rclpy.init returns a context manager that shuts rclpy down on exit; Humble's
+    # and Jazzy's return None (test/platforms: the rclpy API of the three distributions).
+    return manager if manager is not None else _ShutdownOnExit(rclpy)
+
+
+class _ShutdownOnExit:
+    """``rclpy.init``'s context manager for rclpy releases whose ``init`` returns None."""
+
+    def __init__(self, rclpy: Any):
+        self._rclpy = rclpy
+
+    def __enter__(self) -> '_ShutdownOnExit':
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._rclpy.try_shutdown()
 
 
 def spin_until_stopped(nodes: Iterable[Any], context: Any = None,
@@ -206,11 +222,13 @@ def spin_until_stopped(nodes: Iterable[Any], context: Any = None,
     and then the context. An exception from a callback is re-raised here.
     """
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.task import Future
 
     executor = SingleThreadedExecutor(context=context)
     for node in nodes:
         executor.add_node(node)
-    done = executor.create_future()
+    # What Kilted's Executor.create_future does; Humble's and Jazzy's executors lack it.
+    done = Future(executor=executor)
     failure: List[BaseException] = []
 
     def spin() -> None:

@@ -33,8 +33,10 @@ Contract of ``prepare_engine(settings, trt=None, memory=None, progress=None)``:
   same calibration method, parsed instead of the float model), ``ranges`` (per-tensor ranges
   from ONNX Runtime calibration, set with ``set_dynamic_range``), ``model-qdq`` (the model
   already has Q/DQ nodes). ``auto``: TensorRT < 10.1 -> implicit; >= 10.1 (implicit
-  calibration deprecated) -> explicit on the GPU; on the DLA (which takes only the Entropy2
-  calibrator) -> implicit for Entropy on < 10.1, else ranges, which keeps MinMax / percentile.
+  calibration deprecated) -> explicit on the GPU (implicit, with a warning, where ONNX Runtime
+  is older than 1.32 and cannot write the Q/DQ model: Python 3.10); on the DLA (which takes
+  only the Entropy2 calibrator) -> implicit for Entropy on < 10.1, else ranges, which keeps
+  MinMax / percentile.
   TensorRT 11: ``typed-qdq`` (the Q/DQ model above); ``implicit`` / ``ranges`` are refused.
 - ``quantize_first_layer`` / ``quantize_last_layer`` true (Autoware's meaning: "set the
   operating precision for the first (input) / last layer to be fp16"): those weighted layers
@@ -67,7 +69,7 @@ from ...errors import ModelContractError, ParameterError
 from ...params import DetectorConfig, PARAMS
 from ...quantization.images import fingerprint, list_calibration_images
 from ...quantization.clip import CLIP_RECIPE_VERSION
-from ...quantization.static import CALIBRATION_VERSION
+from ...quantization.static import CALIBRATION_CACHE_ORT, CALIBRATION_VERSION
 from ..base import check_io_contract
 from ... import trust
 from ...trust import write_atomic
@@ -214,8 +216,13 @@ def model_has_qdq(path: Path) -> bool:
 
 
 def plan_int8(settings: EngineSettings, version: Tuple[int, int, int],
-              model_qdq: bool) -> Int8Plan:
-    """Choose the INT8 path (see the module contract) and say why."""
+              model_qdq: bool, qdq_writable: Optional[bool] = None) -> Int8Plan:
+    """Choose the INT8 path (see the module contract) and say why.
+
+    ``qdq_writable``: whether ONNX Runtime can write a Q/DQ model from calibrated ranges (None:
+    ask the installed one). Where it cannot (ONNX Runtime < 1.32: Python 3.10), ``auto`` on
+    TensorRT 10.1+ takes the implicit calibrator instead of ``explicit`` and warns.
+    """
     dla = settings.dla_core >= 0
     algo = settings.calibration_algorithm
     mode = settings.int8_mode
@@ -260,6 +267,15 @@ def plan_int8(settings: EngineSettings, version: Tuple[int, int, int],
                                if deprecated else '')
                             + f': {algo} ranges calibrated by ONNX Runtime are set as explicit '
                             'dynamic ranges', algo, True)
+        if deprecated and not _qdq_writable(qdq_writable):
+            LOGGER.warning('int8_mode auto on TensorRT %s would write a Q/DQ model, which needs '
+                           'onnxruntime>=%s (Python 3.11+; the newest for Python 3.10 is '
+                           '1.23.2); using implicit calibration (deprecated since 10.1) instead',
+                           vtext, CALIBRATION_CACHE_ORT)
+            return Int8Plan('implicit', f'TensorRT {vtext}: explicit quantization needs '
+                            f'onnxruntime>={CALIBRATION_CACHE_ORT}, not installed here: implicit '
+                            f'calibration with {CALIBRATOR_NAMES[algo]} (deprecated since 10.1)',
+                            algo, True)
         if deprecated:
             return Int8Plan('explicit', f'TensorRT {vtext} deprecates implicit calibration '
                             '(10.1+): explicit quantization with a Q/DQ model from ONNX Runtime '
@@ -278,6 +294,14 @@ def plan_int8(settings: EngineSettings, version: Tuple[int, int, int],
                'explicit': f'explicit quantization: Q/DQ model from ONNX Runtime ({algo})',
                'ranges': f'{algo} ranges calibrated by ONNX Runtime, set as dynamic ranges'}
     return Int8Plan(mode, f'int8_mode={mode} was requested: {reasons[mode]}', algo, True)
+
+
+def _qdq_writable(known: Optional[bool]) -> bool:
+    if known is not None:
+        return known
+    from ...quantization.static import calibration_cache_supported
+
+    return calibration_cache_supported()
 
 
 def _safe(text: str) -> str:
