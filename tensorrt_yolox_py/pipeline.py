@@ -106,6 +106,7 @@ class Detector:
             fmt = backend.configure_decode(postprocessor.score_threshold,
                                            postprocessor.output_format)
             postprocessor.output_format = fmt
+            backend.prepare()   # capture (compile) every batch size before the first frame
 
     @classmethod
     def from_config(cls, config: DetectorConfig, backend: Optional[Backend] = None

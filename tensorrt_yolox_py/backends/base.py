@@ -98,6 +98,11 @@ class Backend(abc.ABC):
         """
         raise NotImplementedError(f'{self.name} backend has no device input')
 
+    def prepare(self, batches: Optional[Any] = None) -> Dict[int, bool]:
+        """Build what the batch sizes need ahead of the first frame (the torch backend's
+        compiled / captured work); returns batch -> captured. Nothing to do by default."""
+        return {}
+
     def device_lock(self) -> Any:
         """A context manager held while a caller writes the backend's static device input
         (``input_buffer``) and runs on it, so that callers sharing the backend do not
