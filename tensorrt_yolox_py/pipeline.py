@@ -63,8 +63,13 @@ class DetectionResult:
 
 
 def make_preprocessor(config: DetectorConfig, backend: Backend) -> Preprocessor:
-    """Return the CUDA preprocessor when asked for and a GPU is there, else the CPU one."""
-    if config.preprocess_on_gpu:
+    """Return the CUDA preprocessor when asked for and a GPU is there, else the CPU one.
+
+    ``device: cpu`` always preprocesses on the CPU (and never probes CUDA).
+    """
+    if config.device == 'cpu':
+        LOGGER.info('preprocessing: CPU reference (device is cpu)')
+    elif config.preprocess_on_gpu:
         reason = ''
         try:
             from .cuda.preprocess import CudaPreprocessor, cuda_unavailable_reason
@@ -102,6 +107,7 @@ class Detector:
         if self._device_decode:
             postprocessor.output_format = backend.configure_decode(
                 postprocessor.score_threshold, postprocessor.output_format)
+            backend.prepare()   # capture (compile) every batch size before the first frame
 
     @classmethod
     def from_config(cls, config: DetectorConfig, backend: Optional[Backend] = None

@@ -157,6 +157,11 @@ class Backend(abc.ABC):
         """The static device input for ``batch`` images (``capabilities.device_decode``)."""
         return None
 
+    def prepare(self, batches: Optional[Any] = None) -> Dict[int, bool]:
+        """Build what the batch sizes need ahead of the first frame (the torch backend's
+        compiled / captured work); returns batch -> captured. Nothing to do by default."""
+        return {}
+
     def device_lock(self) -> Any:
         """Held while a caller writes ``input_tensor`` and runs on it (re-entrant; a null
         context for backends without a static input)."""

@@ -46,6 +46,7 @@ import logging
 import os
 import sys
 import threading
+import time
 import types
 from dataclasses import replace
 from pathlib import Path
@@ -492,14 +493,20 @@ class TorchBackend(Backend):
     def prepare(self, batches: Optional[Sequence[int]] = None) -> Dict[int, bool]:
         """Build (convert, compile, capture) the given batch sizes now; return captured-ness.
 
-        Default: every batch size 1..max_batch (``build_only`` and warm starts use this).
+        Default: every batch size 1..max_batch (start-up, ``build_only`` and warm starts use
+        this); one log line per batch size with its time (compilation can take minutes the
+        first time, then comes from the cache).
         """
         batches = list(batches or range(1, self.capabilities.max_batch + 1))
         with self._lock:
             for batch in batches:
+                start = time.perf_counter()
                 self._runner.slot(batch)
                 if self.device.type == 'cuda':
                     self._runner.run(batch, self._stream, decoded=False)
+                LOGGER.info('torch backend: batch %d ready in %.1f s (%s)', batch,
+                            time.perf_counter() - start,
+                            'CUDA graph' if self._runner.captured(batch) else 'eager')
         return {b: self._runner.captured(b) for b in batches}
 
     @property
