@@ -21,11 +21,11 @@ python3 -c "import torch, onnx, triton; print('torch', torch.__version__, 'cuda'
 for STEP in ${STEPS//,/ }; do
   case "$STEP" in
     tests)
-      timeout 300 python3 -X faulthandler -m pytest -q -rs -p no:cacheprovider test/test_gpu_torch.py \
+      timeout ${TESTS_S:-300} python3 -X faulthandler -m pytest -q -rs -p no:cacheprovider test/test_gpu_torch.py \
         test/test_gpu_pipeline.py test/test_torch_backend.py test/test_torch_static.py \
         2>&1 | tee "$OUT/gpu_tests_captured_$TAG.log" ;;
     bench)
-      timeout 330 python3 benchmarks/bench_gpu_captured.py --tag "$TAG" --out "$OUT" \
+      timeout ${BENCH_S:-330} python3 benchmarks/bench_gpu_captured.py --tag "$TAG" --out "$OUT" $BENCH_ARGS \
         --cache-dir /tmp/tyx_cache 2>&1 | tee "$OUT/bench_$TAG.log" | grep -v "^20..-" | tail -40 ;;
     compile)
       # backend first (batch 1, then 8), then the anchor; each under its own limit
