@@ -168,7 +168,7 @@ class Detector:
 
     def _detect_decoded(self, sources: Sequence[SourceImage], timer: StageTimer, start: float
                         ) -> List[DetectionResult]:
-        """The device-decode chunk (see the module contract)."""
+        """Run one chunk on the device-decode path (see the module contract)."""
         with self.backend.device_lock():   # the static input is shared by the backend's users
             with timer.stage('preprocess'):
                 tensor, letterboxes = self.preprocessor.run(

@@ -154,17 +154,21 @@ class Backend(abc.ABC):
         raise NotImplementedError(f'{self.name} backend does not decode on the device')
 
     def input_tensor(self, batch: int) -> Optional[DeviceTensor]:
-        """The static device input for ``batch`` images (``capabilities.device_decode``)."""
+        """Return the static device input for ``batch`` images (``capabilities.device_decode``)."""
         return None
 
     def prepare(self, batches: Optional[Any] = None) -> Dict[int, bool]:
-        """Build what the batch sizes need ahead of the first frame (the torch backend's
-        compiled / captured work); returns batch -> captured. Nothing to do by default."""
+        """Build what the batch sizes need before the first frame; return batch -> captured.
+
+        The torch backend compiles / captures its work here; nothing to do by default.
+        """
         return {}
 
     def device_lock(self) -> Any:
-        """Held while a caller writes ``input_tensor`` and runs on it (re-entrant; a null
-        context for backends without a static input)."""
+        """Return the lock held while a caller writes ``input_tensor`` and runs on it.
+
+        Re-entrant; a null context for backends without a static input.
+        """
         return contextlib.nullcontext()
 
     @abc.abstractmethod
