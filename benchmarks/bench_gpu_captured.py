@@ -82,7 +82,7 @@ def wall_ms(fn: Callable[[], Any], reps: int, warmup: int = 5) -> Dict[str, floa
 
 
 def anchor_module(variant: str, device: str, dtype: Any, channels_last: bool) -> Any:
-    """The package's PyTorch model with the export's weights (seed 0), BN folded by hand."""
+    """Return the package's PyTorch model with the export's weights, BN folded by hand."""
     import torch
     from torch.nn.utils.fusion import fuse_conv_bn_eval
     from tensorrt_yolox_py.model.yolox import BaseConv, build_model
@@ -300,7 +300,7 @@ def profile_frames(det: Any, image: np.ndarray, frames: int = 50) -> Dict[str, A
 
 
 def warm_start(model_path: Path, var: Dict[str, Any], cache_dir: Path) -> Dict[str, Any]:
-    """A new process: construct + configure + prepare batches 1 and 8 with the warm cache."""
+    """Time a new process: construct, configure, prepare batches 1 and 8 (warm cache)."""
     code = (
         'import time,sys; t=time.perf_counter(); '
         'from tensorrt_yolox_py.backends.torch_backend import TorchBackend as T; '
@@ -318,7 +318,7 @@ def warm_start(model_path: Path, var: Dict[str, Any], cache_dir: Path) -> Dict[s
 
 
 def evaluate(report: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """The issue's targets: value, target, met or missed by how much."""
+    """Return the issue's targets: value, limit, met or missed by how much."""
     rows = report['rows']
     out = []
 
@@ -372,7 +372,7 @@ def evaluate(report: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 
 def markdown(report: Dict[str, Any]) -> str:
-    """The results as Markdown."""
+    """Return the results as Markdown."""
     m = report['machine']
     lines = [f"# Captured GPU inference ({report['tag']})", '',
              f"Measured {m['date_utc']} on {m['host']}: GPU {m['gpu']}, CPU {m['cpu']} "

@@ -99,14 +99,18 @@ class Backend(abc.ABC):
         raise NotImplementedError(f'{self.name} backend has no device input')
 
     def prepare(self, batches: Optional[Any] = None) -> Dict[int, bool]:
-        """Build what the batch sizes need ahead of the first frame (the torch backend's
-        compiled / captured work); returns batch -> captured. Nothing to do by default."""
+        """Build what the batch sizes need before the first frame; return batch -> captured.
+
+        The torch backend compiles / captures its work here; nothing to do by default.
+        """
         return {}
 
     def device_lock(self) -> Any:
-        """A context manager held while a caller writes the backend's static device input
-        (``input_buffer``) and runs on it, so that callers sharing the backend do not
-        overwrite each other's input (re-entrant; a null context for other backends)."""
+        """Return the lock held while a caller writes the static device input and runs on it.
+
+        Callers sharing the backend (``input_buffer``) then do not overwrite each other's
+        input; re-entrant; a null context for other backends.
+        """
         return contextlib.nullcontext()
 
     def close(self) -> None:

@@ -404,7 +404,7 @@ class TorchBackend(Backend):
         return graph
 
     def _plain_fn(self, batch: int) -> Any:
-        """The uncompiled network for ``batch`` images."""
+        """Return the uncompiled network for ``batch`` images."""
         if self.converter == 'static':
             return self._static_graph(batch).forward
         return self._onnx2torch_module()
@@ -420,7 +420,7 @@ class TorchBackend(Backend):
         return 'nhwc' if self.channels_last else 'nchw'
 
     def _network(self, batch: int) -> Any:
-        """The network for ``batch`` images: static graph (compiled) or onnx2torch module."""
+        """Return the network for ``batch`` images: static graph (compiled) or onnx2torch."""
         torch = self._torch
         fn = self._plain_fn(batch)
         if self.compile_mode == 'off':
@@ -517,7 +517,7 @@ class TorchBackend(Backend):
         return self._runner.captured(batch)
 
     def device_lock(self) -> Any:
-        """The backend's re-entrant lock (see ``Backend.device_lock``)."""
+        """Return the backend's re-entrant lock (see ``Backend.device_lock``)."""
         return self._lock
 
     def input_buffer(self, batch: int) -> Tuple[int, str]:

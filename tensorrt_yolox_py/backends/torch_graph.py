@@ -158,7 +158,7 @@ def convert_static(model: Any, batch: int, device: Any, dtype: Any,
     by_id = {id(value): name for name, value in host.items()}
 
     def const(array: np.ndarray) -> Any:
-        """A host constant as a device tensor (floating -> the compute dtype)."""
+        """Return a host constant as a device tensor (floating -> the compute dtype)."""
         name = by_id.get(id(array))
         if name is not None and name in shared:
             return shared[name]
