@@ -182,3 +182,38 @@ def test_captured_model_on_the_cpu_runs_network_and_decode(demo_dynamic):
     w2 = [s for s in graphs[2].steps if s[2][0].endswith('Conv_output_0')][0][0]
     w1 = [s for s in graphs[1].steps if s[2][0].endswith('Conv_output_0')][0][0]
     assert w1.__defaults__[0] is w2.__defaults__[0]
+
+
+@pytest.mark.parametrize('decoded', [False, True])
+def test_output_format_probe_and_decoded_candidates_on_the_cpu(tmp_path, decoded):
+    """configure_decode('auto') tells a raw head from a decoded one (gray probe) and the
+    decode head's candidates give the CPU postprocess's detections for the planted object."""
+    from tensorrt_yolox_py.backends.torch_backend import TorchBackend
+    from tensorrt_yolox_py.devkit.synthetic import make_planted_model
+
+    path = make_planted_model(tmp_path / 'planted.onnx', (320, 320), decoded=decoded)
+    with TorchBackend(path) as backend:
+        assert backend.converter == 'static'
+        fmt = backend.configure_decode(0.3, 'auto')
+        assert fmt == ('decoded' if decoded else 'raw')
+        x = np.full((1, 3, 320, 320), 114.0, np.float32)
+        x[0, 2, 64:96, 96:128], x[0, :2, 64:96, 96:128] = 255.0, 0.0     # a red cell
+        raw = backend.infer(x)
+        cands, counts = backend._decode(torch.from_numpy(raw))
+    post = Postprocessor((320, 320), 0.3, 0.45, 100, fmt)
+    lb = compute_letterbox(320, 320, 320, 320)
+    want = post(raw[0], lb)
+    got = post.from_candidates(cands[0].numpy(), int(counts[0]), lb)
+    assert len(want) >= 1
+    np.testing.assert_array_equal(got.class_ids, want.class_ids)
+    np.testing.assert_allclose(got.boxes, want.boxes, rtol=1e-6, atol=1e-3)
+
+
+def test_inductor_cache_folder_is_keyed_by_model_torch_device_precision_layout(tmp_path):
+    from tensorrt_yolox_py.backends.torch_backend import inductor_cache_dir
+
+    folder = inductor_cache_dir(tmp_path, 'ab' * 32, torch, torch.device('cpu'), 'fp16', 'nhwc')
+    assert folder.parent == tmp_path / 'torch_inductor'
+    assert folder.name == f"{'ab' * 8}-torch{torch.__version__}-cpu-fp16-nhwc"
+    other = inductor_cache_dir(tmp_path, 'cd' * 32, torch, torch.device('cpu'), 'fp16', 'nhwc')
+    assert other != folder
