@@ -154,7 +154,12 @@ PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('build_only', bool, False,
               'build / calibrate the TensorRT engine, then exit'),
     ParamSpec('engine_cache_dir', str, '',
-              'folder for cached TensorRT engines; empty = ~/.cache/tensorrt_yolox_py'),
+              'folder for cached TensorRT engines; empty = ~/.cache/tensorrt_yolox_py. It must '
+              'be yours and writable by nobody else (else refused at start-up)'),
+    ParamSpec('require_verified_model', bool, False,
+              'true: refuse an ONNX model without a valid checksum of this package (missing, '
+              'stamped by another producer or wrong); false: load it with a warning (a wrong '
+              'checksum is always refused)'),
     ParamSpec('workspace_size_mb', int, 2048,
               'TensorRT builder workspace limit in MiB', min=16, max=1 << 20),
     ParamSpec('num_threads', int, 0,
@@ -201,6 +206,7 @@ class DetectorConfig:
     profile_per_layer: bool = False
     build_only: bool = False
     engine_cache_dir: str = ''
+    require_verified_model: bool = False
     workspace_size_mb: int = 2048
     num_threads: int = 0
     cuda_graph: bool = False
