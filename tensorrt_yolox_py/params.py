@@ -111,6 +111,10 @@ PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('device', str, 'gpu',
               'where inference runs: gpu, dla0, dla1 (TensorRT) or cpu (ONNX Runtime); '
               'sets dla_core_id', choices=DEVICES),
+    ParamSpec('allow_cpu_fallback', bool, False,
+              'when device is gpu / dla0 / dla1 and no backend can use it here: false = refuse '
+              'to start (exit status 2, with the reason); true = run on the CPU (ONNX Runtime) '
+              'with a WARN line and WARN diagnostics'),
     ParamSpec('backend', str, 'auto',
               'inference backend; auto = TensorRT where it can be imported and device is '
               'not cpu, else torch (onnx2torch) where torch sees a CUDA GPU, else ONNX '
@@ -190,6 +194,7 @@ class DetectorConfig:
     max_detections: int = 100
     output_format: str = 'auto'
     device: str = 'gpu'
+    allow_cpu_fallback: bool = False
     backend: str = 'auto'
     precision: str = 'int8'
     calibration_algorithm: str = 'MinMax'
