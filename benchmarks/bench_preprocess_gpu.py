@@ -39,6 +39,7 @@ from benchmarks.machine_info import machine_info  # noqa: E402
 from tensorrt_yolox_py.cuda import kernels as K  # noqa: E402
 from tensorrt_yolox_py.cuda.check import cuda_call  # noqa: E402
 from tensorrt_yolox_py.cuda.preprocess import cuda_unavailable_reason  # noqa: E402
+from tensorrt_yolox_py.image import SourceImage  # noqa: E402
 from tensorrt_yolox_py.stages.preprocess import (  # noqa: E402
     compute_letterbox, PAD_VALUE, preprocess_cpu)
 
@@ -87,16 +88,17 @@ def bench_cpu(image: np.ndarray, in_hw: Tuple[int, int], iters: int) -> Dict[str
     import cv2
 
     out = {}
+    source = SourceImage.from_array(image)
     default_threads = cv2.getNumThreads()
     ref_out = np.empty((1, 3) + in_hw, np.float32)
     for threads in (default_threads, 1):
         cv2.setNumThreads(threads)
         key = f'{threads}thr'
         out[f'preprocess_cpu_{key}'] = wall_us(
-            lambda: preprocess_cpu(image, in_hw, out=ref_out), iters)
+            lambda: preprocess_cpu(source, in_hw, out=ref_out), iters)
         out[f'seed_3step_{key}'] = wall_us(lambda: seed_three_step(image, in_hw), iters)
     cv2.setNumThreads(default_threads)
-    ref, _ = preprocess_cpu(image, in_hw)
+    ref, _ = preprocess_cpu(source, in_hw)
     seed = seed_three_step(image, in_hw)
     out['seed_3step_max_abs_diff_vs_reference'] = float(np.abs(seed - ref).max())
     out['opencv_threads_default'] = default_threads
@@ -301,7 +303,7 @@ def bench_size(label: str, in_hw: Tuple[int, int], image: np.ndarray, iters: int
                 'amortized_cold_us': gpu.amortized(copy, launches, iters),
                 'amortized_hot_us': gpu.amortized(lambda i: copy(0), launches, iters)}
             # correctness of what was timed: every variant equals the CPU reference within 1
-            ref, _ = preprocess_cpu(image, in_hw)
+            ref, _ = preprocess_cpu(SourceImage.from_array(image), in_hw)
             worst = {}
             for name, launch in impls.items():
                 cuda_call(gpu.drv.cuMemsetD8Async(dsts[0], 0xFF, out_bytes, gpu.stream))

@@ -168,6 +168,7 @@ class CudaPreprocessor(Preprocessor):
             self._mem = CudaMemory(self.gpu_id)
             self._thread = threading.get_ident()
             self.stream_handle = self._new_stream()
+            self._gpu.stream(self.stream_handle)   # wrapped now, never inside a graph capture
             in_h, in_w = self.input_hw
             self.output_nbytes = 3 * in_h * in_w * self.dtype.itemsize
             self._out_ptr = self._alloc_device(self.output_nbytes)
