@@ -217,3 +217,17 @@ def test_inductor_cache_folder_is_keyed_by_model_torch_device_precision_layout(t
     assert folder.name == f"{'ab' * 8}-torch{torch.__version__}-cpu-fp16-nhwc"
     other = inductor_cache_dir(tmp_path, 'cd' * 32, torch, torch.device('cpu'), 'fp16', 'nhwc')
     assert other != folder
+
+
+def test_host_tensors_must_be_nchw_even_for_a_channels_last_backend(planted_model):
+    from tensorrt_yolox_py.backends.torch_backend import TorchBackend
+    from tensorrt_yolox_py.tensors import HostTensor
+
+    with TorchBackend(planted_model, channels_last=True) as backend:
+        assert backend.input_layout == 'NHWC'
+        x = np.full((1, 3, 320, 320), 114.0, np.float32)
+        want = backend.infer(x)                               # NCHW host input: converted
+        with pytest.raises(InputError, match='NCHW'):
+            backend.infer(HostTensor(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), 'NHWC'))
+    with TorchBackend(planted_model) as plain:
+        np.testing.assert_allclose(plain.infer(x), want, rtol=0, atol=1e-4)

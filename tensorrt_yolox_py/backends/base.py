@@ -22,8 +22,9 @@ Contract:
   ``device_decode``: ``infer_decoded(tensor)`` (same checks) runs decode, score threshold and
   top-k on the device and returns a ``DecodedBatch`` (candidates, not the full output), and
   ``input_tensor(batch)`` offers the backend's static device input in its own dtype and
-  ``input_layout`` ('NCHW' or 'NHWC', which ``infer`` then also accepts) for a preprocessor
-  to write in place, under ``device_lock()`` (callers sharing the backend take turns).
+  ``input_layout`` ('NCHW' or 'NHWC', which ``infer`` then also accepts from device tensors)
+  for a preprocessor to write in place, under ``device_lock()`` (callers sharing the backend
+  take turns).
   ``device_id``: the GPU a device-memory backend reads (a device tensor on another GPU is an
   ``InputError``); None for host-only backends.
 - ``REGISTRY``: backend name -> ``BackendEntry`` (``usable(config)`` -> '' or why not,
@@ -128,9 +129,11 @@ class Backend(abc.ABC):
         if self._closed:
             raise RuntimeError(f'{self.name} backend is closed')
         tensor = as_tensor(tensor)
-        if tensor.layout not in ('NCHW', self.input_layout):
-            raise InputError(f'{self.name} takes {self.input_layout} input, got a '
-                             f'{tensor.layout} tensor')
+        if tensor.layout != 'NCHW' and (isinstance(tensor, HostTensor)
+                                        or tensor.layout != self.input_layout):
+            raise InputError(f'{self.name} takes NCHW input (device tensors also '
+                             f'{self.input_layout}), got a {tensor.layout} '
+                             f'{type(tensor).__name__}')
         shape = tuple(tensor.shape)
         if tensor.layout == 'NHWC':
             shape = (shape[0], shape[3], shape[1], shape[2])
