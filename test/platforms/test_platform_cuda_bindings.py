@@ -81,11 +81,12 @@ def test_every_call_exists_and_binds(used, version):
 
 def test_a_call_that_does_not_bind_is_caught():
     names = json.loads((SNAPSHOTS / '13.5.0.json').read_text())['names']
-    copy = names['driver:cuMemcpyHtoDAsync']
-    assert cuda_api.binds((4, ()), copy)
-    assert not cuda_api.binds((5, ()), copy)
-    assert not cuda_api.binds((3, ()), copy)                 # the stream is not optional
-    assert not cuda_api.binds((4, ('stream',)), copy)
+    copy = names['runtime:cudaMemcpyAsync']      # (dst, src, count, kind, stream)
+    assert cuda_api.binds((5, ()), copy)
+    assert not cuda_api.binds((6, ()), copy)
+    assert not cuda_api.binds((4, ()), copy)                 # the stream is not optional
+    assert cuda_api.binds((4, ('stream',)), copy)
+    assert not cuda_api.binds((4, ('strm',)), copy)           # no such keyword
 
 
 COMPILE = '''
