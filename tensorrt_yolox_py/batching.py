@@ -17,8 +17,9 @@ ROS-free; the multi-camera runner feeds it from its subscriptions.
   is invalid gets an error result and is left out of its batch; if the batch call itself
   fails, its frames are retried one by one so one camera's bad frame never costs the others
   theirs. ``close()`` stops the worker (pending frames are dropped and counted).
-- ``group_key(config)``: cameras whose configs give the same key can share a scheduler (same
-  model, backend, device, GPU, precision and thresholds); DLA devices never batch.
+- ``group_key(config)``: cameras whose configs give the same key can share a scheduler: equal
+  in every parameter that affects the engine or the detector (``params``: derived from the
+  schema, not listed here); DLA devices never batch.
 - ``BatchGroups``: what the multi-camera runner uses. ``factory(camera)`` returns a detector
   factory for that camera's node: cameras whose configs share a ``group_key`` and have
   ``max_batch`` > 1 get a ``BatchClient`` of one shared ``Detector`` + ``BatchScheduler``
@@ -38,7 +39,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .errors import InputError
 from .image import as_source
-from .params import DetectorConfig, DLA_DEVICES
+from .params import DETECTOR, DetectorConfig, DLA_DEVICES, ENGINE, params_affecting
 
 LOGGER = logging.getLogger(__name__)
 
@@ -274,14 +275,18 @@ class BatchScheduler:
 
 
 def group_key(config: DetectorConfig) -> Optional[Tuple]:
-    """Return the key of cameras that may share one batched detector, or None (DLA)."""
+    """Return the key of cameras that may share one batched detector, or None (DLA).
+
+    Every ENGINE and DETECTOR parameter of the schema (``params.affects``), with the model
+    and label paths resolved: cameras that differ in any of them never share a detector.
+    """
     if config.device in DLA_DEVICES:
         return None
-    return (str(config.resolved_model_path), str(config.resolved_label_path), config.backend,
-            config.device, config.gpu_id, config.precision, config.score_threshold,
-            config.nms_threshold, config.max_detections, config.output_format,
-            config.max_batch, config.batch_wait_ms, config.cuda_graph,
-            config.preprocess_on_gpu)
+    values = {spec.name: getattr(config, spec.name)
+              for spec in params_affecting(ENGINE, DETECTOR)}
+    values.update(model_path=str(config.resolved_model_path),
+                  label_path=str(config.resolved_label_path))
+    return tuple(sorted(values.items()))
 
 
 def group_cameras(configs: Dict[str, DetectorConfig]) -> List[Sequence[str]]:

@@ -8,6 +8,7 @@ import argparse
 import sys
 from typing import List, Optional
 
+from ..backends import param_choices
 from ..params import markdown_table, PARAMS
 
 #: Parameters left out of the default file because another one sets them (device -> DLA core).
@@ -27,6 +28,11 @@ def param_yaml() -> str:
     return '\n'.join(lines) + '\n'
 
 
+def readme_table() -> str:
+    """Render the README parameter table (backend choices from the registry)."""
+    return markdown_table(PARAMS, param_choices)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -34,7 +40,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     group.add_argument('--markdown', action='store_true', help='README parameter table')
     group.add_argument('--yaml', action='store_true', help='config/yolox.param.yaml')
     args = parser.parse_args(argv)
-    sys.stdout.write(markdown_table() if args.markdown else param_yaml())
+    sys.stdout.write(readme_table() if args.markdown else param_yaml())
     return 0
 
 

@@ -56,14 +56,14 @@ import os
 import re
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ...errors import ModelContractError, ParameterError
-from ...params import DetectorConfig, PARAMS
+from ...params import DetectorConfig, ENGINE, KEY_INT8, KEY_VALUE, params_affecting
 from ...quantization.images import fingerprint, list_calibration_images
 from ...quantization.clip import CLIP_RECIPE_VERSION
 from ...quantization.static import CALIBRATION_VERSION
@@ -82,47 +82,68 @@ CALIBRATOR_NAMES = {'Entropy': 'IInt8EntropyCalibrator2', 'MinMax': 'IInt8MinMax
                     'Legacy': 'IInt8LegacyCalibrator'}
 
 
-#: Defaults from the one parameter schema.
-_DEFAULT = {spec.name: spec.default for spec in PARAMS}
+class _EngineSettingsMethods:
+    """What ``EngineSettings`` adds to its fields."""
 
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """Everything that decides how an engine is built (a view of DetectorConfig)."""
-
-    model_path: Path
-    precision: str = _DEFAULT['precision']
-    dla_core: int = _DEFAULT['dla_core_id']
-    gpu_id: int = _DEFAULT['gpu_id']
-    calibration_algorithm: str = _DEFAULT['calibration_algorithm']
-    calibration_image_list_path: str = _DEFAULT['calibration_image_list_path']
-    calibration_num_images: int = _DEFAULT['calibration_num_images']
-    percentile: float = _DEFAULT['percentile']
-    int8_mode: str = _DEFAULT['int8_mode']
-    clip_value: float = _DEFAULT['clip_value']
-    #: quantize_first_layer / quantize_last_layer (Autoware's meaning: True keeps it in FP16).
-    fp16_first_layer: bool = _DEFAULT['quantize_first_layer']
-    fp16_last_layer: bool = _DEFAULT['quantize_last_layer']
-    workspace_size_mb: int = _DEFAULT['workspace_size_mb']
-    cache_dir: Optional[Path] = None
-    max_batch: int = 1
+    __slots__ = ()
 
     @classmethod
     def from_config(cls, config: DetectorConfig) -> 'EngineSettings':
-        """Take the engine-relevant parameters of a validated config."""
-        return cls(config.resolved_model_path, config.precision, config.dla_core_id,
-                   config.gpu_id, config.calibration_algorithm,
-                   config.calibration_image_list_path, config.calibration_num_images,
-                   config.percentile, config.int8_mode, config.clip_value,
-                   config.quantize_first_layer, config.quantize_last_layer,
-                   config.workspace_size_mb,
-                   Path(config.engine_cache_dir).expanduser() if config.engine_cache_dir
-                   else None, config.max_batch)
+        """Take the ENGINE parameters of a validated config (the model path resolved)."""
+        values = {spec.name: getattr(config, spec.name) for spec in ENGINE_PARAMS}
+        values['model_path'] = config.resolved_model_path
+        return cls(**values)
 
     @property
     def device(self) -> str:
         """'gpu', 'dla0' or 'dla1'."""
         return 'gpu' if self.dla_core < 0 else f'dla{self.dla_core}'
+
+    # Short names the build code uses for three schema fields.
+    @property
+    def dla_core(self) -> int:
+        """``dla_core_id``: -1 = GPU."""
+        return getattr(self, 'dla_core_id')
+
+    @property
+    def fp16_first_layer(self) -> bool:
+        """``quantize_first_layer`` (Autoware's meaning: True keeps it in FP16)."""
+        return getattr(self, 'quantize_first_layer')
+
+    @property
+    def fp16_last_layer(self) -> bool:
+        """``quantize_last_layer`` (Autoware's meaning: True keeps it in FP16)."""
+        return getattr(self, 'quantize_last_layer')
+
+    @property
+    def cache_dir(self) -> Optional[Path]:
+        """``engine_cache_dir`` as a path; None = the default cache folder."""
+        folder = getattr(self, 'engine_cache_dir')
+        return Path(folder).expanduser() if folder else None
+
+    def key_fields(self) -> Dict[str, Any]:
+        """Return the parameters of the engine cache key, by name (``ParamSpec.engine_key``).
+
+        KEY_VALUE parameters always, KEY_INT8 ones under int8; KEY_CONTENT ones are keyed by
+        ``prepare_engine`` through what they name, KEY_NONE ones not at all.
+        """
+        int8 = getattr(self, 'precision') == 'int8'
+        return {spec.name: getattr(self, spec.name) for spec in ENGINE_PARAMS
+                if spec.engine_key == KEY_VALUE or (spec.engine_key == KEY_INT8 and int8)}
+
+
+#: The schema's ENGINE parameters: the fields of EngineSettings.
+ENGINE_PARAMS = params_affecting(ENGINE)
+#: Everything that decides how an engine is built: a frozen dataclass with one field per ENGINE
+#: parameter (schema name and default; ``model_path`` first, a ``Path``, required).
+EngineSettings = make_dataclass(
+    'EngineSettings',
+    [('model_path', Path)] + [(spec.name, spec.type, field(default=spec.default))
+                              for spec in ENGINE_PARAMS if spec.name != 'model_path'],
+    bases=(_EngineSettingsMethods,), frozen=True)
+EngineSettings.__module__ = __name__
+EngineSettings.__doc__ = ('Everything that decides how an engine is built: one field per '
+                          'ENGINE parameter of ``params.PARAMS``.')
 
 
 @dataclass(frozen=True)
@@ -686,18 +707,17 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
             images = list_calibration_images(settings.calibration_image_list_path,
                                              settings.calibration_num_images)
             image_key = fingerprint(images)
-    fields: Dict[str, Any] = {
-        'model_sha256': file_sha256(model), 'precision': settings.precision,
-        'device': 'dla' if settings.dla_core >= 0 else 'gpu', 'dla_core': settings.dla_core,
+    # The schema's ENGINE parameters (settings.key_fields), then what KEY_CONTENT ones name
+    # (model bytes, calibration images, GPU) and what the build itself decided.
+    fields: Dict[str, Any] = dict(settings.key_fields())
+    fields.update({
+        'model_sha256': file_sha256(model),
+        'device': 'dla' if settings.dla_core >= 0 else 'gpu',
         'trt_version': version_text(version), 'gpu': gpu['name'],
-        'compute_capability': list(gpu['compute_capability'])}
+        'compute_capability': list(gpu['compute_capability'])})
     if plan is not None:
-        fields.update(int8_path=plan.mode, calibration_algorithm=plan.algorithm,
-                      percentile=settings.percentile if plan.algorithm == 'Legacy' else None,
-                      calibration_images=image_key, num_images=len(images),
-                      clip_value=settings.clip_value,
-                      fp16_first_layer=settings.fp16_first_layer,
-                      fp16_last_layer=settings.fp16_last_layer)
+        fields.update(int8_path=plan.mode, int8_algorithm=plan.algorithm,
+                      calibration_images=image_key, num_images=len(images))
         if plan.mode in ('explicit', 'ranges', 'typed-qdq'):  # made by quantization.*
             fields['calibration_version'] = CALIBRATION_VERSION
         if settings.clip_value > 0:
@@ -715,7 +735,6 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
         if settings.dla_core >= 0:
             raise ParameterError('max_batch', f'{settings.max_batch} needs the GPU (engines on '
                                  f'{settings.device} keep batch 1)')
-        fields['max_batch'] = int(settings.max_batch)
     key = engine_key(fields)
     name = f'{_safe(model.stem)}.{settings.precision}.{settings.device}'
     if settings.max_batch > 1:
