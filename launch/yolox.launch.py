@@ -10,18 +10,22 @@ when given.
 
 import os
 
+from tensorrt_yolox_py.image import ENCODINGS
+from tensorrt_yolox_py.params import DEVICES, PARAMS_BY_NAME
+
 PACKAGE = 'tensorrt_yolox_py'
 #: (name, default, description) of every launch argument; '' = "not set".
 ARGUMENTS = (
     ('input/image', '/image_raw',
-     'sensor_msgs/Image topic to detect objects in (bgr8 or rgb8)'),
+     'sensor_msgs/Image topic to detect objects in (encodings: ' + ', '.join(ENCODINGS) + ')'),
     ('output/objects', '',
      'vision_msgs/Detection2DArray output topic; empty = the private ~/out/objects'),
     ('model_path', '', 'YOLOX ONNX model; empty = the value in params_file (or the bundled '
      'demo model)'),
     ('label_path', '', 'label file, one class name per line; empty = the value in params_file'),
-    ('device', '', 'gpu | dla0 | dla1 | cpu; empty = the value in params_file'),
-    ('precision', '', 'fp32 | fp16 | int8 (TensorRT); empty = the value in params_file'),
+    ('device', '', ' | '.join(DEVICES) + '; empty = the value in params_file'),
+    ('precision', '', ' | '.join(PARAMS_BY_NAME['precision'].choices or ())
+     + ' (TensorRT); empty = the value in params_file'),
     ('params_file', '', 'ROS parameter file (/**: ros__parameters); empty = the package\'s '
      'config/yolox.param.yaml'),
     ('namespace', '', 'namespace of the node'),

@@ -48,3 +48,15 @@ def test_launch_descriptions_build_where_launch_ros_exists() -> None:
     for name in ('yolox.launch.py', 'multi_camera.launch.py'):
         description = _load(name).generate_launch_description()
         assert description.entities
+
+
+def test_single_camera_launch_lists_what_the_schema_and_the_encoding_table_hold() -> None:
+    from tensorrt_yolox_py.image import ENCODINGS
+    from tensorrt_yolox_py.params import DEVICES, PARAMS_BY_NAME
+
+    described = {name: text for name, _, text in _load('yolox.launch.py').ARGUMENTS}
+    assert described['device'].split(';')[0].split(' | ') == list(DEVICES)
+    assert described['precision'].split(' (')[0].split(' | ') == \
+        list(PARAMS_BY_NAME['precision'].choices)
+    listed = described['input/image'].split('encodings: ')[1].rstrip(')').split(', ')
+    assert listed == list(ENCODINGS)
