@@ -3,8 +3,9 @@
 The graph is read statically (``ast``) from every module of ``tensorrt_yolox_py``, with every
 import counted, also those inside functions (a lazy import still ties two modules together).
 An edge goes to the module that is named: ``from a.b import c`` is an edge to ``a.b.c`` when
-that is a module, else to ``a.b``. Package ``__init__`` files are not added on the way (a
-package importing its own submodules is not a circle).
+that is a module, else to ``a.b``; the packages on the way (``a.b``, whose ``__init__`` runs
+first) are edges too, except the importer's own enclosing packages (a package importing its
+own submodules is not a circle).
 
 Rules:
 
@@ -58,8 +59,24 @@ def imports_of(name: str, path: Path, modules: Dict[str, Path]) -> Set[str]:
 
 
 def package_graph(modules: Dict[str, Path]) -> Dict[str, Set[str]]:
-    """Module -> the modules it imports (package modules and outside ones, dotted)."""
-    return {name: imports_of(name, path, modules) for name, path in modules.items()}
+    """Module -> the modules it imports (package modules and outside ones, dotted).
+
+    Importing ``a.b.c`` also runs the ``__init__`` of ``a.b`` (and ``a``): those packages are
+    edges too, except the importer's own enclosing packages (already being imported).
+    """
+    graph: Dict[str, Set[str]] = {}
+    for name, path in modules.items():
+        own = name.split('.')
+        enclosing = {'.'.join(own[:i]) for i in range(1, len(own) + 1)}
+        edges = set()
+        for target in imports_of(name, path, modules):
+            edges.add(target)
+            parts = target.split('.')
+            edges.update(package for package in ('.'.join(parts[:i])
+                                                 for i in range(1, len(parts)))
+                         if package in modules and package not in enclosing)
+        graph[name] = edges
+    return graph
 
 
 def circles(graph: Dict[str, Set[str]]) -> List[List[str]]:
@@ -139,6 +156,9 @@ def test_graph_sees_the_imports_it_checks():
     assert f'{PACKAGE}.ros.lifecycle' in graph[f'{PACKAGE}.ros.node']
     assert f'{PACKAGE}.onnx_model.integrity' in graph[f'{PACKAGE}.pipeline']
     assert f'{PACKAGE}.evaluation.coco' in graph[f'{PACKAGE}.devkit.train']
+    # backends.tensorrt.builder imports ...cuda.memory: cuda/__init__ runs first.
+    assert f'{PACKAGE}.cuda' in graph[f'{PACKAGE}.backends.tensorrt.builder']
+    assert f'{PACKAGE}.backends' not in graph[f'{PACKAGE}.backends.tensorrt.builder']
     assert len(graph) > 80
 
 
