@@ -159,3 +159,12 @@ def test_content_and_none_parameters_are_not_keyed_by_value(tmp_path):
     for spec in ENGINE_PARAMS:
         if spec.engine_key in (KEY_CONTENT, KEY_NONE):
             assert spec.name not in keyed
+
+
+def test_typed_model_key_takes_every_int8_parameter(tmp_path):
+    # prepare_typed_model keys the strongly typed (Q/DQ) model by key_fields((KEY_INT8,)).
+    config = make_config({'model_path': str(tmp_path / 'm'), 'precision': 'int8'})
+    keyed = EngineSettings.from_config(config).key_fields((KEY_INT8,))
+    assert set(keyed) == {s.name for s in ENGINE_PARAMS if s.engine_key == KEY_INT8}
+    assert not EngineSettings.from_config(config.replace(precision='fp16')).key_fields(
+        (KEY_INT8,))

@@ -121,15 +121,16 @@ class _EngineSettingsMethods:
         folder = getattr(self, 'engine_cache_dir')
         return Path(folder).expanduser() if folder else None
 
-    def key_fields(self) -> Dict[str, Any]:
+    def key_fields(self, kinds: Tuple[str, ...] = (KEY_VALUE, KEY_INT8)) -> Dict[str, Any]:
         """Return the parameters of the engine cache key, by name (``ParamSpec.engine_key``).
 
-        KEY_VALUE parameters always, KEY_INT8 ones under int8; KEY_CONTENT ones are keyed by
-        ``prepare_engine`` through what they name, KEY_NONE ones not at all.
+        KEY_VALUE parameters always, KEY_INT8 ones under int8 (``kinds`` picks among the
+        two); KEY_CONTENT ones are keyed by ``prepare_engine`` through what they name,
+        KEY_NONE ones not at all.
         """
         int8 = getattr(self, 'precision') == 'int8'
         return {spec.name: getattr(self, spec.name) for spec in ENGINE_PARAMS
-                if spec.engine_key == KEY_VALUE or (spec.engine_key == KEY_INT8 and int8)}
+                if spec.engine_key in kinds and (spec.engine_key == KEY_VALUE or int8)}
 
 
 #: The schema's ENGINE parameters: the fields of EngineSettings.
@@ -646,10 +647,9 @@ def prepare_typed_model(settings: EngineSettings, plan: Optional[Int8Plan],
     model = Path(settings.model_path)
     fields = {'model': file_sha256(model), 'precision': precision, 'version': TYPED_MODEL_VERSION,
               'calibration_version': CALIBRATION_VERSION, 'clip_recipe': CLIP_RECIPE_VERSION}
-    if plan is not None:
-        fields.update(algorithm=plan.algorithm, images=image_key, clip=settings.clip_value,
-                      percentile=settings.percentile, first=settings.fp16_first_layer,
-                      last=settings.fp16_last_layer)
+    if plan is not None:  # the schema's KEY_INT8 parameters, and what the plan decided
+        fields.update(settings.key_fields((KEY_INT8,)), algorithm=plan.algorithm,
+                      images=image_key)
     digest = engine_key(fields)[:12]
     path = cache_dir / f'{_safe(model.stem)}.typed-{precision}-{digest}.onnx'
     if path.is_file():
