@@ -12,7 +12,9 @@ Rules:
 - no circle (strongly connected component of more than one module, or a module importing
   itself);
 - the runtime (every package module outside ``devkit/``) imports nothing of the development
-  kit: not ``tensorrt_yolox_py.devkit``, not ``benchmarks``.
+  kit: not ``tensorrt_yolox_py.devkit``, not ``benchmarks``;
+- programs (``if __name__ == '__main__'``) live in ``tools/`` or ``devkit/tools/``, apart from
+  ``WORKER_SCRIPTS`` (run by the package itself in another interpreter, never by a user).
 """
 
 import ast
@@ -23,6 +25,9 @@ PACKAGE = 'tensorrt_yolox_py'
 ROOT = Path(__file__).resolve().parents[1]
 DEVKIT = f'{PACKAGE}.devkit'
 FORBIDDEN_FOR_RUNTIME = (DEVKIT, 'benchmarks')
+PROGRAM_FOLDERS = (f'{PACKAGE}.tools', f'{DEVKIT}.tools')
+#: Scripts the package runs in another interpreter (ModelOpt's own environment).
+WORKER_SCRIPTS = (f'{PACKAGE}.quantization.modelopt_worker',)
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -171,3 +176,19 @@ def test_checks_fail_on_a_circle_and_on_a_lab_import():
                        f'{PACKAGE}.ros.node>benchmarks.bench_host_path'])
     assert runtime_violations(graph) == [f'{PACKAGE}.pipeline -> {DEVKIT}.train',
                                          f'{PACKAGE}.ros.node -> benchmarks.bench_host_path']
+
+
+def _is_program(path: Path) -> bool:
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare) \
+                and isinstance(node.test.left, ast.Name) and node.test.left.id == '__name__':
+            return True
+    return False
+
+
+def test_programs_live_in_tools():
+    programs = [name for name, path in package_modules().items() if _is_program(path)]
+    assert f'{PACKAGE}.tools.detect' in programs          # the walk sees them
+    stray = [name for name in programs if name not in WORKER_SCRIPTS
+             and not any(name.startswith(folder + '.') for folder in PROGRAM_FOLDERS)]
+    assert not stray, f'python -m programs outside tools/: {stray}'
