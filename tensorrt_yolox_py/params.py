@@ -64,15 +64,15 @@ class ParamSpec:
     choices: Optional[Tuple[str, ...]] = None
     min: Optional[float] = None
     max: Optional[float] = None
-    #: ENGINE, DETECTOR or NODE (module docstring).
-    affects: str = DETECTOR
+    #: ENGINE, DETECTOR or NODE (module docstring); every entry must say.
+    affects: str = ''
     #: For ENGINE parameters: KEY_VALUE, KEY_INT8, KEY_CONTENT or KEY_NONE.
     engine_key: Optional[str] = None
 
     def __post_init__(self) -> None:
         """Check the schema entry itself (a wrong tag fails at import, not in a camera)."""
         if self.affects not in AFFECTS:
-            raise ValueError(f'{self.name}: affects must be one of {AFFECTS}')
+            raise ValueError(f'{self.name}: say what it affects: affects= one of {AFFECTS}')
         if (self.affects == ENGINE) != (self.engine_key is not None) or \
                 (self.engine_key is not None and self.engine_key not in ENGINE_KEYS):
             raise ValueError(f'{self.name}: an ENGINE parameter needs engine_key (one of '

@@ -120,6 +120,8 @@ def test_every_parameter_says_what_it_affects():
         ParamSpec('x', int, 0, 'x', affects=ENGINE)
     with pytest.raises(ValueError, match='affects'):
         ParamSpec('x', int, 0, 'x', affects='everything')
+    with pytest.raises(ValueError, match='affects'):
+        ParamSpec('x', int, 0, 'x')                     # untagged
 
 
 def test_detector_config_is_the_schema():
