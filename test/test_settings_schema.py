@@ -62,7 +62,13 @@ def variant(base: DetectorConfig, spec: ParamSpec) -> DetectorConfig:
 
 
 class Made:
-    """What the recording factory returns: the config it was made from."""
+    """What the recording factory returns: the config it was made from.
+
+    ``BatchGroups`` takes the detector factory as its seam; the sharing decision is what is
+    tested, and many variants (TensorRT, a DLA core, a CUDA graph) cannot be built on this
+    machine, so the factory records instead of loading a model (test_batch_groups.py runs the
+    real shared ``Detector``).
+    """
 
     class _Caps:
         max_batch = 4
