@@ -17,9 +17,9 @@ ROS-free; the multi-camera runner feeds it from its subscriptions.
   is invalid gets an error result and is left out of its batch; if the batch call itself
   fails, its frames are retried one by one so one camera's bad frame never costs the others
   theirs. ``close()`` stops the worker (pending frames are dropped and counted).
-- ``group_key(config)``: cameras whose configs give the same key can share a scheduler: equal
-  in every parameter that affects the engine or the detector (``params``: derived from the
-  schema, not listed here); DLA devices never batch.
+- ``group_key(config)``: cameras whose configs give the same key can share a scheduler (same
+  value of every parameter that affects the engine or the detector: ``params`` marks each);
+  DLA devices never batch.
 - ``BatchGroups``: what the multi-camera runner uses. ``factory(camera)`` returns a detector
   factory for that camera's node: cameras whose configs share a ``group_key`` and have
   ``max_batch`` > 1 get a ``BatchClient`` of one shared ``Detector`` + ``BatchScheduler``
@@ -39,7 +39,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .errors import InputError
 from .image import as_source
-from .params import DETECTOR, DetectorConfig, DLA_DEVICES, ENGINE, params_affecting
+from .params import DetectorConfig, DLA_DEVICES
 
 LOGGER = logging.getLogger(__name__)
 
@@ -282,11 +282,7 @@ def group_key(config: DetectorConfig) -> Optional[Tuple]:
     """
     if config.device in DLA_DEVICES:
         return None
-    values = {spec.name: getattr(config, spec.name)
-              for spec in params_affecting(ENGINE, DETECTOR)}
-    values.update(model_path=str(config.resolved_model_path),
-                  label_path=str(config.resolved_label_path))
-    return tuple(sorted(values.items()))
+    return tuple(sorted(config.detector_values().items()))
 
 
 def group_cameras(configs: Dict[str, DetectorConfig]) -> List[Sequence[str]]:

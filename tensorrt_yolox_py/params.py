@@ -246,6 +246,17 @@ class _ConfigMethods:
         """Return every parameter's value, by name (schema order)."""
         return {spec.name: getattr(self, spec.name) for spec in PARAMS}
 
+    def detector_values(self) -> Dict[str, ParamValue]:
+        """Return the values of every ENGINE and DETECTOR parameter, the file paths resolved.
+
+        What two cameras must agree in to share one detector (``batching.group_key``).
+        """
+        values = {spec.name: getattr(self, spec.name)
+                  for spec in params_affecting(ENGINE, DETECTOR)}
+        values.update(model_path=str(self.resolved_model_path),
+                      label_path=str(self.resolved_label_path))
+        return values
+
     def replace(self, **changes: Any) -> 'DetectorConfig':
         """Return a validated copy with ``changes`` applied."""
         values = self.values()
