@@ -709,12 +709,11 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
             image_key = fingerprint(images)
     # The schema's ENGINE parameters (settings.key_fields), then what KEY_CONTENT ones name
     # (model bytes, calibration images, GPU) and what the build itself decided.
-    fields: Dict[str, Any] = dict(settings.key_fields())
-    fields.update({
-        'model_sha256': file_sha256(model),
+    fields: Dict[str, Any] = {
+        **settings.key_fields(), 'model_sha256': file_sha256(model),
         'device': 'dla' if settings.dla_core >= 0 else 'gpu',
         'trt_version': version_text(version), 'gpu': gpu['name'],
-        'compute_capability': list(gpu['compute_capability'])})
+        'compute_capability': list(gpu['compute_capability'])}
     if plan is not None:
         fields.update(int8_path=plan.mode, int8_algorithm=plan.algorithm,
                       calibration_images=image_key, num_images=len(images))
