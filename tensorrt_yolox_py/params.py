@@ -15,7 +15,7 @@ Everything that takes parameters reads them from here: the ROS node declares exa
 
 Each parameter says what it affects (``affects``): ``ENGINE`` (how a TensorRT engine is built),
 ``DETECTOR`` (what a detector loads or computes, not the engine) or ``NODE`` (only the node or
-process). The ``backend`` choices are the backend registry's (``backends.param_choices``):
+process). The ``backend`` choices are the backend registry's (``backends.base.param_choices``):
 this module imports nothing of ``backends``.
 
 Names and meanings follow Autoware's ``tensorrt_yolox`` where the meaning is the same.
@@ -350,7 +350,7 @@ def markdown_table(specs: Iterable[ParamSpec] = PARAMS,
     """Render the parameter table for the README (generated, and checked by a test).
 
     ``choices(spec)`` gives the allowed values where they are not the schema's own (the
-    backend registry's names: ``backends.param_choices``).
+    backend registry's names: ``backends.base.param_choices``).
     """
     lines = ['| name | type | default | range | description |',
              '|---|---|---|---|---|']

@@ -15,7 +15,7 @@ from typing import Any, Iterator, List
 
 import pytest
 
-from tensorrt_yolox_py.backends import param_choices
+from tensorrt_yolox_py.backends.base import param_choices
 from tensorrt_yolox_py.backends.tensorrt.builder import ENGINE_PARAMS, EngineSettings
 from tensorrt_yolox_py.batching import BatchGroups, group_key
 from tensorrt_yolox_py.errors import ParameterError

@@ -15,10 +15,10 @@ import importlib.util
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, Tuple
 
 from ..errors import ParameterError
-from ..params import DetectorConfig, DLA_DEVICES, ParamSpec
+from ..params import DetectorConfig, DLA_DEVICES
 from .base import Backend, BackendEntry, register, REGISTRY
 
 LOGGER = logging.getLogger(__name__)
@@ -136,16 +136,6 @@ register(BackendEntry('onnxruntime', _onnxruntime_usable, _create_onnxruntime,
                       'ONNX Runtime on the CPU'))
 
 
-def backend_choices() -> Tuple[str, ...]:
-    """Return the values of ``backend``: ``auto``, then the registry in its order."""
-    return ('auto',) + tuple(REGISTRY)
-
-
-def param_choices(spec: ParamSpec) -> Optional[Tuple[str, ...]]:
-    """Return the allowed values of a parameter: the registry's for ``backend``, else its own."""
-    return backend_choices() if spec.name == 'backend' else spec.choices
-
-
 def choose_backend(config: DetectorConfig) -> Tuple[str, str]:
     """Return (backend name, reason) for ``config`` without loading anything."""
     if config.backend != 'auto':
@@ -178,6 +168,5 @@ def create_backend(config: DetectorConfig) -> Backend:
     return REGISTRY[name].create(config)
 
 
-__all__: Any = ['Backend', 'BackendEntry', 'REGISTRY', 'backend_choices', 'choose_backend',
-                'create_backend', 'cuda_gpu_count', 'module_findable', 'param_choices',
-                'register', 'tensorrt_importable']
+__all__: Any = ['Backend', 'BackendEntry', 'REGISTRY', 'choose_backend', 'create_backend',
+                'cuda_gpu_count', 'module_findable', 'register', 'tensorrt_importable']

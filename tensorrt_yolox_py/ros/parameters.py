@@ -11,7 +11,7 @@ import math
 from typing import Any, Dict, Set, Tuple
 
 from .._lazy import require
-from ..backends import param_choices
+from ..backends.base import param_choices
 from ..errors import ParameterError
 from ..params import PARAMS, PARAMS_BY_NAME, DetectorConfig, ParamSpec, make_config
 

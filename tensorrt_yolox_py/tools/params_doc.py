@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from ..backends import param_choices
+from ..backends.base import param_choices
 from ..image import ENCODINGS
 from ..params import markdown_table, PARAMS
 
