@@ -1,6 +1,6 @@
 """Compare the activation ranges each calibration method chose (why a method loses accuracy).
 
-    python benchmarks/calibration_ranges.py --work /tmp/calib_study
+    python benchmarks/calibration_ranges.py [--work FOLDER]
 
 Reads the calibration caches that ``calibration_study.py`` left in its ``--work`` folder
 (``int8_<method>_<images>.calibration.json``, ONNX Runtime's ``TensorsData`` format) and, per
@@ -22,6 +22,9 @@ from typing import Dict, Tuple
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tensorrt_yolox_py import trust  # noqa: E402
 
 
 def load(path: Path) -> Dict[str, Tuple[float, float]]:
@@ -65,11 +68,15 @@ def main() -> int:
     """Compare every cache with the MinMax cache of the same image count."""
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--work', required=True)
+    ap.add_argument('--work', default='~/.cache/tensorrt_yolox_py/calibration_study',
+                    help="calibration_study.py's work folder (its default)")
     ap.add_argument('--out', default=str(ROOT / 'benchmarks' / 'results' /
                                          'calibration_ranges.json'))
     args = ap.parse_args()
-    work = Path(args.work)
+    try:
+        work = trust.check_folder(args.work, 'study work folder', create=False)
+    except (trust.UntrustedPathError, FileNotFoundError, OSError) as exc:
+        raise SystemExit(f'calibration_ranges: {exc}') from None
     result: Dict[str, Dict[str, object]] = {}
     for cache in sorted(work.glob('int8_*_*.calibration.json')):
         match = re.match(r'int8_(.+)_(\d+)\.calibration$', cache.stem)
@@ -80,7 +87,8 @@ def main() -> int:
         result.setdefault(n, {})[method] = compare(load(cache), load(ref))
     out = {'date': time.strftime('%Y-%m-%d %H:%M:%S %z'), 'work': str(work),
            'by_images': result}
-    Path(args.out).write_text(json.dumps(out, indent=2) + '\n', encoding='utf-8')
+    trust.write_atomic(Path(args.out), (json.dumps(out, indent=2) + '\n').encode(),
+                       digest=False)
     print(f"{'images':>6} {'method':<22}{'width/MinMax':>13}{'clipped>50%':>12}"
           f"{'neg. waste':>11}")
     for n, methods in result.items():

@@ -48,7 +48,6 @@ import logging
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -58,6 +57,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tensorrt_yolox_py import trust  # noqa: E402
 from tensorrt_yolox_py.backends.base import Backend, check_io_contract  # noqa: E402
 from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from tensorrt_yolox_py.devkit.dataset import (TEST_SEED, TRAIN_SEED, frame_seed,  # noqa: E402
@@ -137,11 +137,16 @@ def relu6_fixed_ranges(prepared: Path, minmax, input_name: str
                                                          'minmax_calibrated': calibrated}
 
 
-def quantize_with_ranges(prepared: Path, tensors_data, out_path: Path, work: Path) -> Path:
-    """Quantize ``prepared`` with precomputed ranges through quantize_static's cache."""
+def quantize_with_ranges(prepared: Path, tensors_data, out_path: Path, work: Path,
+                         stem: str = '') -> Path:
+    """Quantize ``prepared`` with precomputed ranges through quantize_static's cache.
+
+    The cache is kept as ``<stem>.calibration.json`` in ``work`` (``calibration_ranges.py``
+    reads it); ``stem`` defaults to ``out_path``'s.
+    """
     from onnxruntime import quantization as quant
 
-    cache = work / f'{out_path.stem}.calibration.json'
+    cache = work / f'{stem or out_path.stem}.calibration.json'
     if cache.exists():
         cache.unlink()
     save_tensors_data(tensors_data, cache)
@@ -312,25 +317,91 @@ def _eval_task(job) -> Tuple[str, Dict[str, object]]:
     with make_detector(Path(path), 1, tuple(input_hw), basic) as det:
         result, _ = evaluate_frames(det.detect, frames)
     return key, {'mAP50': result.mAP50, 'mAP': result.mAP, 'mAP75': result.mAP75,
-                 'per_class_AP50': result.per_class_AP50, 'model_bytes': Path(path).stat().st_size}
+                 'per_class_AP50': result.per_class_AP50, 'model_bytes': Path(path).stat().st_size,
+                 'model_sha256': trust.file_sha256(path)}
 
 
-def _checkpoint(path: Path, data: object) -> None:
-    import pickle
-
-    tmp = path.with_suffix('.tmp')
-    with open(tmp, 'wb') as f:
-        pickle.dump(data, f)
-    os.replace(tmp, path)
+def _evaluated(done: Dict[str, Dict[str, object]], key: str, path: Path) -> bool:
+    """Whether ``done`` holds the evaluation of ``key`` on exactly the model now at ``path``."""
+    return key in done and done[key].get('model_sha256') == trust.file_sha256(path)
 
 
-def _load(path: Path, default: object) -> object:
-    import pickle
+# ------------------------------------------------------------------------------ checkpoints
+# Every file of the work folder is written atomically with a digest sidecar (tensorrt_yolox_py
+# .trust) and reused only if it verifies; a missing, truncated or altered one is redone. No
+# pickle: per-span statistics are .npz of plain arrays (read with allow_pickle=False), the
+# evaluations JSON. A result is always used as read back from its checkpoint, so a resumed
+# run computes from exactly what an uninterrupted one does.
+def _span_path(work: Path, kind: str, span: Tuple[int, int]) -> Path:
+    return work / kind / f'{kind}_{span[0]:06d}_{span[1]:06d}.npz'
 
-    if path.exists():
-        with open(path, 'rb') as f:
-            return pickle.load(f)
-    return default
+
+def save_pass1(path: Path, stats: Dict[str, tuple]) -> Dict[str, tuple]:
+    """Store one span's {tensor: (min, max, min |x|)}; return it as read back."""
+    names = sorted(stats)
+    trust.save_arrays(path, {'names': np.array(names, dtype=str),
+                             'values': np.array([stats[n] for n in names], np.float64)
+                             .reshape(len(names), 3)})
+    return load_pass1(path)
+
+
+def load_pass1(path: Path) -> Dict[str, tuple]:
+    """Return a verified span of pass 1, or None (missing or bad: redo the span)."""
+    arrays = trust.load_arrays(path, 'pass 1 checkpoint')
+    if arrays is None or set(arrays) != {'names', 'values'}:
+        return None
+    return {str(n): tuple(float(v) for v in row)
+            for n, row in zip(arrays['names'], arrays['values'])}
+
+
+def save_pass2(path: Path, hist: Dict[int, Dict[str, Dict[str, np.ndarray]]]) -> dict:
+    """Store one span's histogram counts {n: {method: {tensor: counts}}}; return them read back."""
+    keys = [(n, m, t) for n in sorted(hist) for m in sorted(hist[n]) for t in sorted(hist[n][m])]
+    arrays = {f'h{i}': np.asarray(hist[n][m][t]) for i, (n, m, t) in enumerate(keys)}
+    arrays['keys'] = np.array([f'{n}|{m}|{t}' for n, m, t in keys], dtype=str)
+    trust.save_arrays(path, arrays)
+    return load_pass2(path)
+
+
+def load_pass2(path: Path) -> dict:
+    """Return a verified span of pass 2, or None (missing or bad: redo the span)."""
+    arrays = trust.load_arrays(path, 'pass 2 checkpoint')
+    if arrays is None or 'keys' not in arrays or len(arrays) != len(arrays['keys']) + 1:
+        return None
+    out: Dict[int, Dict[str, Dict[str, np.ndarray]]] = {}
+    for index, key in enumerate(arrays['keys']):
+        n, method, tensor = str(key).split('|', 2)
+        out.setdefault(int(n), {}).setdefault(method, {})[tensor] = arrays[f'h{index}']
+    return out
+
+
+def load_results(path: Path) -> Dict[str, Dict[str, object]]:
+    """Return the verified evaluations checkpoint, or {} (missing or bad: evaluate again)."""
+    value = trust.load_json(path, 'evaluation checkpoint')
+    return value if isinstance(value, dict) else {}
+
+
+def save_results(path: Path, done: Dict[str, Dict[str, object]]) -> None:
+    """Store the evaluations so far (JSON, atomically, with its digest)."""
+    trust.save_json(path, done)
+
+
+def made(path: Path, write) -> Path:
+    """Return ``path``, (re)made by ``write(tmp)`` unless it is a verified artefact."""
+    if not trust.usable(path, 'study file'):
+        with trust.staging(path) as tmp:
+            write(tmp)
+    return path
+
+
+def default_work() -> Path:
+    """Return the default work folder: private to the user (not /tmp)."""
+    return Path('~/.cache/tensorrt_yolox_py/calibration_study').expanduser()
+
+
+def write_output(path: Path, text: str) -> None:
+    """Write a result file atomically (no digest: results are read by people, not reused)."""
+    trust.write_atomic(path, text.encode('utf-8'), digest=False)
 
 
 def latency(model: Path, frames: Sequence, n: int, threads: int,
@@ -372,14 +443,15 @@ def _write_calibration_pngs(folder: Path, count: int, input_hw: Tuple[int, int])
     """Write the first ``count`` training-split frames (the study's calibration set) as PNG."""
     import cv2
 
-    folder.mkdir(parents=True, exist_ok=True)
+    trust.check_folder(folder, 'study work folder')
     paths = [folder / f'train_{i:05d}.png' for i in range(count)]
-    todo = [i for i, p in enumerate(paths) if not p.exists()]
+    todo = [i for i, p in enumerate(paths) if not trust.usable(p, 'calibration image')]
     frames = generate_frames([frame_seed(TRAIN_SEED, i) for i in todo], input_hw, workers=1)
     for index, frame in zip(todo, frames):
-        tmp = paths[index].with_suffix('.tmp.png')
-        cv2.imwrite(str(tmp), frame.image)
-        os.replace(tmp, paths[index])
+        ok, data = cv2.imencode('.png', frame.image)
+        if not ok:
+            raise RuntimeError(f'cannot encode {paths[index]}')
+        trust.write_atomic(paths[index], data.tobytes())
     return paths
 
 
@@ -403,13 +475,16 @@ def typed_models(model: Path, counts: Sequence[int], input_hw: Tuple[int, int], 
             if options.get('tool') == 'modelopt' and tool is None:
                 out.append((config, n, path, {'error': f'not evaluated: {why}'}))
                 continue
-            if not (path.exists() and info_path.exists()):
+            info = trust.load_json(info_path, 'model facts') if trust.usable(
+                path, 'typed model') else None
+            if not isinstance(info, dict):
                 t0 = time.time()
                 try:
-                    if kind == 'fp16':
-                        result = convert_fp16(model, path, **options)
-                    else:
-                        result = quantize_int8_qdq(model, path, images[:n], **options)
+                    with trust.staging(path) as tmp:
+                        if kind == 'fp16':
+                            result = convert_fp16(model, tmp, **options)
+                        else:
+                            result = quantize_int8_qdq(model, tmp, images[:n], **options)
                 except (RuntimeError, ValueError, ImportError) as exc:
                     LOG.error('%s (%d images) failed: %s', config, n, exc)
                     out.append((config, n, path, {'error': f'not made: {exc}'}))
@@ -424,13 +499,12 @@ def typed_models(model: Path, counts: Sequence[int], input_hw: Tuple[int, int], 
                         'float_initializer_dtypes': sorted(set(
                             facts['float_initializers'].values())),
                         'io': [facts['inputs'], facts['outputs']]}
-                info_path.write_text(json.dumps(info, indent=1), encoding='utf-8')
-            info = json.loads(info_path.read_text(encoding='utf-8'))
+                trust.save_json(info_path, info)
+                info = trust.load_json(info_path, 'model facts')
             out.append((config, n, path, info))
             if kind == 'int8':
                 twin = path.with_name(path.stem + '_int8convs.onnx')
-                if not twin.exists():
-                    quantized_convs_in_float32(path, twin)
+                made(twin, lambda tmp: quantized_convs_in_float32(path, tmp))
                 out.append((config + INT8_CONVS, n, twin,
                             dict(info, emulation='quantized Conv in float32, rest float16')))
     return out
@@ -537,18 +611,21 @@ def typed_main(args, model: Path, work: Path, input_hw: Tuple[int, int]) -> int:
 
     out_dir = Path(args.out)
     existing = json.loads((out_dir / 'calibration_study.json').read_text(encoding='utf-8'))
+    work = trust.check_folder(work, 'study work folder')
     t_start = time.time()
     models = typed_models(model, sorted(set(args.calib)), input_hw, work)
-    ck = work / 'typed_eval.pkl'
-    done: Dict[str, Dict[str, object]] = _load(ck, {})
+    ck = work / 'typed_eval.json'
+    done: Dict[str, Dict[str, object]] = load_results(ck)
     jobs = [(f'{c}|{n}', str(p), args.eval_frames, list(input_hw), True)
-            for c, n, p, info in models if 'error' not in info and f'{c}|{n}' not in done]
+            for c, n, p, info in models if 'error' not in info
+            and not _evaluated(done, f'{c}|{n}', p)]
     if jobs:
         with mp.get_context('spawn').Pool(args.workers) as pool:
             for key, result in pool.imap_unordered(_eval_task, jobs):
                 done[key] = result
-                _checkpoint(ck, done)
+                save_results(ck, done)
                 LOG.info('%s: mAP50 %.4f mAP %.4f', key, result['mAP50'], result['mAP'])
+    done = load_results(ck) if jobs else done         # as read back, as a resumed run
     latency_frames = list(generate_frames(
         [frame_seed(TEST_SEED, i) for i in range(args.latency_frames)], input_hw, workers=1))
     rows = []
@@ -560,7 +637,7 @@ def typed_main(args, model: Path, work: Path, input_hw: Tuple[int, int]) -> int:
             if 'infer_ms_median' not in done[f'{config}|{n}']:     # checkpointed too
                 done[f'{config}|{n}'].update(latency(path, latency_frames,
                                                      args.latency_frames, args.threads, True))
-                _checkpoint(ck, done)
+                save_results(ck, done)
             row.update(done[f'{config}|{n}'])
         rows.append(row)
     _, modelopt_why = __import__('tensorrt_yolox_py.quantization.strongly_typed',
@@ -578,10 +655,9 @@ def typed_main(args, model: Path, work: Path, input_hw: Tuple[int, int]) -> int:
     merged = [r for r in existing['rows'] if r.get('run') != TYPED_RUN] + rows
     existing['rows'] = merged
     existing['typed_meta'] = typed_meta
-    (out_dir / 'calibration_study.json').write_text(json.dumps(existing, indent=2) + '\n',
-                                                    encoding='utf-8')
+    write_output(out_dir / 'calibration_study.json', json.dumps(existing, indent=2) + '\n')
     table = typed_markdown(merged, existing['meta'], typed_meta)
-    (out_dir / 'calibration_study.md').write_text(table + '\n', encoding='utf-8')
+    write_output(out_dir / 'calibration_study.md', table + '\n')
     plot([r for r in merged if 'mAP50' in r], out_dir / 'calibration_study.png')
     print(table)
     return 0
@@ -599,7 +675,9 @@ def main() -> int:
     ap.add_argument('--task', type=int, default=50, help='images per worker task')
     ap.add_argument('--workers', type=int, default=2, help='processes')
     ap.add_argument('--threads', type=int, default=0, help='ORT threads for the latency')
-    ap.add_argument('--work', default=None, help='folder for models and checkpoints')
+    ap.add_argument('--work', default=None, help='folder for models and checkpoints (default '
+                    '~/.cache/tensorrt_yolox_py/calibration_study; it must be yours and '
+                    'writable by nobody else: its files are trusted on resume)')
     ap.add_argument('--out', default=str(ROOT / 'benchmarks' / 'results'))
     ap.add_argument('--typed-only', action='store_true',
                     help='only the strongly typed (TensorRT 11) rows, merged into the results')
@@ -608,16 +686,17 @@ def main() -> int:
     import multiprocessing as mp
 
     t_start = time.time()
-    work = Path(args.work or tempfile.mkdtemp(prefix='calib_study_'))
-    work.mkdir(parents=True, exist_ok=True)
+    try:
+        work = trust.check_folder(args.work or default_work(), 'study work folder')
+    except trust.UntrustedPathError as exc:
+        raise SystemExit(f'calibration_study: {exc}') from None
     model = Path(args.model)
     if args.typed_only:
         with OnnxRuntimeBackend(model) as backend:
             return typed_main(args, model, work, backend.input_hw)
     prepared = work / 'prepared.onnx'
     require_calibration_cache()        # fail now, not after an hour of calibration
-    if not prepared.exists():
-        prepare_model(model, prepared)
+    made(prepared, lambda tmp: prepare_model(model, tmp))
     with OnnxRuntimeBackend(model) as backend:
         input_hw = backend.input_hw
         input_name = backend.input_name
@@ -630,15 +709,19 @@ def main() -> int:
     t0 = time.time()
 
     # pass 1: per-span ranges, merged into per-count ranges
-    ck1 = work / 'pass1.pkl'
-    done1: Dict[Tuple[int, int], Dict[str, tuple]] = _load(ck1, {})
+    trust.check_folder(work / 'pass1', 'study work folder')
+    trust.check_folder(work / 'pass2', 'study work folder')
+    done1: Dict[Tuple[int, int], Dict[str, tuple]] = {}
+    for span in spans:
+        stats = load_pass1(_span_path(work, 'pass1', span))
+        if stats is not None:
+            done1[span] = stats
     resumed = bool(done1)  # timings below then cover only this invocation
     todo = [s for s in spans if s not in done1]
     if todo:
         with ctx.Pool(args.workers, _init_worker, init) as pool:
             for span, stats in pool.imap_unordered(_pass1_task, todo):
-                done1[span] = stats
-                _checkpoint(ck1, done1)
+                done1[span] = save_pass1(_span_path(work, 'pass1', span), stats)
                 LOG.info('pass 1: %d/%d spans, %.0f s', len(done1), len(spans),
                          time.time() - t0)
     stats_by_count: Dict[int, Dict[str, tuple]] = {}
@@ -654,15 +737,17 @@ def main() -> int:
         stats_by_count[n] = merged
 
     # pass 2: histogram counts per span (fixed edges, so they add up exactly)
-    ck2 = work / 'pass2.pkl'
-    done2: Dict[Tuple[int, int], dict] = _load(ck2, {})
+    done2: Dict[Tuple[int, int], dict] = {}
+    for span in spans:
+        hist = load_pass2(_span_path(work, 'pass2', span))
+        if hist is not None:
+            done2[span] = hist
     todo = [s for s in spans if s not in done2]
     if todo:
         with ctx.Pool(args.workers, _init_worker, init) as pool:
             for span, hist in pool.imap_unordered(_pass2_task,
                                                   [(s, stats_by_count) for s in todo]):
-                done2[span] = hist
-                _checkpoint(ck2, done2)
+                done2[span] = save_pass2(_span_path(work, 'pass2', span), hist)
                 LOG.info('pass 2: %d/%d spans, %.0f s', len(done2), len(spans),
                          time.time() - t0)
     calib_seconds = time.time() - t0
@@ -686,29 +771,30 @@ def main() -> int:
         names.append('ReLU6 fixed (0, 6)')
         paths = {name: work / ('int8_' + name.replace(' ', '_').replace('(', '').replace(
             ')', '').replace(',', '') + f'_{n}.onnx') for name in names}
-        if not all(p.exists() for p in paths.values()):
+        if not all(trust.usable(p, 'INT8 model') for p in paths.values()):
             ranges = stream.ranges(n, PERCENTILES)
             ranges['ReLU6 fixed (0, 6)'], relu_counts = relu6_fixed_ranges(
                 prepared, ranges['MinMax'], input_name)
             LOG.info('ranges at %d images ready (ReLU6 recipe: %s)', n, relu_counts)
             for name in names:
-                if not paths[name].exists():
-                    quantize_with_ranges(prepared, ranges[name], paths[name], work)
+                made(paths[name], lambda tmp, name=name: quantize_with_ranges(
+                    prepared, ranges[name], tmp, work, paths[name].stem))
         models += [(name, n, paths[name]) for name in names]
         del stream.collectors[n]
 
     # accuracy (parallel, resumable), then latency one model at a time
-    ck3 = work / 'eval.pkl'
-    done3: Dict[str, Dict[str, object]] = _load(ck3, {})
+    ck3 = work / 'eval.json'
+    done3: Dict[str, Dict[str, object]] = load_results(ck3)
     jobs = [(f'{name}|{n}', str(path), args.eval_frames, list(input_hw))
-            for name, n, path in models if f'{name}|{n}' not in done3]
+            for name, n, path in models if not _evaluated(done3, f'{name}|{n}', path)]
     if jobs:
         with ctx.Pool(args.workers) as pool:
             for key, result in pool.imap_unordered(_eval_task, jobs):
                 done3[key] = result
-                _checkpoint(ck3, done3)
+                save_results(ck3, done3)
                 LOG.info('%s: mAP50 %.4f mAP %.4f (%d/%d models)', key, result['mAP50'],
                          result['mAP'], len(done3), len(models))
+        done3 = load_results(ck3)                    # as read back, as a resumed run
     latency_frames = list(generate_frames(
         [frame_seed(TEST_SEED, i) for i in range(args.latency_frames)], input_hw, workers=1))
     rows: List[Dict[str, object]] = []
@@ -740,10 +826,10 @@ def main() -> int:
             'gpu': None}
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / 'calibration_study.json').write_text(
-        json.dumps({'meta': meta, 'rows': rows}, indent=2) + '\n', encoding='utf-8')
+    write_output(out_dir / 'calibration_study.json',
+                 json.dumps({'meta': meta, 'rows': rows}, indent=2) + '\n')
     table = markdown(rows, meta)
-    (out_dir / 'calibration_study.md').write_text(table + '\n', encoding='utf-8')
+    write_output(out_dir / 'calibration_study.md', table + '\n')
     plot(rows, out_dir / 'calibration_study.png')
     print(table)
     return 0

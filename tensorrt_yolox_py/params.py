@@ -201,8 +201,13 @@ PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('build_only', bool, False,
               'build / calibrate the TensorRT engine, then exit', affects=NODE),
     ParamSpec('engine_cache_dir', str, '',
-              'folder for cached TensorRT engines; empty = ~/.cache/tensorrt_yolox_py',
+              'folder for cached TensorRT engines; empty = ~/.cache/tensorrt_yolox_py. It must '
+              'be yours and writable by nobody else (else refused at start-up)',
               affects=ENGINE, engine_key=KEY_NONE),
+    ParamSpec('require_verified_model', bool, False,
+              'true: refuse an ONNX model without a valid checksum of this package (missing, '
+              'stamped by another producer or wrong); false: load it with a warning (a wrong '
+              'checksum is always refused)', affects=DETECTOR),
     ParamSpec('workspace_size_mb', int, 2048,
               'TensorRT builder workspace limit in MiB', min=16, max=1 << 20,
               affects=ENGINE, engine_key=KEY_VALUE),

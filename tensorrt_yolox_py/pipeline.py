@@ -102,7 +102,8 @@ class Detector:
         labels = load_labels(config.resolved_label_path)
         if backend is None:
             if str(config.resolved_model_path).lower().endswith('.onnx'):
-                check_model_file(config.resolved_model_path)  # FileError if corrupted
+                check_model_file(config.resolved_model_path,   # FileError if corrupted
+                                 config.require_verified_model)
             backend = create_backend(config)
         try:
             preprocessor = make_preprocessor(config, backend)

@@ -70,13 +70,47 @@ def test_stamped_model_loads_and_says_so(stamped, caplog):
     assert 'checksum verified' in caplog.text
 
 
-def test_model_without_checksum_loads_with_a_note(planted_model, caplog):
+def test_model_without_checksum_loads_with_a_warning(planted_model, caplog):
     with caplog.at_level(logging.INFO, logger='tensorrt_yolox_py.onnx_model.integrity'):
         with Detector.from_config(make_config({'model_path': str(planted_model),
                                                'device': 'cpu'})) as detector:
             result = detector.detect(np.zeros((64, 64, 3), np.uint8))
-    assert 'has no checksum' in caplog.text
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and 'has no checksum' in warnings[0].getMessage()
+    assert 'WITHOUT an integrity check' in warnings[0].getMessage()
     assert len(result.detections) == 0
+
+
+def _stripped_and_altered(stamped: Path, tmp_path: Path):
+    stripped = onnx.load(str(stamped))
+    del stripped.metadata_props[:]
+    onnx.save(stripped, str(tmp_path / 'stripped.onnx'))
+    altered = onnx.load(str(stamped))
+    for prop in altered.metadata_props:
+        if prop.key == integrity.PRODUCER_KEY:
+            prop.value = 'someone else'
+    onnx.save(altered, str(tmp_path / 'altered.onnx'))
+    return tmp_path / 'stripped.onnx', tmp_path / 'altered.onnx'
+
+
+def test_stripped_or_altered_checksum_warns_and_is_refused_on_request(stamped, tmp_path,
+                                                                      caplog):
+    stripped, altered = _stripped_and_altered(stamped, tmp_path)
+    for path, outcome in ((stripped, 'unstamped'), (altered, 'rewritten')):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger='tensorrt_yolox_py.onnx_model.integrity'):
+            with Detector.from_config(make_config({'model_path': str(path),
+                                                   'device': 'cpu'})):
+                pass
+        assert [r.levelno for r in caplog.records] == [logging.WARNING], outcome
+        assert integrity.verify_model_file(path) == outcome
+        with pytest.raises(FileError, match='require_verified_model is true') as info:
+            Detector.from_config(make_config({'model_path': str(path), 'device': 'cpu',
+                                              'require_verified_model': True}))
+        assert info.value.path == str(path) and 'model_integrity stamp' in str(info.value)
+    with Detector.from_config(make_config({'model_path': str(stamped), 'device': 'cpu',
+                                           'require_verified_model': True})):
+        pass
 
 
 def test_a_model_rewritten_by_another_producer_is_not_checked(stamped, tmp_path):

@@ -89,17 +89,29 @@ def verify_model_file(path: Union[str, Path]) -> str:
     return verify_model(model, path)
 
 
-def check_model_file(path: Union[str, Path]) -> str:
-    """``verify_model_file`` plus the log line for each outcome; returns the outcome."""
+def check_model_file(path: Union[str, Path], require_verified: bool = False) -> str:
+    """``verify_model_file`` plus the log line for each outcome; returns the outcome.
+
+    A model that cannot be verified (``unstamped``: no checksum, or stripped; ``rewritten``:
+    stamped by another producer, or the producer altered) loads with a WARNING, or raises
+    ``FileError`` when ``require_verified`` (the ``require_verified_model`` parameter). A wrong
+    checksum always raises (``verify_model``).
+    """
     outcome = verify_model_file(path)
     if outcome == 'verified':
         LOG.info('model %s: checksum verified', path)
-    elif outcome == 'unstamped':
-        LOG.info('model %s has no checksum in its metadata (not exported by this package): '
-                 'loaded without an integrity check', path)
-    else:
-        LOG.info('model %s: its checksum was stamped by another producer (the graph was '
-                 'rewritten, e.g. quantized, after export): not checked', path)
+        return outcome
+    why = ('has no checksum in its metadata (not exported by this package, or the checksum '
+           'was stripped)' if outcome == 'unstamped' else
+           'carries a checksum stamped by another producer (a tool rewrote the graph after '
+           'export, e.g. a quantizer, or the metadata was altered), so it cannot be checked')
+    fix = f'python -m tensorrt_yolox_py.tools.model_integrity stamp {path}'
+    if require_verified:
+        raise FileError(path, f'model file {path} {why}; require_verified_model is true. Fix: '
+                        f'if you trust this file, stamp it ({fix}), or set '
+                        'require_verified_model to false')
+    LOG.warning('model %s %s: loaded WITHOUT an integrity check (set require_verified_model '
+                'to refuse such models; stamp a model you trust: %s)', path, why, fix)
     return outcome
 
 

@@ -51,7 +51,7 @@ def _int8(request: dict) -> dict:
     import numpy as np
     from modelopt.onnx.quantization import quantize
 
-    data = np.load(request['calibration'], mmap_mode='r')
+    data = np.load(request['calibration'], mmap_mode='r', allow_pickle=False)
     quantize(request['model'], quantize_mode='int8',
              calibration_data={request['input_name']: np.ascontiguousarray(data)},
              calibration_method=request['calibration_method'], calibration_eps=['cpu'],

@@ -12,8 +12,11 @@ Topics (private names, remapped by launch; Autoware's tensorrt_yolox names):
 - ``~/debug/processing_time_ms`` (std_msgs/Float64): the detector's time for the frame
   (preprocess + infer + postprocess); ``~/debug/pipeline_latency_ms`` (std_msgs/Float64):
   node clock now minus the image stamp, when the result is published.
-- ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, 1 Hz, when diagnostic_msgs is installed):
-  frame counters (received, processed, dropped, skipped, failed) and median stage times.
+- ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, 1 Hz of wall-clock time whatever
+  ``use_sim_time`` says, when diagnostic_msgs is installed): frame counters (received,
+  processed, dropped, skipped, failed, and from the subscription's DDS events ``lost`` and
+  ``qos_incompatible``: ``qos_events``) and median stage times; the level from
+  ``worker.Health`` (ERROR for a QoS mismatch, WARN above the documented loss rate).
 
 Threading: the subscription callback only stores the newest frame (``worker.LatestSlot``); one
 worker thread per node converts, detects and publishes, so the executor is never blocked and a
@@ -21,7 +24,9 @@ slow model drops old frames (counted) instead of queueing them. Malformed images
 with a rate-limited warning. ``destroy_node`` stops the worker and releases the detector.
 """
 
+import copy
 import threading
+import time
 from typing import Any, Callable, List, Optional
 
 from .._lazy import require
@@ -34,10 +39,12 @@ from .lifecycle import STOP, init_ros, run_entry_point, spin_until_stopped
 from ..visualize import annotated_encoding, draw_detections
 from .messages import copy_header, to_detection2d_array, to_label_info
 from .parameters import declare_detector_parameters
-from .worker import FrameStats, LatestSlot, RateLimiter
+from .qos_events import subscription_events
+from .worker import COUNTERS, FrameStats, Health, LatestSlot, RateLimiter
 
 rclpy = require('rclpy', 'the ROS 2 node',
                 'bash scripts/setup.sh (ROS 2 from the PyPI ros-* wheels)')
+from rclpy.clock import Clock, ClockType  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile,  # noqa: E402
                        ReliabilityPolicy)
@@ -101,9 +108,12 @@ class YoloxNode(Node):
         self._worker = threading.Thread(target=self._run, daemon=True,
                                         name=f'yolox-{self.get_fully_qualified_name()}')
         self._worker.start()
+        # a copy of the QoS: rclpy writes qos_overrides into the profile it is given, which
+        # would otherwise carry one node's overrides to every later node of the process
         self._sub = self.create_subscription(
-            Image, '~/in/image', self._on_image, SENSOR_QOS,
-            qos_overriding_options=QoSOverridingOptions.with_default_policies())
+            Image, '~/in/image', self._on_image, copy.copy(SENSOR_QOS),
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+            event_callbacks=subscription_events(self.stats, self._warn))
         self.get_logger().info(f'listening on {self._sub.topic_name}, publishing '
                                f'{self._objects_pub.topic_name}')
 
@@ -168,23 +178,20 @@ class YoloxNode(Node):
             self.get_logger().info('diagnostic_msgs not installed: no /diagnostics output')
             return None
         publisher = self.create_publisher(diag.DiagnosticArray, '/diagnostics', 10)
-        self._last_problems = 0
-        self.create_timer(1.0, lambda: self._publish_diagnostics(diag, publisher))
+        self._health = Health()
+        # wall-clock (steady) timer: diagnostics go on with a paused or looping bag's /clock
+        self.create_timer(1.0, lambda: self._publish_diagnostics(diag, publisher),
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         return publisher
 
     def _publish_diagnostics(self, diag: Any, publisher: Any) -> None:
         snap = self.stats.snapshot()
-        problems = snap['skipped'] + snap['failed']
-        level = diag.DiagnosticStatus.WARN if problems > self._last_problems else \
-            diag.DiagnosticStatus.OK
-        self._last_problems = problems
-        values = [diag.KeyValue(key=k, value=str(snap[k])) for k in
-                  ('received', 'processed', 'dropped', 'skipped', 'failed', 'annotated')]
+        name, message = self._health.assess(snap, time.monotonic())
+        level = getattr(diag.DiagnosticStatus, name)
+        values = [diag.KeyValue(key=k, value=str(snap[k])) for k in COUNTERS]
         values += [diag.KeyValue(key=f'{stage}_ms_median', value=f'{ms:.3f}')
                    for stage, ms in snap['median_ms'].items()]
         values.append(diag.KeyValue(key='backend', value=self.detector.backend.name))
-        message = ('new malformed or failed frames: ' + snap['last_skip_reason']
-                   if level == diag.DiagnosticStatus.WARN else 'ok')
         status = diag.DiagnosticStatus(level=level, message=message, values=values,
                                        name=f'{self.get_fully_qualified_name()}: detector',
                                        hardware_id=self.config.device)

@@ -8,11 +8,19 @@ never removes them: the segments keep their memory (up to 64 MiB each with
 config/fastdds_large_data.xml), and the next processes log ``RTPS_TRANSPORT_SHM Error ...
 open_and_lock_file failed`` when they meet them.
 
-A file is a leftover when its ``_el`` lock file exists, nobody holds a lock on it (read from
-/proc/locks: nothing is locked or opened to find out) and it is older than ``MIN_AGE_S`` (a
-process that is starting creates the file a moment before it locks it). Removing leftovers
-is then safe: no live process owns them (what ``fastdds shm clean`` of the Fast DDS tools
-does too).
+A file is a leftover when its ``_el`` (or ``_sl``) lock file exists, nobody holds a lock on
+it (read from /proc/locks: nothing is locked or opened to find out) and it is older than
+``MIN_AGE_S`` (a process that is starting creates the file a moment before it locks it).
+Removing leftovers is then safe: no live process owns them (what ``fastdds shm clean`` of the
+Fast DDS tools does too).
+
+A port file ``fastdds_port<N>`` can also be left with NO lock file (a process that only sent
+to the port opened it; ``fastdds shm clean`` never removes those): it is an orphan when it is
+older than ``MIN_AGE_S``, belongs to this user, and no live process maps it or holds it open
+(read from ``/proc/<pid>/maps`` and ``/proc/<pid>/fd``). Fast DDS makes these files 0644, so
+only their owner's processes (or root's) can use them, and those are the ones this user can
+inspect; a process whose /proc entries cannot be read (another user's, or a sandbox's init)
+is skipped. Without a readable /proc, no lockless port file is reported.
 
 - ``find_leftovers()``: the leftover files (segment, lock, port mutex) and their bytes.
 - ``warn_about_leftovers()``: one warning line with what to do, at the entry points' start.
@@ -31,7 +39,9 @@ from typing import Dict, List, Optional, Set, Tuple
 SHM_DIR = Path('/dev/shm')
 LOCKS = Path('/proc/locks')
 MIN_AGE_S = 10.0
-_OWNED = re.compile(r'^(fastdds|fastrtps)_(port\d+|[0-9a-f]{16})_el$')
+_OWNED = re.compile(r'^(fastdds|fastrtps)_(port\d+|[0-9a-f]{16})_(el|sl)$')
+_PORT = re.compile(r'^(fastdds|fastrtps)_port\d+$')
+PROC = Path('/proc')
 LOGGER = logging.getLogger(__name__)
 
 
@@ -54,8 +64,73 @@ def _locked_files(locks: Path = LOCKS) -> Set[Tuple[int, int, int]]:
     return held
 
 
+def _files_in_use(proc: Path = PROC) -> Optional[Set[Tuple[int, int, int]]]:
+    """Return {(major, minor, inode)} of every file an inspectable process maps or holds open.
+
+    None when /proc cannot be listed; processes whose entries cannot be read are skipped.
+    """
+    used: Set[Tuple[int, int, int]] = set()
+    try:
+        pids = [p for p in os.listdir(proc) if p.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            with open(proc / pid / 'maps', encoding='utf-8', errors='replace') as maps:
+                for line in maps:
+                    fields = line.split(None, 5)
+                    if len(fields) == 6 and fields[4] != '0':
+                        major, minor = fields[3].split(':')
+                        used.add((int(major, 16), int(minor, 16), int(fields[4])))
+            for fd in os.listdir(proc / pid / 'fd'):
+                try:
+                    info = os.stat(proc / pid / 'fd' / fd)
+                except OSError:
+                    continue        # closed meanwhile, or a socket / pipe
+                used.add((os.major(info.st_dev), os.minor(info.st_dev), info.st_ino))
+        except FileNotFoundError:
+            continue                # the process ended
+        except PermissionError:
+            continue                # not inspectable by this user: see the module docstring
+        except (OSError, ValueError):
+            return None
+    return used
+
+
+def _lockless_ports(shm_dir: Path, min_age_s: float, proc: Path) -> Dict[str, int]:
+    """Return {path: bytes} of port files with no lock file that no live process uses."""
+    names = set(os.listdir(shm_dir))
+    now = time.time()
+    candidates = []
+    for name in sorted(names):
+        if not _PORT.match(name) or f'{name}_el' in names or f'{name}_sl' in names:
+            continue
+        try:
+            info = (shm_dir / name).stat()
+        except OSError:
+            continue
+        if info.st_uid == os.geteuid() and now - info.st_mtime >= min_age_s:
+            candidates.append((name, info))
+    if not candidates:
+        return {}
+    in_use = _files_in_use(proc)
+    if in_use is None:
+        return {}
+    found: Dict[str, int] = {}
+    for name, info in candidates:
+        if (os.major(info.st_dev), os.minor(info.st_dev), info.st_ino) in in_use:
+            continue
+        found[str(shm_dir / name)] = info.st_size
+        mutex = shm_dir / f'sem.{name}_mutex'
+        try:
+            found[str(mutex)] = mutex.stat().st_size
+        except OSError:
+            pass
+    return found
+
+
 def find_leftovers(shm_dir: Path = SHM_DIR, locks: Path = LOCKS,
-                   min_age_s: float = MIN_AGE_S) -> Dict[str, int]:
+                   min_age_s: float = MIN_AGE_S, proc: Path = PROC) -> Dict[str, int]:
     """Return {path: bytes} of the leftover Fast DDS files (see the module docstring)."""
     if not shm_dir.is_dir() or not locks.exists():
         return {}
@@ -80,6 +155,7 @@ def find_leftovers(shm_dir: Path = SHM_DIR, locks: Path = LOCKS,
                 found[str(path)] = path.stat().st_size
             except OSError:
                 continue
+    found.update(_lockless_ports(shm_dir, min_age_s, proc))
     return found
 
 

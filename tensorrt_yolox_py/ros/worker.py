@@ -4,7 +4,12 @@
   and the worker thread (consumer). ``put`` replaces an item not yet taken and reports it as
   dropped, so memory holds at most one pending frame and the newest frame always wins.
 - ``FrameStats``: thread-safe counters (received, processed, dropped, skipped, failed,
-  annotated) and a bounded window of recent per-stage timings for diagnostics.
+  annotated; and frames DDS reported lost before the node, ``lost``, and incompatible-QoS
+  publishers, ``qos_incompatible``) and a bounded window of recent per-stage timings.
+- ``Health``: the diagnostics level from successive snapshots (see ``Health.assess``): ERROR
+  while a publisher with incompatible QoS was seen and no frame arrived since, WARN when more
+  than ``LOSS_WARN_FRACTION`` of the frames of the last ``LOSS_WINDOW_S`` seconds were lost
+  before the node or when frames were newly skipped or failed, else OK.
 - ``RateLimiter``: at most one log line per key per ``period_s``, counting what it held back.
 """
 
@@ -17,6 +22,10 @@ from typing import Any, Callable, Deque, Dict, Generic, Optional, Tuple, TypeVar
 import numpy as np
 
 T = TypeVar('T')
+#: WARN when more than this fraction of the frames offered in the window were lost in DDS.
+LOSS_WARN_FRACTION = 0.01
+#: Seconds over which the loss fraction is computed.
+LOSS_WINDOW_S = 5.0
 
 
 class LatestSlot(Generic[T]):
@@ -70,14 +79,28 @@ class FrameStats:
     skipped: int = 0
     failed: int = 0
     annotated: int = 0
+    lost: int = 0
+    qos_incompatible: int = 0
     last_skip_reason: str = ''
+    #: A publisher with incompatible QoS was seen and no frame has arrived since.
+    qos_mismatch: bool = False
+    qos_policy: str = ''
     _timings: Deque[Dict[str, float]] = field(default_factory=deque, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, name: str, amount: int = 1) -> None:
-        """Add ``amount`` to counter ``name``."""
+        """Add ``amount`` to counter ``name`` (a received frame ends a QoS-mismatch state)."""
         with self._lock:
             setattr(self, name, getattr(self, name) + amount)
+            if name == 'received':
+                self.qos_mismatch = False
+
+    def incompatible_qos(self, change: int, policy: str) -> None:
+        """Count publishers found with incompatible QoS (``policy``: the last one named)."""
+        with self._lock:
+            self.qos_incompatible += max(int(change), 1)
+            self.qos_policy = policy
+            self.qos_mismatch = True
 
     def skip(self, reason: str) -> None:
         """Count a skipped (malformed) frame and remember why."""
@@ -96,9 +119,9 @@ class FrameStats:
     def snapshot(self) -> Dict[str, Any]:
         """Return the counters and the median of each stage time over the window."""
         with self._lock:
-            counters = {name: getattr(self, name) for name in
-                        ('received', 'processed', 'dropped', 'skipped', 'failed', 'annotated')}
-            counters['last_skip_reason'] = self.last_skip_reason
+            counters = {name: getattr(self, name) for name in COUNTERS}
+            counters.update(last_skip_reason=self.last_skip_reason,
+                            qos_mismatch=self.qos_mismatch, qos_policy=self.qos_policy)
             samples = list(self._timings)
         stages: Dict[str, list] = {}
         for sample in samples:
@@ -107,6 +130,43 @@ class FrameStats:
         counters['median_ms'] = {name: float(np.median(values))
                                  for name, values in stages.items()}
         return counters
+
+
+COUNTERS = ('received', 'processed', 'dropped', 'skipped', 'failed', 'annotated', 'lost',
+            'qos_incompatible')
+
+
+class Health:
+    """Diagnostics level of one node from successive ``FrameStats`` snapshots."""
+
+    OK, WARN, ERROR = 'OK', 'WARN', 'ERROR'
+
+    def __init__(self, window_s: float = LOSS_WINDOW_S,
+                 warn_fraction: float = LOSS_WARN_FRACTION) -> None:
+        self.window_s, self.warn_fraction = float(window_s), float(warn_fraction)
+        self._history: Deque[Tuple[float, int, int]] = deque()
+        self._problems = 0
+
+    def assess(self, snap: Dict[str, Any], now: float) -> Tuple[str, str]:
+        """Return (level, message) for ``snap`` taken at monotonic time ``now``."""
+        self._history.append((now, snap['received'], snap['lost']))
+        while len(self._history) > 1 and now - self._history[1][0] >= self.window_s:
+            self._history.popleft()
+        _, received0, lost0 = self._history[0]
+        received, lost = snap['received'] - received0, snap['lost'] - lost0
+        problems = snap['skipped'] + snap['failed']
+        new_problems = problems > self._problems
+        self._problems = problems
+        if snap['qos_mismatch']:
+            return self.ERROR, (f'a publisher of the input topic has incompatible QoS '
+                                f'({snap["qos_policy"] or "policy unknown"}): it delivers '
+                                'nothing; match its QoS or set qos_overrides')
+        if lost and lost > self.warn_fraction * (lost + received):
+            return self.WARN, (f'{lost} of {lost + received} frames lost before the node in '
+                               f'the last {self.window_s:g} s (DDS)')
+        if new_problems:
+            return self.WARN, 'new malformed or failed frames: ' + snap['last_skip_reason']
+        return self.OK, 'ok'
 
 
 class RateLimiter:

@@ -9,7 +9,8 @@ The same parameters as the node (``build_only`` mode): a node started later with
 parameters finds the engine in the cache and starts in seconds. Shows a progress bar for
 calibration and TensorRT's build phases, then a summary: precision, device, INT8 path and why,
 layers that fell back from the DLA to the GPU, layers kept in FP16, build time, engine size.
-Exit status: 0 built or found, 2 bad parameters / model, 3 TensorRT or CUDA failure.
+Exit status: 0 built or found, 2 bad parameters / model / a cache folder others could write
+(``trust.check_folder``), 3 TensorRT or CUDA failure.
 """
 
 import argparse
@@ -22,6 +23,7 @@ from typing import Any, Dict, List, Optional
 from ..errors import MissingDependencyError, ModelContractError, ParameterError, YoloxError
 from ..params import DEVICES, make_config, PARAMS_BY_NAME
 from .cli import add_param_options, param_values
+from ..trust import UntrustedPathError
 
 LOGGER = logging.getLogger('yolox_build_engine')
 
@@ -133,7 +135,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         progress = BuildProgress() if args.no_progress else BarProgress()
         prepared = prepare_engine(EngineSettings.from_config(config), progress=progress)
-    except (ParameterError, ModelContractError, MissingDependencyError) as exc:
+    except (ParameterError, ModelContractError, MissingDependencyError,
+            UntrustedPathError) as exc:
         LOGGER.error('%s', exc)
         return 2
     except YoloxError as exc:

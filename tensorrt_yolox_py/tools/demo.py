@@ -24,6 +24,7 @@ import argparse
 import importlib.util
 import json
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -70,7 +71,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] %(name)s: %(message)s')
     from ..evaluation.report import accuracy_table, latency_summary, latency_table
-    from .evaluate_bag import write_outputs
+    from .evaluate_bag import commit_output, new_run_id, prepare_output, write_outputs
 
     bag = Path(args.bag)
     gt_path = Path(args.gt) if args.gt else bag / 'ground_truth.json'
@@ -90,10 +91,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.model:
         params['model_path'] = str(Path(args.model).resolve())
     out_dir = Path(args.output)
-    frames_dir = out_dir / 'frames'
+    run_id = new_run_id()
+    partial: Optional[Path] = None
     start = time.perf_counter()
     try:
         config = make_config(params)
+        partial = prepare_output(out_dir, run_id)     # the outputs replace out_dir as a whole
+        frames_dir = partial / 'frames'
         labels = _labels(config)
         if mode == 'ros':
             from ..ros.dds_replay import dds_replay
@@ -111,15 +115,21 @@ def main(argv: Optional[List[str]] = None) -> int:
                                     annotate_threshold=DISPLAY_THRESHOLD)
                 replay.info['backend'] = detector.backend.describe()
     except YoloxError as exc:
+        if partial is not None:
+            shutil.rmtree(partial, ignore_errors=True)
         LOGGER.error('%s', exc)
         return 2
     report = replay.to_dict()
-    report['info'].update({'mode': mode, 'model': str(config.resolved_model_path),
+    report['info'].update({'run_id': run_id, 'mode': mode,
+                           'model': str(config.resolved_model_path),
                            'ground_truth': str(gt_path), 'device': args.device,
                            'score_threshold': EVAL_SCORE_THRESHOLD,
                            'display_threshold': DISPLAY_THRESHOLD,
                            'date': time.strftime('%Y-%m-%d %H:%M:%S %z')})
-    paths = write_outputs(report, replay, out_dir, f'yolox_demo ({mode} mode) on {bag.name}')
+    paths = write_outputs(report, replay, partial, f'yolox_demo ({mode} mode) on {bag.name}')
+    commit_output(partial, out_dir, run_id)
+    paths = [out_dir / p.relative_to(partial) for p in paths]
+    frames_dir = out_dir / 'frames'
     acc = replay.result
     print(f'\n{replay.frames} frames from {len(replay.per_topic)} cameras ({mode} mode, '
           f'{args.device}) in {time.perf_counter() - start:.1f} s')

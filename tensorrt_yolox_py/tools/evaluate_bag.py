@@ -11,8 +11,15 @@ entries carry ``topic`` and ``stamp_ns``; ``yolox_make_dataset bag`` writes one 
 bag folder). With ``--dds`` the images go over real DDS into one detector node per topic
 instead (``ros.dds_replay``; latency is then the publish-to-answer round trip and the
 node's processing time). Writes ``report.json``, ``summary.md``, ``pr_curves.png``,
-``latency_hist.png`` (and, with ``--annotate``, annotated frames) to the output folder and
-prints the tables.
+``latency_hist.png`` (and, with ``--annotate``, annotated frames) and ``run.json`` to the output
+folder and prints the tables.
+
+The outputs of one run are replaced together: they are written into a private folder beside
+the output folder, which then replaces the output folder as a whole (``trust.replace_folder``),
+so a killed run leaves the previous run's complete set, never a mixture. Each carries the run
+id (``report.json`` ``info.run_id``, the first lines of ``summary.md``, ``run.json`` with the
+sha256 of every file). An output folder holding anything else than these outputs is refused
+(exit status 2), never replaced.
 
 The score threshold defaults to 0.01 here (COCO mAP integrates the whole precision-recall
 curve; the node's 0.35 would cut it short); pass ``--param score_threshold=0.35`` to score
@@ -23,13 +30,15 @@ import argparse
 import json
 import logging
 import platform
+import secrets
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .. import __version__
-from ..errors import YoloxError
+from ..errors import FileError, YoloxError
 from ..params import make_config, PARAMS_BY_NAME
 from .cli import add_param_options, param_values
 
@@ -58,6 +67,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Everything an evaluation writes to its output folder.
+OUTPUT_NAMES = ('report.json', 'summary.md', 'pr_curves.png', 'latency_hist.png', 'frames',
+                'run.json')
+
+
+def new_run_id() -> str:
+    """Return a unique, sortable run id (UTC time + random)."""
+    return time.strftime('%Y%m%dT%H%M%SZ', time.gmtime()) + '-' + secrets.token_hex(4)
+
+
+def prepare_output(out_dir: Path, run_id: str) -> Path:
+    """Check ``out_dir`` may be replaced; return the private folder this run writes to."""
+    from .. import trust
+
+    out_dir = out_dir.absolute()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    trust.recover_folder(out_dir)
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise FileError(out_dir, f'--output {out_dir} is not a folder')
+        foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in OUTPUT_NAMES)
+        if foreign:
+            raise FileError(out_dir, f'--output {out_dir} holds files that are not evaluation '
+                            f'outputs ({", ".join(foreign[:5])}); the outputs of a run replace '
+                            'the whole folder, so choose a new or empty folder')
+    return trust.partial_folder(out_dir, run_id)
+
+
+def commit_output(partial: Path, out_dir: Path, run_id: str) -> None:
+    """Record every file's sha256 in run.json, then put the run's folder in place."""
+    from .. import trust
+
+    files = {str(p.relative_to(partial)): trust.file_sha256(p)
+             for p in sorted(partial.rglob('*')) if p.is_file()}
+    trust.write_atomic(partial / 'run.json', json.dumps(
+        {'run_id': run_id, 'files': files}, indent=1, sort_keys=True).encode(), digest=False)
+    trust.replace_folder(partial, out_dir.absolute())
+
+
 def write_outputs(report: Dict[str, Any], replay, out_dir: Path, title: str) -> List[Path]:
     """Write report.json, summary.md and the two plots; return their paths."""
     from ..evaluation.report import (accuracy_table, latency_summary, latency_table,
@@ -67,7 +115,7 @@ def write_outputs(report: Dict[str, Any], replay, out_dir: Path, title: str) -> 
     paths = [write_json(report, out_dir / 'report.json')]
     latency = latency_summary(replay.samples)
     acc = replay.result
-    md = [f'# {title}', '',
+    md = [f'# {title}', '', f"Run `{report.get('info', {}).get('run_id', '-')}`.", '',
           f"mAP50 **{acc.mAP50:.3f}**, mAP (0.50:0.95) **{acc.mAP:.3f}**, mAP75 "
           f"{acc.mAP75:.3f} on {acc.num_images} frames, {acc.num_ground_truths} objects, "
           f"{acc.num_detections} detections.", '', accuracy_table(acc, markdown=True), '',
@@ -111,7 +159,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         LOGGER.error('%s', exc)
         return 2
     out_dir = Path(args.output)
-    annotate_dir = out_dir / 'frames' if args.annotate else None
+    run_id = new_run_id()
+    try:
+        partial = prepare_output(out_dir, run_id)
+    except YoloxError as exc:
+        detector.close()
+        LOGGER.error('%s', exc)
+        return 2
+    annotate_dir = partial / 'frames' if args.annotate else None
     try:
         with detector:
             backend = detector.backend.describe()
@@ -127,17 +182,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                                 max_frames=args.max_frames, annotate_dir=annotate_dir,
                                 progress=not args.no_progress)
     except YoloxError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
         LOGGER.error('%s', exc)
         return 2
     report = replay.to_dict()
     report['info'].update({
-        'ground_truth': str(gt_path), 'model': str(config.resolved_model_path),
+        'run_id': run_id, 'ground_truth': str(gt_path), 'model': str(config.resolved_model_path),
         'backend': backend, 'score_threshold': config.score_threshold,
         'nms_threshold': config.nms_threshold, 'machine': platform.node(),
         'processor': platform.processor() or platform.machine(),
         'python': platform.python_version(), 'package_version': __version__,
         'date': time.strftime('%Y-%m-%d %H:%M:%S %z')})
-    paths = write_outputs(report, replay, out_dir, f'Evaluation of {bag.name}')
+    paths = write_outputs(report, replay, partial, f'Evaluation of {bag.name}')
+    commit_output(partial, out_dir, run_id)
+    paths = [out_dir / p.relative_to(partial) for p in paths] + [out_dir / 'run.json']
     acc = replay.result
     print(f'\n{bag}: {replay.frames} frames ({replay.scored} scored) in {replay.wall_s:.1f} s')
     print(accuracy_table(acc))

@@ -45,6 +45,34 @@ def test_only_files_whose_lock_nobody_holds_are_leftovers(tmp_path: Path) -> Non
     assert str(tmp_path / 'fastdds_00000000000000bb') in found
 
 
+def test_port_files_without_a_lock_file_are_orphans_unless_a_process_uses_them(
+        tmp_path: Path) -> None:
+    import mmap
+
+    for port in (7001, 7002, 7003, 7004):
+        for name in (f'fastdds_port{port}', f'sem.fastdds_port{port}_mutex'):
+            (tmp_path / name).write_bytes(b'p' * 4096)
+            os.utime(tmp_path / name, (OLD, OLD))
+    (tmp_path / 'fastdds_port7004_sl').write_bytes(b'')     # a shared lock file: not lockless
+    os.utime(tmp_path / 'fastdds_port7004_sl', (OLD, OLD))
+    young = tmp_path / 'fastdds_port7005'
+    young.write_bytes(b'p')                                 # just created: maybe being opened
+    with open(tmp_path / 'fastdds_port7002', 'r+b') as mapped_file, \
+            mmap.mmap(mapped_file.fileno(), 4096) as mapping, \
+            open(tmp_path / 'fastdds_port7003', 'rb') as open_file:
+        assert mapping[:1] == b'p' and open_file.read(1) == b'p'
+        found = shm_leftovers.find_leftovers(tmp_path)
+        assert sorted(Path(p).name for p in found) == [
+            'fastdds_port7001', 'fastdds_port7004', 'fastdds_port7004_sl',
+            'sem.fastdds_port7001_mutex', 'sem.fastdds_port7004_mutex']
+        assert found[str(tmp_path / 'fastdds_port7001')] == 4096
+        # without a readable /proc, nothing lockless is reported
+        assert not any('7001' in p for p in shm_leftovers.find_leftovers(
+            tmp_path, proc=tmp_path / 'no_proc'))
+    found = shm_leftovers.find_leftovers(tmp_path)          # closed and unmapped now
+    assert {'fastdds_port7002', 'fastdds_port7003'} <= {Path(p).name for p in found}
+
+
 def test_nothing_is_reported_without_dev_shm_or_proc_locks(tmp_path: Path) -> None:
     assert shm_leftovers.find_leftovers(tmp_path / 'none') == {}
     assert shm_leftovers.find_leftovers(tmp_path, locks=tmp_path / 'no_locks') == {}

@@ -52,7 +52,6 @@ Contract of ``prepare_engine(settings, trt=None, memory=None, progress=None)``:
 """
 
 import logging
-import os
 import re
 import time
 import warnings
@@ -68,7 +67,9 @@ from ...quantization.images import fingerprint, list_calibration_images
 from ...quantization.clip import CLIP_RECIPE_VERSION
 from ...quantization.static import CALIBRATION_VERSION
 from ..base import check_io_contract
-from .calibration import IncompleteCalibration, make_calibrator, write_atomic
+from ... import trust
+from ...trust import write_atomic
+from .calibration import IncompleteCalibration, make_calibrator
 from .capabilities import dla_support, supports
 from .common import (CallbackErrors, TensorRTError, check_supported, import_tensorrt,
                      make_logger, make_progress_monitor, trt_version, version_text)
@@ -433,19 +434,18 @@ class EngineBuild:
         from ...quantization.static import quantize_static_qdq
 
         path = self._artifact('qdq', '.onnx')
-        if path.is_file():
+        if trust.usable(path, 'Q/DQ model'):
             LOGGER.info('using cached Q/DQ model %s', path)
         else:
             LOGGER.info('quantizing %s (%s, %d images) for explicit quantization',
                         self.settings.model_path.name, plan.algorithm, len(self.images))
-            tmp = path.with_name(f'.{path.name}.partial')
-            quantize_static_qdq(
-                self.settings.model_path, tmp, self.images, plan.algorithm,
-                percentile=self.settings.percentile, target='tensorrt',
-                exclude_first_layer=self.settings.fp16_first_layer,
-                exclude_last_layer=self.settings.fp16_last_layer,
-                progress=self.progress.calibration)
-            tmp.replace(path)
+            with trust.staging(path) as tmp:
+                quantize_static_qdq(
+                    self.settings.model_path, tmp, self.images, plan.algorithm,
+                    percentile=self.settings.percentile, target='tensorrt',
+                    exclude_first_layer=self.settings.fp16_first_layer,
+                    exclude_last_layer=self.settings.fp16_last_layer,
+                    progress=self.progress.calibration)
         self.report.calibration = f'{plan.algorithm} (ONNX Runtime static quantization)'
         self.report.calibration_images = len(self.images)
         return path
@@ -456,7 +456,7 @@ class EngineBuild:
 
         digest = engine_key({'model': file_sha256(onnx_path), 'kind': 'dynamic-batch'})[:12]
         path = self.cache_dir / f'{_safe(onnx_path.stem)}.dynbatch-{digest}.onnx'
-        if not path.is_file():
+        if not trust.usable(path, 'batch-dynamic model'):
             write_atomic(path, dynamic_batch_bytes(onnx_path))
             LOGGER.info('batch-dynamic model for max_batch %d: %s', self.settings.max_batch,
                         path)
@@ -507,7 +507,7 @@ class EngineBuild:
         major, minor = self.gpu['compute_capability']
         path = self.cache_dir / (f'timing-trt{version_text(self.version)}-'
                                  f"{_safe(self.gpu['name'])}-sm{major}{minor}.cache")
-        blob = path.read_bytes() if path.is_file() else b''
+        blob = trust.read_verified(path, 'timing cache') or b''
         cache = config.create_timing_cache(blob)
         if cache is None and blob:
             LOGGER.warning('timing cache %s is unreadable; starting a new one', path)
@@ -588,9 +588,10 @@ class EngineBuild:
 
         plan, settings = self.plan, self.settings
         path = self._artifact(f'ranges-{plan.algorithm.lower()}', '.json')
-        if path.is_file():
+        saved = trust.load_json(path, 'calibrated ranges')
+        if isinstance(saved, dict):
             LOGGER.info('using calibrated ranges %s', path)
-            ranges = {k: tuple(v) for k, v in json.loads(path.read_text()).items()}
+            ranges = {k: tuple(v) for k, v in saved.items()}
         else:
             ranges = compute_tensor_ranges(settings.model_path, self.images,
                                            canonical_method(plan.algorithm),
@@ -652,12 +653,10 @@ def prepare_typed_model(settings: EngineSettings, plan: Optional[Int8Plan],
                       images=image_key)
     digest = engine_key(fields)[:12]
     path = cache_dir / f'{_safe(model.stem)}.typed-{precision}-{digest}.onnx'
-    if path.is_file():
+    if trust.usable(path, 'strongly typed model'):
         LOGGER.info('using cached strongly typed model %s', path)
         return path
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.partial')
-    try:
+    with trust.staging(path) as tmp:
         if precision == 'fp16':
             result = strongly_typed.convert_fp16(model, tmp)
         else:
@@ -674,10 +673,6 @@ def prepare_typed_model(settings: EngineSettings, plan: Optional[Int8Plan],
             LOGGER.info('strongly typed model: %s', note)
         LOGGER.info('strongly typed %s model by %s in %.1f s: %s', precision, result.tool,
                     result.seconds, path.name)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -9,8 +9,10 @@ memory, percentile, progress)``:
 - ``get_batch(names)`` returns ONE device pointer (the network has one input) holding the next
   image's ``preprocess_cpu`` tensor (1, 3, H, W), copied through a pinned staging buffer on the
   calibrator's own stream; ``None`` after the last image. Batch size 1 (explicit batch).
-- ``read_calibration_cache`` returns the bytes of ``cache_path`` if it exists (then TensorRT
-  skips the batches); ``write_calibration_cache`` writes it atomically.
+- ``read_calibration_cache`` returns the bytes of ``cache_path`` if it is a verified artefact
+  (``trust.read_verified``: the user's file, matching the digest recorded when it was written;
+  then TensorRT skips the batches); ``write_calibration_cache`` writes it atomically with its
+  digest (``trust.write_atomic``).
 - Exceptions inside the callbacks (an unreadable image, a Ctrl-C) cannot cross TensorRT's C++
   boundary (TensorRT would print them and end calibration early): every callback catches
   ``BaseException``, records it in ``errors`` (``common.CallbackErrors``) and ends the data;
@@ -25,14 +27,13 @@ the builder uses them on TensorRT < 10.1, on request (``int8_mode: implicit``), 
 """
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ...quantization.images import calibration_tensors
+from ...trust import read_verified, write_atomic
 from .common import CallbackErrors, TensorRTError
 
 LOGGER = logging.getLogger(__name__)
@@ -44,22 +45,6 @@ class IncompleteCalibration(TensorRTError):
 
 BASES = {'Entropy': 'IInt8EntropyCalibrator2', 'MinMax': 'IInt8MinMaxCalibrator',
          'Legacy': 'IInt8LegacyCalibrator'}
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=str(path.parent))
-    try:
-        with os.fdopen(handle, 'wb') as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def make_calibrator(trt: Any, algorithm: str, image_paths: Sequence[Path],
@@ -127,10 +112,11 @@ def make_calibrator(trt: Any, algorithm: str, image_paths: Sequence[Path],
 
         def read_calibration_cache(self) -> Optional[bytes]:
             try:
-                if self.cache_path.is_file():
+                data = read_verified(self.cache_path, 'calibration cache')
+                if data is not None:
                     LOGGER.info('using calibration cache %s', self.cache_path)
                     self.used_cache = True
-                    return self.cache_path.read_bytes()
+                    return data
             except BaseException as exc:  # noqa: B902 - TensorRT would swallow it
                 self.errors.record('read_calibration_cache', exc)
             return None

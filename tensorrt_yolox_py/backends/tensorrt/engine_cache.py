@@ -17,6 +17,12 @@ Contract:
 - An entry is valid only if the sidecar parses, its key equals the wanted key, and the plan's
   size and sha256 match the sidecar: a truncated, corrupt, foreign or stale (other TensorRT /
   GPU / calibration) plan is reported with the reason and rebuilt, never loaded.
+- The folder is a trusted folder (``trust.check_folder``, checked when the cache is made, i.e.
+  at start-up): the user's, not writable by others, reached through no folder or link that
+  others control; else ``trust.UntrustedPathError`` with the reason and the fix. The plan and
+  its sidecar must be the user's regular files, writable by nobody else (``trust.check_file``),
+  and are written with unpredictable, exclusively created temporary names (never through a
+  planted link).
 - ``invalidate(name)``: remove an entry (the backend calls it if TensorRT still refuses a plan).
 """
 
@@ -29,21 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from .calibration import write_atomic
+from ...trust import check_file, check_folder, file_sha256, UntrustedPathError, write_atomic
 
 LOGGER = logging.getLogger(__name__)
 
 SCHEMA = 1
 DEFAULT_CACHE_DIR = Path('~/.cache/tensorrt_yolox_py').expanduser()
-
-
-def file_sha256(path: Path) -> str:
-    """Return the sha256 hex digest of a file's contents."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as handle:
-        for block in iter(lambda: handle.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def engine_key(fields: Dict[str, Any]) -> str:
@@ -72,7 +69,8 @@ class EngineCache:
     """A folder of cached engines; see the module contract."""
 
     def __init__(self, directory: Optional[Path] = None, lock_timeout_s: float = -1.0) -> None:
-        self.directory = Path(directory).expanduser() if directory else DEFAULT_CACHE_DIR
+        self.directory = check_folder(Path(directory).expanduser() if directory
+                                      else DEFAULT_CACHE_DIR, 'engine cache folder')
         self.lock_timeout_s = lock_timeout_s
 
     def paths(self, name: str) -> Tuple[Path, Path, Path]:
@@ -91,6 +89,12 @@ class EngineCache:
             return None, 'no cached engine'
         if not sidecar.is_file():
             return None, f'{plan.name} has no sidecar {sidecar.name} (interrupted write?)'
+        try:
+            check_file(sidecar)
+            if plan.exists():
+                check_file(plan)
+        except UntrustedPathError as exc:
+            return None, f'untrusted entry: {exc}'
         try:
             meta = json.loads(sidecar.read_text())
         except (OSError, ValueError) as exc:
@@ -120,7 +124,6 @@ class EngineCache:
         if meta is not None:
             LOGGER.info('using cached engine %s', plan)
             return CacheEntry(plan, meta, False)
-        self.directory.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(lock_path))
         try:
             lock.acquire(timeout=0)
@@ -142,13 +145,13 @@ class EngineCache:
             start = time.perf_counter()
             data, report = build()
             data = bytes(data)
-            write_atomic(plan, data)
+            write_atomic(plan, data, digest=False)
             meta = {'schema': SCHEMA, 'key': key, 'fields': fields, 'size': len(data),
                     'sha256': hashlib.sha256(data).hexdigest(),
                     'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
                     'build_seconds': round(time.perf_counter() - start, 3), 'report': report}
             write_atomic(sidecar, json.dumps(meta, indent=1, sort_keys=True,
-                                             default=str).encode())
+                                             default=str).encode(), digest=False)
             LOGGER.info('cached engine %s (%d bytes)', plan, len(data))
             return CacheEntry(plan, meta, True)
         finally:
