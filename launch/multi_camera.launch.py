@@ -1,11 +1,15 @@
 """Launch one YOLOX detector node per camera of a cameras.yaml (needs launch_ros).
 
-    ros2 launch tensorrt_yolox_py multi_camera.launch.py cameras:=config/cameras.yaml
+    ros2 launch tensorrt_yolox_py multi_camera.launch.py cameras:=cameras.yaml
 
-The camera -> node mapping (names, namespaces, remappings, parameters, device checks) is
+``cameras`` and ``params_file`` take a path or the name of a file in the package's config
+folder. The camera -> node mapping (names, namespaces, remappings, parameters, device checks) is
 ``tensorrt_yolox_py.ros.camera_mapping.load_cameras_file``, the same function the in-process
 runner ``yolox_multi_camera`` uses. ``single_process:=true`` runs all cameras in one process
-(``yolox_multi_camera``, a multi-threaded executor) instead of one process per camera.
+(``yolox_multi_camera``) instead of one process per camera. Either way a camera that cannot start
+(or a node process that dies) ends the whole launch with status 1, naming the camera
+(``tensorrt_yolox_py.ros.launch_support``, which also checks the arguments and applies the Fast
+DDS large-image profile).
 """
 
 import os
@@ -13,54 +17,68 @@ import os
 PACKAGE = 'tensorrt_yolox_py'
 #: (name, default, description) of every launch argument; '' = the package default.
 ARGUMENTS = (
-    ('cameras', '', 'cameras file (name, image_topic, device per camera); empty = the '
-     'package\'s config/cameras.yaml'),
+    ('cameras', '', 'cameras file (name, image_topic, device per camera): a path, or a file '
+     'name in the package\'s config folder; empty = the package\'s config/cameras.yaml'),
     ('params_file', '', 'ROS parameter file applied to every camera, under the cameras file\'s '
-     'own parameters; empty = the package\'s config/yolox.param.yaml'),
+     'own parameters: a path, or a file name in the package\'s config folder; empty = the '
+     'package\'s config/yolox.param.yaml'),
     ('single_process', 'false', 'true: all cameras in one process (yolox_multi_camera); '
      'false: one process per camera'),
+    ('allow_cpu_fallback', '', 'true | false for every camera: run a gpu / DLA camera on the '
+     'CPU where nothing here can use its device (false: refuse); empty = the files\' values'),
 )
-
-
-def _share(*parts: str) -> str:
-    from ament_index_python.packages import get_package_share_directory
-
-    return os.path.join(get_package_share_directory(PACKAGE), *parts)
+CHOICES = {'single_process': ('true', 'false'), 'allow_cpu_fallback': ('', 'true', 'false')}
 
 
 def launch_setup(context, *args, **kwargs):
-    """Map the cameras file to node actions."""
+    """Map the cameras file to node actions, each with its failure handlers."""
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
     from tensorrt_yolox_py.ros.camera_mapping import load_cameras_file
+    from tensorrt_yolox_py.ros.launch_support import resolve_config_file, stop_on_failure
 
     def value(name: str) -> str:
         return LaunchConfiguration(name).perform(context)
 
-    cameras = value('cameras') or _share('config', 'cameras.yaml')
-    params_file = value('params_file') or _share('config', 'yolox.param.yaml')
+    cameras = resolve_config_file('cameras', value('cameras'), 'cameras.yaml')
+    params_file = resolve_config_file('params_file', value('params_file'), 'yolox.param.yaml')
     specs = load_cameras_file(cameras)  # raises CameraConfigError with a clear message
-    if value('single_process').lower() in ('true', '1', 'yes'):
+    fallback = value('allow_cpu_fallback')
+    if value('single_process') == 'true':
         # No name=: a __node remap would rename every node of that process.
-        return [Node(package=PACKAGE, executable='yolox_multi_camera',
-                     arguments=['--cameras', cameras, '--params-file', params_file],
-                     output='screen')]
-    return [Node(package=PACKAGE, executable='yolox_node', name=spec.name,
-                 namespace=spec.namespace, parameters=[params_file, spec.parameters],
-                 remappings=list(spec.remappings), output='screen')
-            for spec in specs]
+        node = Node(package=PACKAGE, executable='yolox_multi_camera',
+                    arguments=['--cameras', cameras, '--params-file', params_file] + (
+                        ['--allow-cpu-fallback', fallback] if fallback else []),
+                    output='screen')
+        names = ', '.join(spec.camera for spec in specs)
+        return stop_on_failure(node, f'yolox_multi_camera (cameras {names})') + [node]
+    actions = []
+    for spec in specs:
+        node = Node(package=PACKAGE, executable='yolox_node', name=spec.name,
+                    namespace=spec.namespace, parameters=[params_file, spec.parameters] + (
+                        [{'allow_cpu_fallback': fallback == 'true'}] if fallback else []),
+                    remappings=list(spec.remappings), output='screen')
+        actions += stop_on_failure(
+            node, f"camera '{spec.camera}' (node {spec.fully_qualified_name})") + [node]
+    return actions
 
 
 def generate_launch_description():
-    """Declare the arguments (each described) and the per-camera nodes; SIGTERM acts as Ctrl-C."""
+    """Check the command line, declare the arguments (each described), start the nodes."""
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
-    from tensorrt_yolox_py.ros.launch_support import stop_on_sigterm
+    from tensorrt_yolox_py.ros.launch_support import (apply_dds_profile, check_arguments,
+                                                      stop_on_sigterm)
 
+    names = [name for name, _, _ in ARGUMENTS]
     return LaunchDescription(
-        [OpaqueFunction(function=stop_on_sigterm)]
-        + [DeclareLaunchArgument(name, default_value=default, description=description)
+        [OpaqueFunction(function=check_arguments,
+                        args=[names, os.path.basename(__file__)]),
+         OpaqueFunction(function=stop_on_sigterm),
+         OpaqueFunction(function=apply_dds_profile)]
+        + [DeclareLaunchArgument(name, default_value=default, description=description,
+                                 **({'choices': list(CHOICES[name])} if name in CHOICES else {}))
            for name, default, description in ARGUMENTS]
         + [OpaqueFunction(function=launch_setup)])

@@ -2,10 +2,14 @@
 
     ros2 launch tensorrt_yolox_py yolox.launch.py input/image:=/cam0/image_raw device:=dla0
 
-Parameters come from ``params_file`` (default: the package's config/yolox.param.yaml); the
-``model_path``, ``label_path``, ``device`` and ``precision`` arguments override it when not
-empty. ``~/in/image`` is remapped to ``input/image``, and ``~/out/objects`` to ``output/objects``
-when given.
+Parameters come from ``params_file`` (default: the package's config/yolox.param.yaml; a path,
+or the name of a file in the package's config folder); the ``model_path``, ``label_path``,
+``device``, ``precision`` and ``allow_cpu_fallback`` arguments override it when not empty.
+``~/in/image`` is remapped to ``input/image``, and ``~/out/objects`` to ``output/objects`` when
+given. Checks and shared actions (``tensorrt_yolox_py.ros.launch_support``): an unknown
+argument, an empty topic or node name, or a missing ``params_file`` is an error before anything
+starts; the Fast DDS large-image profile is applied unless you set your own; a node that exits
+with a non-zero status ends the launch with status 1.
 """
 
 import os
@@ -26,50 +30,67 @@ ARGUMENTS = (
     ('device', '', ' | '.join(DEVICES) + '; empty = the value in params_file'),
     ('precision', '', ' | '.join(PARAMS_BY_NAME['precision'].choices or ())
      + ' (TensorRT); empty = the value in params_file'),
-    ('params_file', '', 'ROS parameter file (/**: ros__parameters); empty = the package\'s '
-     'config/yolox.param.yaml'),
+    ('allow_cpu_fallback', '', 'true | false: run a gpu / DLA device on the CPU where nothing '
+     'here can use it (false: refuse); empty = the value in params_file'),
+    ('params_file', '', 'ROS parameter file (/**: ros__parameters): a path, or a file name in '
+     'the package\'s config folder; empty = the package\'s config/yolox.param.yaml'),
     ('namespace', '', 'namespace of the node'),
     ('node_name', 'tensorrt_yolox', 'name of the node'),
 )
-OVERRIDABLE = ('model_path', 'label_path', 'device', 'precision')
-
-
-def default_params_file() -> str:
-    """Return the installed config/yolox.param.yaml."""
-    from ament_index_python.packages import get_package_share_directory
-
-    return os.path.join(get_package_share_directory(PACKAGE), 'config', 'yolox.param.yaml')
+OVERRIDABLE = ('model_path', 'label_path', 'device', 'precision', 'allow_cpu_fallback')
+#: Allowed values of arguments with a fixed set ('' = keep the params_file value).
+CHOICES = {'device': ('',) + DEVICES,
+           'precision': ('',) + tuple(PARAMS_BY_NAME['precision'].choices or ()),
+           'allow_cpu_fallback': ('', 'true', 'false')}
+NOT_EMPTY = ('input/image', 'node_name')
 
 
 def launch_setup(context, *args, **kwargs):
-    """Resolve the arguments and return the node action."""
+    """Resolve the arguments and return the node action and its failure handlers."""
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
+
+    from tensorrt_yolox_py.ros.launch_support import (LaunchError, resolve_config_file,
+                                                      stop_on_failure)
 
     def value(name: str) -> str:
         return LaunchConfiguration(name).perform(context)
 
-    parameters = [value('params_file') or default_params_file()]
+    for name in NOT_EMPTY:
+        if not value(name):
+            raise LaunchError(f'launch argument {name} is empty: give a value or leave it out '
+                              f'(default {dict((a[0], a[1]) for a in ARGUMENTS)[name]})')
+    parameters = [resolve_config_file('params_file', value('params_file'), 'yolox.param.yaml')]
     overrides = {name: value(name) for name in OVERRIDABLE if value(name)}
+    if 'allow_cpu_fallback' in overrides:
+        overrides['allow_cpu_fallback'] = overrides['allow_cpu_fallback'] == 'true'
     if overrides:
         parameters.append(overrides)
     remappings = [('~/in/image', value('input/image'))]
     if value('output/objects'):
         remappings.append(('~/out/objects', value('output/objects')))
-    return [Node(package=PACKAGE, executable='yolox_node', name=value('node_name'),
-                 namespace=value('namespace'), parameters=parameters, remappings=remappings,
-                 output='screen')]
+    node = Node(package=PACKAGE, executable='yolox_node', name=value('node_name'),
+                namespace=value('namespace'), parameters=parameters, remappings=remappings,
+                output='screen')
+    label = 'node ' + os.path.join('/', value('namespace').strip('/'), value('node_name'))
+    return stop_on_failure(node, label) + [node]
 
 
 def generate_launch_description():
-    """Declare the arguments (each with a description) and the node; SIGTERM acts as Ctrl-C."""
+    """Check the command line, declare the arguments (each described), start the node."""
     from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
 
-    from tensorrt_yolox_py.ros.launch_support import stop_on_sigterm
+    from tensorrt_yolox_py.ros.launch_support import (apply_dds_profile, check_arguments,
+                                                      stop_on_sigterm)
 
+    names = [name for name, _, _ in ARGUMENTS]
     return LaunchDescription(
-        [OpaqueFunction(function=stop_on_sigterm)]
-        + [DeclareLaunchArgument(name, default_value=default, description=description)
+        [OpaqueFunction(function=check_arguments,
+                        args=[names, os.path.basename(__file__)]),
+         OpaqueFunction(function=stop_on_sigterm),
+         OpaqueFunction(function=apply_dds_profile)]
+        + [DeclareLaunchArgument(name, default_value=default, description=description,
+                                 **({'choices': list(CHOICES[name])} if name in CHOICES else {}))
            for name, default, description in ARGUMENTS]
         + [OpaqueFunction(function=launch_setup)])

@@ -148,6 +148,10 @@ PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('device', str, 'gpu',
               'where inference runs: gpu, dla0, dla1 (TensorRT) or cpu (ONNX Runtime); '
               'sets dla_core_id', choices=DEVICES, affects=DETECTOR),
+    ParamSpec('allow_cpu_fallback', bool, False,
+              'when device is gpu / dla0 / dla1 and no backend can use it here: false = refuse '
+              'to start (exit status 2, with the reason); true = run on the CPU (ONNX Runtime) '
+              'with a WARN line and WARN diagnostics', affects=DETECTOR),
     ParamSpec('backend', str, 'auto',
               'inference backend; auto = TensorRT where it can be imported and device is '
               'not cpu, else torch (onnx2torch) where torch sees a CUDA GPU, else ONNX '

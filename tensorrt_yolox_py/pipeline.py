@@ -57,8 +57,13 @@ class DetectionResult:
 
 
 def make_preprocessor(config: DetectorConfig, backend: Backend) -> Any:
-    """Return the CUDA preprocessor when asked for and a GPU is there, else the CPU one."""
-    if config.preprocess_on_gpu:
+    """Return the CUDA preprocessor when asked for and a GPU is there, else the CPU one.
+
+    ``device: cpu`` always preprocesses on the CPU (and never probes CUDA).
+    """
+    if config.device == 'cpu':
+        LOGGER.info('preprocessing: CPU reference (device is cpu)')
+    elif config.preprocess_on_gpu:
         reason = ''
         try:
             from .cuda.preprocess import CudaPreprocessor, cuda_unavailable_reason

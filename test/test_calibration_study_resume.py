@@ -62,6 +62,7 @@ def setup(tmp_path_factory):
     return base, model
 
 
+@pytest.mark.timing
 def test_killed_damaged_study_resumes_to_the_uninterrupted_result(setup):
     base, model = setup
     clean = subprocess.run(command(model, base / 'work_a', base / 'out_a'), env=env(),

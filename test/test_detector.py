@@ -140,12 +140,18 @@ def test_label_file_problems(planted_model, tmp_path):
 def test_backend_choice_without_tensorrt():
     from tensorrt_yolox_py.backends import REGISTRY
 
-    config = make_config({'device': 'gpu'})
+    config = make_config({'device': 'gpu', 'allow_cpu_fallback': True})
     name, reason = choose_backend(config)
     torch_on_gpu = not REGISTRY['torch'].usable(config)     # a CUDA build of torch and a GPU
     assert name == ('torch' if torch_on_gpu else 'onnxruntime')
     assert 'not tensorrt' in reason and 'not installed' in reason
-    with pytest.raises(ParameterError, match='device'):
+    if not torch_on_gpu:  # the CPU only with allow_cpu_fallback; refused by default
+        assert reason.startswith('CPU fallback')
+        with pytest.raises(ParameterError, match="'gpu' cannot run here .*allow_cpu_fallback"):
+            choose_backend(make_config({'device': 'gpu'}))
+    with pytest.raises(ParameterError, match="device': 'dla0' cannot run here.*needs TensorRT"):
         choose_backend(make_config({'device': 'dla0'}))
+    name, reason = choose_backend(make_config({'device': 'dla0', 'allow_cpu_fallback': True}))
+    assert name == 'onnxruntime' and reason.startswith('CPU fallback: device=dla0')
     with pytest.raises(ParameterError, match='backend'):
         choose_backend(make_config({'backend': 'tensorrt'}))

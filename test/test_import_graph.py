@@ -14,7 +14,7 @@ Rules:
 - the runtime (every package module outside ``devkit/``) imports nothing of the development
   kit: not ``tensorrt_yolox_py.devkit``, not ``benchmarks``;
 - programs (``if __name__ == '__main__'``) live in ``tools/`` or ``devkit/tools/``, apart from
-  ``WORKER_SCRIPTS`` (run by the package itself in another interpreter, never by a user).
+  ``STANDALONE_SCRIPTS`` (files run on their own, outside the installed package).
 """
 
 import ast
@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEVKIT = f'{PACKAGE}.devkit'
 FORBIDDEN_FOR_RUNTIME = (DEVKIT, 'benchmarks')
 PROGRAM_FOLDERS = (f'{PACKAGE}.tools', f'{DEVKIT}.tools')
-#: Scripts the package runs in another interpreter (ModelOpt's own environment).
-WORKER_SCRIPTS = (f'{PACKAGE}.quantization.modelopt_worker',)
+#: Files run on their own, outside the installed package: the ModelOpt worker (in ModelOpt's own
+#: environment) and the driver probe (scripts/setup.sh, before the dependencies are installed).
+STANDALONE_SCRIPTS = (f'{PACKAGE}.quantization.modelopt_worker', f'{PACKAGE}.cuda.driver')
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -189,6 +190,6 @@ def _is_program(path: Path) -> bool:
 def test_programs_live_in_tools():
     programs = [name for name, path in package_modules().items() if _is_program(path)]
     assert f'{PACKAGE}.tools.detect' in programs          # the walk sees them
-    stray = [name for name in programs if name not in WORKER_SCRIPTS
+    stray = [name for name in programs if name not in STANDALONE_SCRIPTS
              and not any(name.startswith(folder + '.') for folder in PROGRAM_FOLDERS)]
     assert not stray, f'python -m programs outside tools/: {stray}'

@@ -324,3 +324,24 @@ def test_clip_ranges_residual_sums():
     sums = clip_ranges(model, 6.0, residual_sums=True)
     assert sums['c'] == (0.0, 12.0) and sums['d'] == (0.0, 12.0)   # sum, then union
     assert sums['a'] == (0.0, 6.0) and sums['e'] == (0.0, 6.0)     # unknown op: (0, clip)
+
+
+def test_modelopt_exclusions_match_exact_node_names_only():
+    """ModelOpt reads nodes_to_exclude as regular expressions matched at the start of a node
+    name (re.match): a raw 'Conv_1' also excludes 'Conv_10', '.' matches any character."""
+    import importlib.util
+    import re
+
+    from tensorrt_yolox_py.quantization.strongly_typed import WORKER as path
+    spec = importlib.util.spec_from_file_location('modelopt_worker', path)
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
+    wanted = ['Conv_1', '/head/cls_preds.0/Conv']
+    nodes = ['Conv_1', 'Conv_10', '/head/cls_preds.0/Conv', '/head/cls_predsX0/Conv',
+             '/head/cls_preds.0/Conv_1']
+
+    def excluded(patterns):
+        return [n for n in nodes if any(re.match(p, n) for p in patterns)]
+
+    assert excluded(wanted) != wanted                  # the prefix / regex trap
+    assert excluded(worker.exact_patterns(wanted)) == wanted

@@ -47,26 +47,81 @@ def _chain(node: ast.AST) -> List[str]:
     return list(reversed(parts))
 
 
+#: Files whose TensorRT names are checked: the package and the hardware checklist.
+CHECKLIST = PACKAGE.parent / 'scripts' / 'check_tensorrt_on_hardware.py'
+SOURCES = sorted(PACKAGE.rglob('*.py')) + [CHECKLIST]
+#: What an enum member has besides its enum (pybind11 enums).
+ENUM_MEMBER_ATTRS = {'name', 'value'}
+#: Module attributes every Python module has (the manifests list public names only).
+MODULE_DUNDERS = {'__version__', '__file__', '__name__'}
+
+
+def _trt_chain(node: ast.AST) -> List[str]:
+    """Return the chain after the TensorRT module ([] when ``node`` is not rooted there)."""
+    chain = _chain(node)
+    if len(chain) > 2 and chain[0] == 'self' and chain[1] in ('_trt', 'trt'):
+        chain = chain[1:]
+    if not chain or chain[0] not in ('trt', '_trt') or len(chain) < 2:
+        return []
+    return chain[1:]
+
+
 def package_trt_names() -> Dict[str, Set[str]]:
-    """Return {'X' or 'X.Y': files} for every ``trt.X[.Y]`` the package spells."""
+    """Return {'X', 'X.Y', 'X.Y.Z', ...: files} for every TensorRT attribute chain spelled.
+
+    Full chains at any depth (``trt.X.Y.Z``), and ``getattr(trt.X, 'Y')`` with a literal name
+    and no default (with a default, or under ``hasattr``, the code is ready for its absence).
+    """
     found: Dict[str, Set[str]] = {}
-    for path in PACKAGE.rglob('*.py'):
+    for path in SOURCES:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if not isinstance(node, ast.Attribute):
-                continue
-            chain = _chain(node)
-            root = chain[0] if chain else ''
-            if root == 'self' and len(chain) > 1 and chain[1] in ('_trt', 'trt'):
-                chain = chain[1:]
-                root = 'trt'
-            if root not in ('trt', '_trt') or len(chain) < 2:
-                continue
-            name = '.'.join(chain[1:3])
-            found.setdefault(name, set()).add(path.name)
+            chain: List[str] = []
+            if isinstance(node, ast.Attribute):
+                chain = _trt_chain(node)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                    node.func.id == 'getattr' and len(node.args) == 2 and \
+                    isinstance(node.args[1], ast.Constant) and \
+                    isinstance(node.args[1].value, str):
+                target = node.args[0]
+                if isinstance(target, ast.Name) and target.id in ('trt', '_trt'):
+                    chain = [node.args[1].value]
+                elif _trt_chain(target):
+                    chain = _trt_chain(target) + [node.args[1].value]
+            if chain and chain[0] not in MODULE_DUNDERS:
+                found.setdefault('.'.join(chain), set()).add(path.name)
     for base in BASES.values():
         found.setdefault(base, set()).add('calibration.py (BASES)')
     return found
+
+
+def resolves(api: Api, dotted: str) -> bool:
+    """Whether a TensorRT attribute chain exists in ``api`` at every step.
+
+    Module name -> class or enum -> nested classes -> member; after an enum member only
+    ``name`` / ``value``. A chain through a method or property (whose result type the
+    manifest does not give) resolves if the member exists (the double, pruned to the
+    version, checks what follows at run time).
+    """
+    parts = dotted.split('.')
+    if len(parts) <= 2:
+        return api.has(dotted)
+    owner = parts[0]
+    if not api.has(owner):
+        return False
+    for index, part in enumerate(parts[1:], start=1):
+        if owner in api.enums:
+            if part not in api.members(owner):
+                return False
+            rest = parts[index + 1:]
+            return len(rest) <= 1 and set(rest) <= ENUM_MEMBER_ATTRS
+        kind = api.members(owner).get(part)
+        if kind is None:
+            return False
+        if kind != 'nested':
+            return True
+        owner = f'{owner}.{part}'
+    return True
 
 
 def _guarding(name: str) -> List[str]:
@@ -87,10 +142,11 @@ def test_package_uses_trt_names_of_every_version_or_guards_them():
     names = package_trt_names()
     assert {'Builder', 'Runtime', 'OnnxParser', 'BuilderFlag.INT8',
             'NetworkDefinitionCreationFlag.STRONGLY_TYPED'} <= set(names)
+    assert 'OnnxParserFlag.ADJUST_FOR_DLA' not in names     # a checklist getattr(name)
     apis = [Api(v) for v in VERSIONS]
     problems = []
     for name, files in sorted(names.items()):
-        missing = [api.version for api in apis if not api.has(name)]
+        missing = [api.version for api in apis if not resolves(api, name)]
         if not missing:
             continue
         caps = _guarding(name)
@@ -102,6 +158,18 @@ def test_package_uses_trt_names_of_every_version_or_guards_them():
             if any(supports(version_tuple(version)[:3], cap) for cap in caps):
                 problems.append(f'{name}: capability {caps} claims TensorRT {version} has it')
     assert not problems, '\n'.join(problems)
+
+
+def test_chains_resolve_at_every_depth_or_fail():
+    api = Api('10.3.0')
+    assert resolves(api, 'BuilderFlag.TF32') and resolves(api, 'BuilderFlag.TF32.name')
+    assert resolves(api, 'IBuilderConfig.set_flag') and resolves(api, 'DataType.HALF.value')
+    for bad in ('BuilderFlag.NOPE', 'BuilderFlag.TF32.bogus', 'BuilderFlag.TF32.name.x',
+                'IBuilderConfig.nope.x', 'Nope.X.Y'):
+        assert not resolves(api, bad), bad
+    names = package_trt_names()
+    assert {'BuilderFlag.TF32', 'NetworkDefinitionCreationFlag.EXPLICIT_BATCH'} <= set(names)
+    assert 'LayerType.CONSTANT' not in names     # getattr(..., 'CONSTANT', None): guarded
 
 
 @pytest.mark.parametrize('name', sorted(CAPABILITIES))

@@ -109,3 +109,26 @@ def test_dla_keeps_batch_1():
 
     with pytest.raises(ParameterError, match='max_batch'):
         make_config({'device': 'dla0', 'max_batch': 4})
+
+
+def test_dynamic_batch_of_a_qdq_model_expands_its_quantized_constants(
+        planted_model, calib_images, tmp_path):
+    """The explicit-INT8 + max_batch path: ONNX Runtime's Q/DQ model puts a DequantizeLinear
+    between a batch-1 constant and its Concat; the batch-dynamic copy must still expand it
+    (found by the checklist's gpu-int8-b4 configuration on the planted model)."""
+    import onnx
+
+    from tensorrt_yolox_py.onnx_model.dynamic_batch import check_dynamic_batch, make_dynamic_batch
+    from tensorrt_yolox_py.quantization import list_calibration_images, quantize_static_qdq
+
+    qdq = tmp_path / 'qdq.onnx'
+    quantize_static_qdq(planted_model, qdq, list_calibration_images(calib_images), 'MinMax',
+                        target='tensorrt')
+    model = onnx.load(str(qdq))
+    producers = {out: n for n in model.graph.node for out in n.output}
+    inits = {i.name for i in model.graph.initializer}
+    assert any(n.op_type == 'Concat' and any(
+        producers.get(name) is not None and producers[name].op_type == 'DequantizeLinear'
+        and producers[name].input[0] in inits for name in n.input)
+        for n in model.graph.node)      # a quantized constant feeds a Concat
+    assert check_dynamic_batch(make_dynamic_batch(model), 3) <= 1e-4

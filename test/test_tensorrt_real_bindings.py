@@ -6,7 +6,14 @@ PyPI and gcc): classes, base ``__init__`` and signatures are the real ones, noth
 Each version is imported in its own process (``trt_api/real_callbacks.py``), which subclasses
 and instantiates the logger, progress monitor, profiler and the three calibrators exactly as the
 package does; here their overrides' parameter names are compared with the real signatures.
-A version whose bindings could not be prepared is skipped with the reason.
+Whenever a version's real bindings are prepared, its API is dumped anew
+(``third_party/trt_api/dump_api.py``) and compared with the committed manifest, so a manifest
+cannot drift from the real module.
+
+A version whose bindings could not be prepared is skipped with the reason, except in CI
+(``CI=true``), where that is a failure: CI runs ``scripts/setup.sh`` (``scripts/trt_api.sh``),
+which prepares them, and the conformance claims rest on these tests. (CI's Python must be one
+the wheels exist for: ``tensorrt-bindings`` 8.6.1 has none for CPython 3.12.)
 """
 
 import json
@@ -19,7 +26,7 @@ import pytest
 
 from tensorrt_yolox_py.backends.tensorrt.calibration import BASES
 from tensorrt_yolox_py.backends.tensorrt.capabilities import supports
-from trt_api.api import Api, version_tuple, VERSIONS
+from trt_api.api import Api, manifest, version_tuple, VERSIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = Path(os.environ.get('TRT_API_WORK', ROOT / 'build' / 'trt_api'))
@@ -28,16 +35,80 @@ TRAMPOLINE_ARITY = {'get_quantile': 0, 'get_regression_cutoff': 0, 'read_histogr
                     'write_histogram_cache': 2}
 
 
+DUMP = ROOT / 'third_party' / 'trt_api' / 'dump_api.py'
+#: Manifest keys that describe where and with what the dump ran, not the API.
+PLACE_KEYS = ('python', 'module_file')
+
+
+def in_ci() -> bool:
+    """Whether this runs in CI (``CI=true``, as CI services set it)."""
+    return os.environ.get('CI', '').strip().lower() == 'true'
+
+
 def ready_dir(version: str) -> Path:
-    """Return the importable real bindings of ``version`` (skip when absent)."""
+    """Return the importable real bindings of ``version`` (skip when absent; fail in CI)."""
     path = WORK / 'ready' / version / 'py'
     if not (path / 'tensorrt' / '__init__.py').is_file():
         log = WORK / f'stub-{version}.log'
         pip_log = WORK / f'pip-{version}.log'
         why = next((p.read_text()[-300:] for p in (pip_log, log) if p.is_file()), '')
-        pytest.skip(f'real TensorRT {version} bindings not prepared in {path} (bash '
-                    f'scripts/trt_api.sh prepares them; needs PyPI and gcc) {why}'.strip())
+        message = (f'real TensorRT {version} bindings not prepared in {path} for Python '
+                   f'{sys.version_info[0]}.{sys.version_info[1]} (bash scripts/trt_api.sh '
+                   f'prepares them; needs PyPI, gcc and a wheel for this Python) {why}').strip()
+        if in_ci():
+            pytest.fail(f'CI=true: {message}')
+        pytest.skip(message)
     return path
+
+
+def test_ci_is_detected_from_the_environment(monkeypatch):
+    monkeypatch.setenv('CI', 'true')
+    assert in_ci()
+    monkeypatch.setenv('CI', 'false')
+    assert not in_ci()
+    monkeypatch.delenv('CI')
+    assert not in_ci()
+
+
+def test_missing_bindings_fail_in_ci_and_skip_elsewhere(monkeypatch, tmp_path):
+    import _pytest.outcomes as outcomes
+
+    monkeypatch.setattr(sys.modules[__name__], 'WORK', tmp_path)
+    monkeypatch.setenv('CI', 'true')
+    with pytest.raises(outcomes.Failed, match='CI=true'):
+        ready_dir('10.3.0')
+    monkeypatch.delenv('CI')
+    with pytest.raises(outcomes.Skipped):
+        ready_dir('10.3.0')
+
+
+@pytest.mark.parametrize('version', VERSIONS)
+def test_committed_manifest_equals_the_real_module(version, tmp_path):
+    """Dump the real module again and compare it with test/trt_api/manifests (no drift)."""
+    path = ready_dir(version)
+    out = tmp_path / 'manifest.json'
+    env = dict(os.environ, PYTHONPATH=str(path), PYTHONWARNINGS='ignore',
+               LD_LIBRARY_PATH=str(path.parent / 'lib'))
+    result = subprocess.run([sys.executable, str(DUMP), '--inprocess', str(out), '--no-docs'],
+                            env=env, cwd='/', capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    fresh = json.loads(out.read_text())
+    committed = manifest(version)
+    for key in PLACE_KEYS:
+        fresh.pop(key, None)
+    committed = {k: v for k, v in committed.items() if k not in PLACE_KEYS}
+    assert fresh['version'] == version
+    differing = sorted(k for k in set(fresh) | set(committed) if fresh.get(k) != committed.get(k))
+    detail = []
+    for key in differing:
+        if isinstance(fresh.get(key), dict) and isinstance(committed.get(key), dict):
+            names = sorted(n for n in set(fresh[key]) | set(committed[key])
+                           if fresh[key].get(n) != committed[key].get(n))
+            detail.append(f'{key}: {names[:20]}')
+        else:
+            detail.append(key)
+    assert not differing, (f'{version}: the committed manifest differs from the real module '
+                           f'(bash scripts/trt_api.sh --manifests regenerates it): {detail}')
 
 
 @pytest.mark.parametrize('version', VERSIONS)

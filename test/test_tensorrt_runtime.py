@@ -192,3 +192,50 @@ def test_backend_auto_picks_tensorrt_when_importable(trt, host_memory, tiny_mode
     with create_backend(cfg) as opened:
         assert isinstance(opened, TensorRTBackend)
         assert opened.infer(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 64, 13)
+
+
+@pytest.mark.parametrize('version', ['10.0.1', '11.4.0.106'])
+def test_layer_precision_is_the_compute_type_not_the_output_format(
+        trt, host_memory, tiny_model, calib_images, tmp_path, version):
+    """An INT8 layer feeding a float layer writes FP16/FP32: reading its output format (the
+    old rule) called it FP16/FP32; the compute type (weights, inputs) says INT8. Both inspector
+    schemas (10.x "Format/Datatype", 11.x "Format" + "Datatype")."""
+    from tensorrt_yolox_py.backends.tensorrt.inspector import tensor_precision
+
+    trt.reset(version, memory=host_memory)
+    cfg = config(tiny_model, tmp_path, precision='int8',
+                 calibration_image_list_path=str(calib_images))
+    with TensorRTBackend.from_config(cfg, memory=host_memory, trt=trt) as opened:
+        layers = opened.engine_layer_info()
+    convs = [layer for layer in layers if 'Weights' in layer['raw']]
+    int8 = [layer for layer in convs if layer['raw']['Weights']['Type'] == 'Int8']
+    assert int8 and all(layer['precision'] == 'INT8' for layer in int8)
+    writes_float = [layer for layer in layers if layer['precision'] == 'INT8'
+                    and tensor_precision(layer['raw']['Outputs'][0]) in ('FP16', 'FP32')]
+    assert writes_float          # the layers feeding float layers (the output's reshape)
+    assert all(layer['precision'] for layer in layers)   # no layer reads '' on either schema
+    key = 'Datatype' if version.startswith('11') else 'Format/Datatype'
+    assert all(key in layer['raw']['Outputs'][0] for layer in layers)
+
+
+def test_inspector_parsing_on_a_real_int8_engine():
+    """NVIDIA's real INT8 ResNet engine (A100, test/trt_api/real_engines): every convolution
+    with Int8 weights computes in INT8, though 13 of the 21 write FP16 or FP32 (the old
+    output-format rule called them FP16 / FP32)."""
+    import json
+    from pathlib import Path
+
+    from tensorrt_yolox_py.backends.tensorrt.inspector import (engine_io, parse_layer,
+                                                               tensor_precision)
+
+    path = Path(__file__).parent / 'trt_api' / 'real_engines' / 'resnet-qat-A100.graph.json'
+    text = path.read_text()
+    data = json.loads(text)
+    layers = [parse_layer(json.dumps(layer)) for layer in data['Layers']]
+    convs = [layer for layer in layers if layer['raw'].get('Weights', {}).get('Type') == 'Int8']
+    assert len(convs) == 21 and all(layer['precision'] == 'INT8' for layer in convs)
+    old_rule = [tensor_precision(layer['raw']['Outputs'][0]) for layer in convs]
+    assert sum(p != 'INT8' for p in old_rule) == 13
+    assert all(layer['precision'] for layer in layers) and all(
+        layer['device'] == 'GPU' for layer in layers)
+    assert engine_io(text) == ['input.1', '422']

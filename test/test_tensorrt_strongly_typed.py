@@ -133,3 +133,29 @@ def test_dla_on_tensorrt_11_4_1_builds_strongly_typed(trt, host_memory, calib_im
     assert ('IBuilderConfig.DLA_core', 1) in trt.CALLS
     layers = engine_layers(trt, prepared.path)
     assert layers['stem']['device'] == 'DLA' and layers['spp']['device'] == 'GPU'
+
+
+def test_typed_model_names_its_tool_and_version_and_a_new_tool_remakes_it(
+        trt, host_memory, tiny_model, calib_images, tmp_path, monkeypatch):
+    import importlib.metadata as metadata
+
+    import onnxruntime
+
+    from tensorrt_yolox_py.quantization import strongly_typed
+
+    trt.reset(TRT11, memory=host_memory)
+    options = dict(precision='int8', calibration_image_list_path=str(calib_images))
+    prepared = prepare(trt, host_memory, tiny_model, tmp_path, **options)
+    (typed,) = tmp_path.glob('tiny.typed-int8-*.onnx')
+    tool = strongly_typed.typed_model_tool(typed)
+    assert tool == prepared.report['typed_model_tool']
+    if strongly_typed.modelopt_status()[0] is None:     # CI: the ONNX Runtime fallback
+        assert f'onnxruntime {onnxruntime.__version__}' in tool
+        assert f"onnxconverter-common {metadata.version('onnxconverter-common')}" in tool
+    else:
+        assert tool.startswith('modelopt ')
+    real = strongly_typed.planned_tool
+    monkeypatch.setattr(strongly_typed, 'planned_tool',
+                        lambda *args: real(*args) + ' (another version)')
+    prepare(trt, host_memory, tiny_model, tmp_path, **options)
+    assert len(list(tmp_path.glob('tiny.typed-int8-*.onnx'))) == 2   # made again, not reused

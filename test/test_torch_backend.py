@@ -130,11 +130,19 @@ def test_auto_takes_torch_where_a_cuda_torch_sees_a_gpu(monkeypatch):
     monkeypatch.setattr(backends, 'torch_has_cuda', lambda: True)
     name, reason = choose_backend(make_config({'device': 'gpu'}))
     assert name == 'torch' and 'not tensorrt' in reason
-    name, reason = choose_backend(make_config({'device': 'gpu', 'gpu_id': 1}))
+    fallback = {'device': 'gpu', 'allow_cpu_fallback': True}
+    name, reason = choose_backend(make_config({**fallback, 'gpu_id': 1}))
     assert name == 'onnxruntime' and 'no CUDA GPU 1' in reason
+    with pytest.raises(ParameterError, match='no CUDA GPU 1.*allow_cpu_fallback'):
+        choose_backend(make_config({'device': 'gpu', 'gpu_id': 1}))
     monkeypatch.setattr(backends, 'torch_has_cuda', lambda: False)
-    name, reason = choose_backend(make_config({'device': 'gpu'}))
+    name, reason = choose_backend(make_config(fallback))
     assert name == 'onnxruntime' and 'CPU-only build' in reason
+    # An explicit torch on a gpu device it cannot use is a fallback too.
+    with pytest.raises(ParameterError, match='allow_cpu_fallback'):
+        choose_backend(make_config({'device': 'gpu', 'backend': 'torch'}))
+    name, reason = choose_backend(make_config({**fallback, 'backend': 'torch'}))
+    assert name == 'torch' and reason.startswith('CPU fallback')
 
 
 def test_explicit_torch_is_chosen_and_refused_on_a_dla():

@@ -146,6 +146,11 @@ def test_deprecation_warnings_follow_the_binding_sources(version, warns_implicit
 
     assert warned(lambda: network.get_input(0).set_dynamic_range(0.0, 255.0)) == warns_implicit
     assert warned(lambda: setattr(config, 'int8_calibrator', None)) == warns_implicit
+    profile = builder.create_optimization_profile()
+    dims = trt.Dims([1, 3, 64, 64])
+    profile.set_shape('images', dims, dims, dims)
+    assert warned(lambda: config.set_calibration_profile(profile)) == warns_implicit
+    assert warned(config.get_calibration_profile) == warns_implicit
     assert warned(lambda: network.get_layer(1).set_output_type(0, trt.float16)) == warns_weak
     assert warned(lambda: setattr(network.get_layer(1), 'precision', trt.float16)) == warns_weak
     assert not warned(lambda: builder.platform_has_fast_fp16)   # never warns in Python
@@ -196,8 +201,11 @@ def test_parser_error_code_is_an_error_code(trt, tmp_path):
     assert isinstance(code, trt.ErrorCode) and code != 6
 
 
-@pytest.mark.parametrize('version,key', [('10.3.0', 'Bindings'), ('11.4.0.106', 'I/O Tensors')])
-def test_inspector_answers_in_the_detailed_json_shape(version, key, tiny_model):
+@pytest.mark.parametrize('version', ['10.3.0', '11.4.0.106'])
+def test_inspector_answers_in_the_detailed_json_shape(version, tiny_model):
+    """10.x: tensors with "Format/Datatype", "Bindings" a list of names. 11.x (NVIDIA's
+    10.x-to-11.x IEngineInspector migration guide): "Format" and "Datatype" split, "I/O
+    Tensors" a list of objects."""
     import json
 
     trt = DoubleTensorRT(version, Hardware(), HostMemory()).module
@@ -210,9 +218,20 @@ def test_inspector_answers_in_the_detailed_json_shape(version, key, tiny_model):
     layer = json.loads(inspector.get_layer_information(0, trt.LayerInformationFormat.JSON))
     assert {'Name', 'LayerType', 'Inputs', 'Outputs', 'TacticName'} <= set(layer)
     assert not {'Precision', 'Device'} & set(layer)
-    assert {'Name', 'Dimensions', 'Format/Datatype'} <= set(layer['Outputs'][0])
+    assert layer['Weights']['Type'] == 'Float'          # the stem conv, FP32 build
     info = json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
-    assert info[key] == ['images', 'output'] and 'Layers' in info
+    assert 'Layers' in info
+    if version.startswith('10.'):
+        assert {'Name', 'Dimensions', 'Format/Datatype'} <= set(layer['Outputs'][0])
+        assert info['Bindings'] == ['images', 'output'] and 'I/O Tensors' not in info
+    else:
+        tensor = layer['Outputs'][0]
+        assert {'Name', 'Dimensions', 'Format', 'Datatype'} <= set(tensor)
+        assert 'Format/Datatype' not in tensor and tensor['Datatype'] == 'Float'
+        assert 'Bindings' not in info
+        assert [t['Name'] for t in info['I/O Tensors']] == ['images', 'output']
+        assert [t['IOMode'] for t in info['I/O Tensors']] == ['Input', 'Output']
+        assert info['I/O Tensors'][0]['DataType'] == 'Float'
 
 
 def test_tensorrt_11_networks_are_strongly_typed(tiny_model):
@@ -220,3 +239,32 @@ def test_tensorrt_11_networks_are_strongly_typed(tiny_model):
     logger, builder, network = _network(trt, tiny_model)
     plan = builder.build_serialized_network(network, builder.create_builder_config())
     assert plan is not None      # FP32 from the ONNX types; no precision flags exist
+
+
+def test_inspector_keys_are_those_of_a_real_engine(tiny_model):
+    """The double's 10.x layer JSON uses only keys a real engine's inspector output has
+    (NVIDIA's INT8 ResNet engine in test/trt_api/real_engines), plus StreamId and Metadata
+    (in TensorRT 10's documented output, newer than that sample)."""
+    import json
+    from pathlib import Path
+
+    real = json.loads((Path(__file__).parent / 'trt_api' / 'real_engines' /
+                       'resnet-qat-A100.graph.json').read_text())
+    layer_keys = {key for layer in real['Layers'] for key in layer} | {'StreamId', 'Metadata'}
+    tensor_keys = {key for layer in real['Layers']
+                   for tensor in layer['Inputs'] + layer['Outputs'] for key in tensor}
+    trt = DoubleTensorRT('10.3.0', Hardware(), HostMemory()).module
+    logger, builder, network = _network(trt, tiny_model)
+    config = builder.create_builder_config()
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+    engine = trt.Runtime(logger).deserialize_cuda_engine(
+        builder.build_serialized_network(network, config))
+    inspector = engine.create_engine_inspector()
+    for index in range(engine.num_layers):
+        layer = json.loads(inspector.get_layer_information(
+            index, trt.LayerInformationFormat.JSON))
+        assert set(layer) <= layer_keys, set(layer) - layer_keys
+        for tensor in layer['Inputs'] + layer['Outputs']:
+            assert set(tensor) == tensor_keys
+        if 'Weights' in layer:
+            assert set(layer['Weights']) <= {'Type', 'Count'}

@@ -8,6 +8,15 @@ Runtime), and logs which one and why. Deciding imports neither tensorrt nor torc
 specs are looked up and the GPU is counted through the CUDA driver library (``ctypes``). An
 explicit ``backend: torch`` also runs on the CPU (``device: cpu`` or no GPU). The registry and
 the capabilities live in ``base``.
+
+A ``gpu`` or DLA device that nothing here can serve (no TensorRT, no CUDA torch, no GPU) is
+refused with the reasons (``ParameterError`` on ``device``) unless ``allow_cpu_fallback`` is
+true: then ONNX Runtime (or an explicitly requested torch) runs on the CPU and the reason
+starts with ``CPU_FALLBACK`` (logged as a warning). An explicit ``backend: onnxruntime`` is the
+user's own choice of the CPU, not a fallback. On a Jetson (``/etc/nv_tegra_release``) where
+``auto`` finds no ``tensorrt`` module, ``create_backend`` warns with the fix
+(``jetson_tensorrt_hint``), and a refusal names it: JetPack's TensorRT lives in the system
+Python, which a venv sees only with system site packages.
 """
 
 import ctypes
@@ -15,7 +24,7 @@ import importlib.util
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Tuple
+from typing import Any, List, Tuple
 
 from ..errors import ParameterError
 from ..params import DetectorConfig, DLA_DEVICES
@@ -68,12 +77,42 @@ def cuda_gpu_count() -> int:
     return 0
 
 
+#: L4T's release file: present on every Jetson (JetPack), absent elsewhere.
+TEGRA_RELEASE = Path('/etc/nv_tegra_release')
+#: Where apt's python3-libnvinfer (JetPack) installs the tensorrt module.
+SYSTEM_DIST_PACKAGES = Path('/usr/lib/python3/dist-packages')
+
+
+def jetson_release() -> str:
+    """Return the first line of L4T's release file ('' when this is not a Jetson)."""
+    try:
+        return TEGRA_RELEASE.read_text(errors='replace').splitlines()[0].strip('# ').strip()
+    except (OSError, IndexError):
+        return ''
+
+
+def jetson_tensorrt_hint() -> str:
+    """Return why a Jetson's TensorRT is not importable here and the fix ('' if not a Jetson)."""
+    release = jetson_release()
+    if not release:
+        return ''
+    system = SYSTEM_DIST_PACKAGES / 'tensorrt'
+    where = (f'{system} exists (apt python3-libnvinfer) but this Python ({sys.executable}) does '
+             'not see it' if system.is_dir() else
+             'apt python3-libnvinfer is not installed (sudo apt-get install python3-libnvinfer)')
+    return (f'Jetson ({release}): import tensorrt fails: {where}. JetPack\'s TensorRT is in the '
+            'system Python: run in it (colcon workspace) or in a venv made with '
+            '--system-site-packages (scripts/setup.sh does that on a Jetson); '
+            'see docs/platforms.md')
+
+
 def _tensorrt_usable(config: DetectorConfig) -> str:
     if config.device == 'cpu':
         return 'device=cpu'
     if not tensorrt_importable():
+        hint = jetson_tensorrt_hint()
         return ('the tensorrt Python module is not installed (install TensorRT 8.6, 10.x or '
-                '11.x, or use backend:=onnxruntime / device:=cpu)')
+                '11.x, or use backend:=onnxruntime / device:=cpu)' + (f'. {hint}' if hint else ''))
     return ''
 
 
@@ -105,11 +144,11 @@ def _create_torch(config: DetectorConfig) -> Backend:
 
     device = 'cpu'
     if config.device == 'gpu':
-        if torch_has_cuda() and cuda_gpu_count() > config.gpu_id:
+        if _torch_sees_gpu(config):
             device = f'cuda:{config.gpu_id}'
-        else:
+        else:  # allowed by choose_backend (allow_cpu_fallback), which logged it
             LOGGER.warning('torch backend: no CUDA GPU %d for this torch build here; running '
-                           'on the CPU', config.gpu_id)
+                           'on the CPU (allow_cpu_fallback is true)', config.gpu_id)
     return TorchBackend(config.resolved_model_path, device=device, precision=config.precision,
                         max_batch=config.max_batch, cuda_graph=config.cuda_graph,
                         num_threads=config.num_threads)
@@ -147,26 +186,62 @@ def choose_backend(config: DetectorConfig) -> Tuple[str, str]:
         if why_not:
             name = 'device' if config.device in DLA_DEVICES else 'backend'
             raise ParameterError(name, f"backend '{entry.name}' was requested but {why_not}")
+        if entry.name == 'torch' and config.device == 'gpu' and not _torch_sees_gpu(config):
+            return _cpu_fallback(config, 'torch', [
+                f'torch cannot use CUDA GPU {config.gpu_id} here (a CPU-only build or no GPU)'])
         return entry.name, f'backend={entry.name} was requested'
     reasons = []
     for entry in REGISTRY.values():
         why_not = entry.usable(config)
         if not why_not:
+            if entry.name == 'onnxruntime' and config.device != 'cpu':
+                return _cpu_fallback(config, entry.name, reasons)
             tried = f' ({"; ".join(reasons)})' if reasons else ''
             return entry.name, f'backend=auto, device={config.device}: {entry.name}{tried}'
         reasons.append(f'not {entry.name}: {why_not}')
     if config.device in DLA_DEVICES:
-        raise ParameterError('device', f"'{config.device}' needs TensorRT, which is not "
-                             'installed here (use device:=gpu or device:=cpu)')
+        return _cpu_fallback(config, 'onnxruntime', reasons)
     raise ParameterError('backend', 'no backend can run here: ' + '; '.join(reasons))
+
+
+#: The start of the reason ``choose_backend`` gives for a CPU fallback (node diagnostics).
+CPU_FALLBACK = 'CPU fallback'
+
+
+def _torch_sees_gpu(config: DetectorConfig) -> bool:
+    return torch_has_cuda() and cuda_gpu_count() > config.gpu_id
+
+
+def _cpu_fallback(config: DetectorConfig, name: str, reasons: List[str]) -> Tuple[str, str]:
+    """Return (``name``, reason) on the CPU for a gpu / DLA device, or refuse (ParameterError).
+
+    Running a gpu or DLA camera on the CPU is the user's decision (``allow_cpu_fallback``):
+    refused by default, with the reasons and both fixes.
+    """
+    hint = jetson_tensorrt_hint() if not tensorrt_importable() else ''
+    why = '; '.join(reasons + ([hint] if hint else [])) or 'no GPU backend'
+    if not config.allow_cpu_fallback:
+        raise ParameterError('device', f"'{config.device}' cannot run here ({why}); set "
+                             'allow_cpu_fallback:=true to run on the CPU instead, or '
+                             'device:=cpu')
+    return name, (f'{CPU_FALLBACK}: device={config.device} cannot run here ({why}); '
+                  f'running {name} on the CPU because allow_cpu_fallback is true')
 
 
 def create_backend(config: DetectorConfig) -> Backend:
     """Build the backend chosen by ``choose_backend`` and log the choice and its reason."""
     name, reason = choose_backend(config)
-    LOGGER.info('inference backend: %s (%s)', name, reason)
+    if config.backend == 'auto' and name != 'tensorrt' and config.device != 'cpu':
+        hint = jetson_tensorrt_hint() if not tensorrt_importable() else ''
+        if hint:
+            LOGGER.warning('%s; backend auto falls back to %s', hint, name)
+    if reason.startswith(CPU_FALLBACK):
+        LOGGER.warning('inference backend: %s (%s)', name, reason)
+    else:
+        LOGGER.info('inference backend: %s (%s)', name, reason)
     return REGISTRY[name].create(config)
 
 
-__all__: Any = ['Backend', 'BackendEntry', 'REGISTRY', 'choose_backend', 'create_backend',
-                'cuda_gpu_count', 'module_findable', 'register', 'tensorrt_importable']
+__all__: Any = ['Backend', 'BackendEntry', 'CPU_FALLBACK', 'REGISTRY', 'choose_backend',
+                'create_backend', 'cuda_gpu_count', 'jetson_tensorrt_hint', 'module_findable',
+                'register', 'tensorrt_importable']

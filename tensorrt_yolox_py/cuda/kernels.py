@@ -45,7 +45,9 @@ from .._lazy import require
 from ..image import Encoding
 from ..stages.preprocess import LetterboxParams
 
-INSTALL_HINT = 'pip install "cuda-core>=1.2,<2" cuda-bindings nvidia-cuda-nvrtc'
+INSTALL_HINT = ('pip install "tensorrt_yolox_py[cuda13]" (driver 580+) or "[cuda12]" (older '
+                'drivers, JetPack 6); `python -m tensorrt_yolox_py.cuda.driver` names the one '
+                'for this machine (docs/platforms.md)')
 PAD_VALUE = 114
 #: Threads per block of every 2-D kernel (x, y); 256 threads, a warp spans 32 pixels of a row.
 BLOCK = (128, 2)

@@ -39,6 +39,7 @@ import numpy as np
 
 from . import kernels as K
 from .check import cuda_call, CudaError, CudaUnavailableError
+from .driver import bindings_major, driver_cuda_version, mismatch_reason
 from .memory import CudaMemory
 from .._lazy import require
 from ..errors import InputError
@@ -60,6 +61,9 @@ def cuda_unavailable_reason(gpu_id: int = 0) -> Optional[str]:
         importlib.import_module('cuda.core')
     except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
         return f'cuda-python is not importable ({exc})'
+    mismatch = mismatch_reason(driver_cuda_version(), bindings_major())
+    if mismatch:
+        return mismatch
     try:
         status = driver.cuInit(0)[0]
         if int(status) != 0:
@@ -74,7 +78,8 @@ def cuda_unavailable_reason(gpu_id: int = 0) -> Optional[str]:
         if int(status) != 0:
             return f'NVRTC unusable ({status})'
     except Exception as exc:  # noqa: BLE001
-        return f'NVRTC not found ({type(exc).__name__}: {exc}); pip install nvidia-cuda-nvrtc'
+        return (f'NVRTC not found ({type(exc).__name__}: {exc}); install the NVRTC of the '
+                f'bindings\' CUDA major (requirements-cuda12.txt / -cuda13.txt)')
     return None
 
 

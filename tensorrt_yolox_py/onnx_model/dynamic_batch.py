@@ -7,7 +7,8 @@ Contract of ``make_dynamic_batch(model) -> model``:
 - Output: a copy whose input and output dimension 0 is the symbolic ``batch``, with every
   constant that hard-codes batch 1 fixed: the shape of a ``Reshape`` (an initializer or a
   ``Constant``) whose first entry is 1 gets 0 (= copy the input's dim 0, or -1 under
-  ``allowzero``); a constant tensor with leading dimension 1 concatenated along another axis
+  ``allowzero``); a constant tensor with leading dimension 1 (also through DequantizeLinear /
+  QuantizeLinear / Cast / Identity, as in a Q/DQ model) concatenated along another axis
   is ``Expand``-ed to the batch of the first non-constant input of that ``Concat``. Stale
   intermediate shapes (``value_info``) are dropped. Already dynamic models come back unchanged
   (a copy).
@@ -32,6 +33,10 @@ from ..errors import ModelContractError
 
 LOG = logging.getLogger(__name__)
 BATCH_DIM = 'batch'
+
+
+#: Ops whose output has their first input's shape (a constant through them stays constant).
+_SHAPE_KEEPING = ('DequantizeLinear', 'QuantizeLinear', 'Cast', 'Identity')
 
 
 def _onnx() -> Any:
@@ -87,6 +92,7 @@ def make_dynamic_batch(model: Any) -> Any:
     for node in graph.node:
         if node.op_type == 'Constant' and node.attribute and node.attribute[0].name == 'value':
             constants[node.output[0]] = node
+    producer = {out: node for node in graph.node for out in node.output}
     numpy_helper = onnx.numpy_helper
     fixed = 0
     new_nodes: List[Any] = []
@@ -102,6 +108,13 @@ def make_dynamic_batch(model: Any) -> Any:
         if name in constants:
             return numpy_helper.to_array(constants[name].attribute[0].t)
         return None
+
+    def const_like(name: str) -> Optional[np.ndarray]:
+        """Return a constant, also one behind shape-keeping ops (a Q/DQ model's constants)."""
+        node = producer.get(name)
+        if node is not None and node.op_type in _SHAPE_KEEPING and node.input:
+            return const_like(node.input[0])
+        return const_value(name)
 
     def add_init(base: str, value: np.ndarray) -> str:
         name = fresh(base)
@@ -129,7 +142,7 @@ def make_dynamic_batch(model: Any) -> Any:
             fixed += 1
         elif node.op_type == 'Concat':
             axis = next((a.i for a in node.attribute if a.name == 'axis'), 0)
-            values = [const_value(name) for name in node.input]
+            values = [const_like(name) for name in node.input]
             dynamic = [name for name, v in zip(node.input, values) if v is None]
             if axis == 0 or not dynamic:
                 new_nodes.append(node)

@@ -15,7 +15,10 @@ Request (a JSON object): ``op`` is one of
 - ``int8``: ``model`` -> ``output`` through ``modelopt.onnx.quantization.quantize`` with
   ``quantize_mode='int8'``, ``calibration_method`` (``max`` / ``entropy``), calibration data
   from the .npy file ``calibration`` (N x 3 x H x W float32) fed to input ``input_name``,
-  ``nodes_to_exclude``, CPU calibration, FP16 for the rest (``high_precision_dtype='fp16'``).
+  ``nodes_to_exclude`` (exact node names: ModelOpt reads each entry as a regular expression
+  matched at the start of a node name, so ``Conv_1`` would also exclude ``Conv_10``; the worker
+  passes ``exact_patterns(names)``), CPU calibration, FP16 for the rest
+  (``high_precision_dtype='fp16'``).
 
 Response: ``{"ok": true, "modelopt": ..., "onnxruntime": ..., "onnx": ...}`` or
 ``{"ok": false, "error": "<type>: <message>"}``; the exit status is 0 either way unless the
@@ -23,6 +26,7 @@ request itself could not be read (2).
 """
 
 import json
+import re
 import sys
 import traceback
 
@@ -47,6 +51,11 @@ def _fp16(request: dict) -> dict:
     return {}
 
 
+def exact_patterns(names) -> list:
+    """Return ModelOpt ``nodes_to_exclude`` patterns that match exactly these node names."""
+    return ['^' + re.escape(str(name)) + '$' for name in names]
+
+
 def _int8(request: dict) -> dict:
     import numpy as np
     from modelopt.onnx.quantization import quantize
@@ -55,7 +64,7 @@ def _int8(request: dict) -> dict:
     quantize(request['model'], quantize_mode='int8',
              calibration_data={request['input_name']: np.ascontiguousarray(data)},
              calibration_method=request['calibration_method'], calibration_eps=['cpu'],
-             nodes_to_exclude=list(request.get('nodes_to_exclude', [])),
+             nodes_to_exclude=exact_patterns(request.get('nodes_to_exclude', [])),
              output_path=request['output'], high_precision_dtype='fp16',
              log_level=request.get('log_level', 'WARNING'))
     return {}

@@ -217,6 +217,23 @@ def calibrate(model_path: PathLike, image_paths: Sequence[Path], method: str = '
     return ranges[f'Percentile {percentile}' if method == 'Percentile' else method]
 
 
+#: The ONNX Runtime release that first quantizes from saved ranges (no cp310 wheel exists: the
+#: newest ONNX Runtime for Python 3.10 is 1.23.2; docs/platforms.md).
+CALIBRATION_CACHE_ORT = '1.32'
+
+
+def calibration_cache_supported() -> bool:
+    """Return whether the installed ONNX Runtime can write Q/DQ models from saved ranges.
+
+    False where ONNX Runtime is missing or older than 1.32 (Python 3.10). Never raises.
+    """
+    try:
+        require_calibration_cache()
+    except Exception:  # noqa: BLE001 - missing, old or broken ONNX Runtime: all mean "no"
+        return False
+    return True
+
+
 def require_calibration_cache() -> None:
     """Raise unless ONNX Runtime's ``quantize_static`` can quantize from saved ranges.
 
@@ -233,7 +250,8 @@ def require_calibration_cache() -> None:
 
         raise RuntimeError(f'ONNX Runtime {onnxruntime.__version__} cannot quantize from '
                            'calibration ranges (quantize_static has no calibration_cache_path);'
-                           ' install onnxruntime>=1.32')
+                           f' install onnxruntime>={CALIBRATION_CACHE_ORT} (Python 3.11+; '
+                           'no Python 3.10 wheel exists), or use int8_mode implicit or ranges')
 
 
 def save_tensors_data(data, path: Path) -> None:

@@ -42,6 +42,9 @@ Contract:
   ``$YOLOX_MODELOPT_PYTHON``, else ``<repository>/.venv-modelopt/bin/python`` (made by
   ``scripts/setup_modelopt.sh``). This module drives ``modelopt_worker.py`` there through a
   subprocess (JSON request / response, calibration tensors in an .npy file).
+- Every written model names its tool and version in its ONNX metadata
+  (``typed_model_tool(path)``); ``planned_tool(precision, method)`` is the tool ``auto`` would
+  use here (the builder's cache key for typed models includes it).
 - ``describe_typed_model(path)``: the facts the tests and the builder check (I/O types, float
   initializer types, quantized / float weighted nodes, Q/DQ scales).
 """
@@ -295,7 +298,47 @@ def convert_fp16(model_path: PathLike, output_path: PathLike, keep_io_types: boo
                                   time.perf_counter() - start, notes))
 
 
+#: ONNX metadata key naming the tool (and its version) that wrote a typed model.
+TOOL_METADATA_KEY = 'tensorrt_yolox_py.typed_model_tool'
+
+
+def planned_tool(precision: str, method: str = 'MinMax') -> str:
+    """Return the tool, with its version, that ``tool='auto'`` would use here.
+
+    The builder puts it in the typed-model cache key, so a model made by another tool or
+    version is not reused. (If ModelOpt then fails, the fallback's name is what
+    ``typed_model_tool`` reads back from the model.)
+    """
+    name, _ = modelopt_status()
+    if precision == 'fp16':
+        return f'{name} (AutoCast)' if name else _converter_tool()
+    if method != 'clip':
+        method = canonical_typed_method(method)
+    if name and method in MODELOPT_METHODS:
+        return f'{name} (onnx int8 PTQ)'
+    import onnxruntime
+
+    return f'onnxruntime {onnxruntime.__version__} quantizer + {_converter_tool()}'
+
+
+def typed_model_tool(path: PathLike) -> str:
+    """Return the tool a typed model was written by ('' when it does not say)."""
+    model = _onnx().load(str(path), load_external_data=False)
+    return next((p.value for p in model.metadata_props if p.key == TOOL_METADATA_KEY), '')
+
+
+def _stamp_tool(path: Path, tool: str) -> None:
+    onnx = _onnx()
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key != TOOL_METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.add(key=TOOL_METADATA_KEY, value=tool)
+    onnx.save(model, str(path))
+
+
 def _done(result: TypedModelResult) -> TypedModelResult:
+    _stamp_tool(result.output_path, result.tool)
     for note in result.notes:
         LOGGER.info('%s: %s', result.output_path.name, note)
     LOGGER.info('wrote %s (%s, %s%s, %.1f s)', result.output_path, result.precision,

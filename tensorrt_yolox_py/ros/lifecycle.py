@@ -139,22 +139,38 @@ def translate_rcl_init_error(exc: Exception) -> Exception:
     return UsageError(f'ROS arguments: {" ".join(text.split())}')
 
 
+def _flags(exc: Exception) -> str:
+    """Return the flags of rclpy's UnknownROSArgsError (its text is a Python list)."""
+    import ast
+
+    try:
+        flags = ast.literal_eval(str(exc))
+    except (ValueError, SyntaxError):
+        return str(exc)
+    return ' '.join(map(str, flags)) if isinstance(flags, list) else str(flags)
+
+
 def init_ros(args: Optional[List[str]]) -> Any:
     """``rclpy.init`` without rclpy's signal handlers; rcl's argument errors become one line.
 
-    Fast DDS shared-memory leftovers of killed processes are reported first
-    (``shm_leftovers``). Returns the context manager of ``rclpy.init`` (use it in a
-    ``with``). rcl prints its own
-    "Failed to parse global arguments" log on stderr before raising; that output is held
-    back and shown only when init succeeds, so a bad argument gives exactly one line.
+    The package's Fast DDS profile is applied first unless the user chose one
+    (``dds_profile``), and Fast DDS shared-memory leftovers of killed processes are reported
+    (``shm_leftovers``). An unknown flag after ``--ros-args`` is a ``UsageError``. Returns the
+    context manager of ``rclpy.init`` (use it in a ``with``; where ``init`` returns None,
+    Humble and Jazzy, one that calls ``try_shutdown``). rcl prints its own "Failed to parse
+    global arguments" log on stderr before raising; that output is held back and shown only
+    when init succeeds, so a bad argument gives exactly one line.
     """
     import rclpy
     from rclpy.impl.implementation_singleton import rclpy_implementation
     from rclpy.signals import SignalHandlerOptions
 
+    from .dds_profile import apply_dds_profile
     from .shm_leftovers import warn_about_leftovers
 
     rcl_error = rclpy_implementation.RCLError
+    unknown_args = getattr(rclpy_implementation, 'UnknownROSArgsError', rcl_error)
+    apply_dds_profile(os.environ, LOGGER)
     warn_about_leftovers(LOGGER)
     sys.stderr.flush()
     saved = os.dup(2)
@@ -162,6 +178,10 @@ def init_ros(args: Optional[List[str]]) -> Any:
         os.dup2(held.fileno(), 2)
         try:
             manager = rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        except unknown_args as exc:  # an unknown flag after --ros-args: str(exc) is a list
+            raise UsageError(f'ROS arguments: unknown ROS argument(s) {_flags(exc)} (valid: -r, '
+                             '-p, --params-file, --log-level, -e, --enclave, ...: '
+                             'ros2 run --help)') from None
         except rcl_error as exc:
             raise translate_rcl_init_error(exc) from None
         except BaseException:
@@ -175,7 +195,22 @@ def init_ros(args: Optional[List[str]]) -> Any:
         held.seek(0)
         sys.stderr.write(held.read().decode(errors='replace'))
         sys.stderr.flush()
-    return manager
+    # Kilted's rclpy.init returns a context manager that shuts rclpy down on exit; Humble's
+    # and Jazzy's return None (test/platforms: the rclpy API of the three distributions).
+    return manager if manager is not None else _ShutdownOnExit(rclpy)
+
+
+class _ShutdownOnExit:
+    """``rclpy.init``'s context manager for rclpy releases whose ``init`` returns None."""
+
+    def __init__(self, rclpy: Any):
+        self._rclpy = rclpy
+
+    def __enter__(self) -> '_ShutdownOnExit':
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._rclpy.try_shutdown()
 
 
 def spin_until_stopped(nodes: Iterable[Any], context: Any = None,
@@ -187,11 +222,13 @@ def spin_until_stopped(nodes: Iterable[Any], context: Any = None,
     and then the context. An exception from a callback is re-raised here.
     """
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.task import Future
 
     executor = SingleThreadedExecutor(context=context)
     for node in nodes:
         executor.add_node(node)
-    done = executor.create_future()
+    # What Kilted's Executor.create_future does; Humble's and Jazzy's executors lack it.
+    done = Future(executor=executor)
     failure: List[BaseException] = []
 
     def spin() -> None:

@@ -2,8 +2,9 @@
 
 Topics (private names, remapped by launch; Autoware's tensorrt_yolox names):
 
-- ``~/in/image`` (sensor_msgs/Image, bgr8 or rgb8): sensor-data QoS (best effort, keep last 1);
-  overridable with the standard parameters ``qos_overrides.<topic>.subscription.<policy>``.
+- ``~/in/image`` (sensor_msgs/Image, any encoding of ``image.ENCODINGS``): sensor-data QoS
+  (best effort, keep last 1); overridable with the standard parameters
+  ``qos_overrides.<topic>.subscription.<policy>``.
 - ``~/out/objects`` (vision_msgs/Detection2DArray): header copied from the image; per object
   the label name, score and box centre/size in source-image pixels.
 - ``~/out/label_info`` (vision_msgs/LabelInfo): transient local, published once at start-up.
@@ -16,7 +17,8 @@ Topics (private names, remapped by launch; Autoware's tensorrt_yolox names):
   ``use_sim_time`` says, when diagnostic_msgs is installed): frame counters (received,
   processed, dropped, skipped, failed, and from the subscription's DDS events ``lost`` and
   ``qos_incompatible``: ``qos_events``) and median stage times; the level from
-  ``worker.Health`` (ERROR for a QoS mismatch, WARN above the documented loss rate).
+  ``worker.Health`` (ERROR for a QoS mismatch, WARN above the documented loss rate), and at
+  least WARN while a gpu / DLA node runs on the CPU (``allow_cpu_fallback``; refused by default).
 
 Threading: the subscription callback only stores the newest frame (``worker.LatestSlot``); one
 worker thread per node converts, detects and publishes, so the executor is never blocked and a
@@ -30,7 +32,7 @@ import time
 from typing import Any, Callable, List, Optional
 
 from .._lazy import require
-from ..backends import choose_backend
+from ..backends import choose_backend, CPU_FALLBACK
 from ..errors import InputError
 from ..params import DetectorConfig
 from ..pipeline import Detector
@@ -76,10 +78,13 @@ class YoloxNode(Node):
         self._destroyed = False
         self._stopping = threading.Event()
         self.detector: Optional[Detector] = None
+        self.cpu_fallback = ''
         try:
             self.config, _ = declare_detector_parameters(self)
             backend, reason = choose_backend(self.config)
-            self.get_logger().info(
+            #: Why this gpu / DLA node runs on the CPU (allow_cpu_fallback), or ''.
+            self.cpu_fallback = reason if reason.startswith(CPU_FALLBACK) else ''
+            (self.get_logger().warning if self.cpu_fallback else self.get_logger().info)(
                 f'backend: {backend} ({reason}); device {self.config.device}; model '
                 f'{self.config.resolved_model_path}' + (
                     ' (a TensorRT engine build can take minutes on first start)'
@@ -187,6 +192,10 @@ class YoloxNode(Node):
     def _publish_diagnostics(self, diag: Any, publisher: Any) -> None:
         snap = self.stats.snapshot()
         name, message = self._health.assess(snap, time.monotonic())
+        if self.cpu_fallback:  # WARN at least, for as long as it runs on the CPU
+            message = self.cpu_fallback if name == Health.OK else \
+                f'{message}; {self.cpu_fallback}'
+            name = Health.WARN if name == Health.OK else name
         level = getattr(diag.DiagnosticStatus, name)
         values = [diag.KeyValue(key=k, value=str(snap[k])) for k in COUNTERS]
         values += [diag.KeyValue(key=f'{stage}_ms_median', value=f'{ms:.3f}')

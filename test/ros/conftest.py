@@ -114,3 +114,52 @@ def subprocess_env() -> Dict[str, str]:
     env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(REPO), env.get('PYTHONPATH')]))
     env['PYTHONUNBUFFERED'] = '1'
     return env
+
+
+#: The package's files that a colcon build installs (build input of ``colcon_install``).
+COLCON_INPUTS = ('setup.py', 'setup.cfg', 'package.xml', 'resource', 'tensorrt_yolox_py',
+                 'launch', 'config')
+
+
+@pytest.fixture(scope='session')
+def colcon_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a colcon workspace with this package built WITHOUT --symlink-install.
+
+    ``colcon build`` (this venv's colcon and Python) into a temporary workspace, once per test
+    session (a few seconds: no cache needed), from a copy of the checkout's files (``git
+    ls-files``; ``COLCON_INPUTS`` outside git) so nothing is written into the checkout. The
+    workspace's ``install/setup.bash`` is what a ROS user sources;
+    ``install/tensorrt_yolox_py`` holds real copies (no links into the checkout). Skips without
+    colcon.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    colcon = Path(sys.prefix) / 'bin' / 'colcon'
+    if not colcon.exists():
+        pytest.skip('colcon is not installed (pip install colcon-common-extensions)')
+    workspace = tmp_path_factory.mktemp('colcon_ws')
+    source = workspace / 'src' / 'tensorrt_yolox_py'
+    source.mkdir(parents=True)
+    listed = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard', '-z'], cwd=REPO,
+                            capture_output=True)
+    if listed.returncode == 0:  # the checkout's files (tracked, or new and not ignored)
+        for name in filter(None, listed.stdout.decode().split('\0')):
+            if (REPO / name).is_file():
+                (source / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / name, source / name)
+    else:  # not a git checkout: the package's own files
+        ignore = shutil.ignore_patterns('__pycache__', '*.pyc', '*.egg-info')
+        for name in COLCON_INPUTS:
+            if (REPO / name).is_dir():
+                shutil.copytree(REPO / name, source / name, ignore=ignore)
+            else:
+                shutil.copy2(REPO / name, source / name)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('AMENT_PREFIX_PATH', 'PYTHONPATH', 'COLCON_PREFIX_PATH')}
+    env['PATH'] = os.pathsep.join([str(Path(sys.prefix) / 'bin'), env.get('PATH', '')])
+    build = subprocess.run([str(colcon), '--log-base', 'log', 'build'], cwd=workspace,
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    return workspace

@@ -48,6 +48,11 @@ def files(tmp_path_factory: pytest.TempPathFactory, planted_model: Path) -> dict
     (tmp / 'empty_labels.txt').write_text('\n')
     camera = {'name': 'front', 'image_topic': '/front/image', 'device': 'cpu'}
     (tmp / 'dup_cameras.yaml').write_text(yaml.safe_dump({'cameras': [camera, camera]}))
+    rear = {'name': 'rear', 'image_topic': '/rear/image', 'device': 'cpu',
+            'parameters': {'model_path': '/nonexistent/rear.onnx'}}
+    (tmp / 'bad_model_cameras.yaml').write_text(yaml.safe_dump({
+        'parameters': {'preprocess_on_gpu': False, 'num_threads': 1},
+        'cameras': [camera, rear]}))
     return {'tmp': str(tmp), 'planted': str(planted_model)}
 
 
@@ -68,10 +73,15 @@ ROWS = [
     ('yolox_node', CPU + ['-p', 'dla_core_id:=0'], 2, "parameter 'dla_core_id'"),
     ('yolox_node', ['-r', 'bad'], 2, "ROS arguments: Couldn't parse remap rule: '-r bad'"),
     ('yolox_node', ['-p'], 2, "ROS arguments: Couldn't parse trailing -p flag"),
+    ('yolox_node', ['--no-such-flag', '-x'], 2,
+     'ROS arguments: unknown ROS argument(s) --no-such-flag -x'),
     ('yolox_multi_camera', ['--cameras', '/nonexistent/cameras.yaml'], 1,
      'cannot read cameras file /nonexistent/cameras.yaml'),
     ('yolox_multi_camera', ['--cameras', '{tmp}/not_yaml.yaml'], 1, 'is not valid YAML'),
     ('yolox_multi_camera', ['--cameras', '{tmp}/dup_cameras.yaml'], 2, 'duplicate'),
+    # All or nothing: one camera that cannot start stops every camera, named in the error.
+    ('yolox_multi_camera', ['--cameras', '{tmp}/bad_model_cameras.yaml'], 1,
+     "camera 'rear': model file /nonexistent/rear.onnx not found"),
     ('yolox_multi_camera', [], 2, 'the following arguments are required: --cameras'),
     ('yolox_multi_camera', ['--cameras', '{tmp}/dup_cameras.yaml', '--threads', '3'], 2,
      'unrecognized arguments: --threads 3'),
@@ -136,3 +146,40 @@ def test_exit_status_table_matches_the_code() -> None:
     assert re.search(r'parameter value', rows['2']) and '--ros-args' in rows['2']
     assert 'SIGINT' in rows['0'] and 'SIGTERM' in rows['0']
     assert '| exit status |' not in (REPO / 'README.md').read_text()   # one place only
+
+
+def test_device_cpu_never_mentions_cuda(files: dict) -> None:
+    """``device: cpu`` with every other parameter at its default (preprocess_on_gpu true)."""
+    pytest.importorskip('rclpy')
+    result = _run('yolox_node', ['--ros-args', '-p', 'device:=cpu', '-p', 'build_only:=true',
+                                 '-p', f'model_path:={files["planted"]}'])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'preprocessing: CPU reference (device is cpu)' in result.stderr
+    for word in ('cuda', 'nvidia', 'driver'):
+        assert word not in result.stderr.lower(), result.stderr[-2000:]
+
+
+def test_a_gpu_device_without_a_gpu_backend_is_refused_unless_allowed(files: dict) -> None:
+    from tensorrt_yolox_py.backends import choose_backend
+    from tensorrt_yolox_py.errors import ParameterError
+    from tensorrt_yolox_py.params import make_config
+
+    pytest.importorskip('rclpy')
+    try:
+        choose_backend(make_config({'device': 'gpu'}))
+    except ParameterError:
+        pass
+    else:
+        pytest.skip('a GPU backend runs here: no fallback to refuse')
+    gpu = ['--ros-args', '-p', 'device:=gpu', '-p', 'build_only:=true',
+           '-p', f'model_path:={files["planted"]}']
+    refused = _run('yolox_node', gpu)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    errors = [line for line in refused.stderr.splitlines() if line.startswith('yolox: error:')]
+    assert len(errors) == 1 and errors[0].startswith(
+        "yolox: error: parameter 'device': 'gpu' cannot run here (") and errors[0].endswith(
+        'set allow_cpu_fallback:=true to run on the CPU instead, or device:=cpu'), errors
+    allowed = _run('yolox_node', gpu + ['-p', 'allow_cpu_fallback:=true'])
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    assert re.search(r'\[WARN\] \[[\d.]+\] \[tensorrt_yolox\]: backend: onnxruntime \(CPU '
+                     r'fallback: device=gpu cannot run here', allowed.stderr), allowed.stderr

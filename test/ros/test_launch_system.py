@@ -1,14 +1,26 @@
 """``ros2 launch`` of the installed package, as a user runs it: real processes over real DDS.
 
-Each test starts ``ros2 launch tensorrt_yolox_py <file> ...`` from this venv (AMENT_PREFIX_PATH =
-the venv, where scripts/setup.sh laid out the ament index marker, ``share/`` and
-``lib/tensorrt_yolox_py/``), in its own session, and talks to the nodes from this process over
-DDS (loopback only, this run's domain id: conftest.py). The nodes run the bundled demo model on
+Each test starts ``ros2 launch tensorrt_yolox_py <file> ...`` in its own session, from one of the
+two documented installs: most from a colcon install built without ``--symlink-install``
+(``colcon_install`` in conftest.py: ``source install/setup.bash`` in a shell with nothing else
+set), the SIGTERM and Ctrl-C tests from this venv (AMENT_PREFIX_PATH = the venv, where
+scripts/setup.sh laid out the ament index marker, ``share/`` and ``lib/tensorrt_yolox_py/``). It
+talks to the nodes from this process over DDS (loopback only, this run's domain id:
+conftest.py). The nodes run the bundled demo model on
 the CPU; the images are frames of the bundled rosbag, and a detection counts when it overlaps a
 ground-truth box of the same class (IoU >= 0.5; the ground truth comes from the scene
 generator, not from the model). Stopping is checked from the outside: the exit status of
 ``ros2 launch``, each node's exit status as launch reports it, no traceback, and no process left
 (every process started carries a marker in its environment, searched in /proc with psutil).
+
+Also covered: a node that cannot start ends the launch with status 1 (each launch file and
+``single_process``); unknown launch arguments are refused; full-size frames through the colcon
+install with nothing set by hand (the launch file applies the Fast DDS profile; a control test
+shows the loss without it); the shipped cameras file by name from any folder with the CPU
+fallback allowed and refused.
+The commands of docs/ros_interface.md that these tests run are the ``DOC_*`` strings (a test
+checks the docs show them); the ``ros2`` verbs' daemon is stopped at the end of each test that
+starts it.
 
 Skipped, with the reason, where the launch system is not installed (it is not on PyPI:
 scripts/setup.sh installs it from the wheelhouse named by YOLOX_ROS2_LAUNCH_WHEELHOUSE).
@@ -18,6 +30,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,9 +55,24 @@ START_TIMEOUT_S = 90.0
 #: Exec ros2 with SIGINT at its default disposition (a background job inherits it ignored).
 TRAMPOLINE = ('import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); '
               'os.execv(sys.argv[1], sys.argv[1:])')
+BASH = shutil.which('bash') or '/bin/bash'
 _STARTED = re.compile(r'\[INFO\] \[([\w.-]+)\]: process started with pid \[(\d+)\]')
 _CLEAN = re.compile(r'process has finished cleanly \[pid (\d+)\]')
 _DIED = re.compile(r'process has died \[pid (\d+), exit code (-?\d+)')
+#: Commands of docs/ros_interface.md that the tests below run verbatim (from an empty folder).
+DOC_LAUNCH_CPU = 'ros2 launch tensorrt_yolox_py yolox.launch.py input/image:=/cam0/image_raw ' \
+    'device:=cpu'
+DOC_ECHO_OBJECTS = 'ros2 topic echo --once /tensorrt_yolox/out/objects ' \
+    'vision_msgs/msg/Detection2DArray'
+DOC_PARAM_GET = 'ros2 param get /tensorrt_yolox device'
+DOC_CAMERAS = 'ros2 launch tensorrt_yolox_py multi_camera.launch.py cameras:=cameras.yaml'
+DOC_CAMERAS_FALLBACK = DOC_CAMERAS + ' allow_cpu_fallback:=true single_process:=true'
+DOC_ECHO_DIAGNOSTICS = 'ros2 topic echo --once /diagnostics diagnostic_msgs/msg/DiagnosticArray'
+DOC_DAEMON_STOP = 'ros2 daemon stop'
+DOC_TYPO = 'ros2 launch tensorrt_yolox_py yolox.launch.py devcie:=cpu'
+DOC_COMMANDS = (DOC_TYPO, DOC_LAUNCH_CPU, DOC_ECHO_OBJECTS, DOC_PARAM_GET, DOC_CAMERAS,
+                DOC_CAMERAS_FALLBACK, DOC_ECHO_DIAGNOSTICS, DOC_DAEMON_STOP,
+                'source install/setup.bash')
 
 
 def _launch_missing() -> Optional[str]:
@@ -74,6 +102,31 @@ def ros2() -> Path:
     return prefix / 'bin' / 'ros2'
 
 
+def venv_env() -> Dict[str, str]:
+    """This run's environment (loopback DDS, own domain), the venv as ament prefix and on PATH."""
+    env = subprocess_env()
+    env['AMENT_PREFIX_PATH'] = os.pathsep.join(
+        filter(None, [str(Path(sys.prefix)), env.get('AMENT_PREFIX_PATH')]))
+    env['PATH'] = os.pathsep.join([str(Path(sys.prefix) / 'bin'), env.get('PATH', '')])
+    return env
+
+
+def installed_env(**extra: str) -> Dict[str, str]:
+    """A user's shell for a colcon install: no AMENT_PREFIX_PATH, PYTHONPATH or DDS profile.
+
+    Only this run's DDS isolation (loopback, own domain id; conftest.py) and the venv's bin
+    on PATH (where ``ros2`` and ``colcon`` are, as after ``source .venv/bin/activate``).
+    """
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('AMENT_PREFIX_PATH', 'PYTHONPATH', 'COLCON_PREFIX_PATH',
+                        'FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE',
+                        'YOLOX_DDS_PROFILE_LOGGED')}
+    env['PATH'] = os.pathsep.join([str(Path(sys.prefix) / 'bin'), env.get('PATH', '')])
+    env['PYTHONUNBUFFERED'] = '1'
+    env.update(extra)
+    return env
+
+
 def marked_processes(marker: str) -> List[Any]:
     """Return the live (not zombie) processes whose environment carries ``marker`` (/proc)."""
     import psutil
@@ -93,11 +146,19 @@ class LaunchRun:
     """One ``ros2 launch`` in its own session; its output (stdout + stderr) read by a thread."""
 
     def __init__(self, ros2: Path, launch_file: str, arguments: Iterable[str],
-                 terminal: bool = False) -> None:
-        env = subprocess_env()
-        prefix = str(Path(sys.prefix))
-        env['AMENT_PREFIX_PATH'] = os.pathsep.join(
-            filter(None, [prefix, env.get('AMENT_PREFIX_PATH')]))
+                 terminal: bool = False, cwd: Optional[Path] = None,
+                 env: Optional[Dict[str, str]] = None,
+                 command: Optional[List[str]] = None,
+                 install: Optional[Path] = None) -> None:
+        """Start ``ros2 launch PACKAGE launch_file arguments`` (or ``command``) in ``cwd``.
+
+        ``install``: a colcon workspace whose ``install/setup.bash`` is sourced first, in a
+        user's shell (``installed_env``, the default ``env`` then); else ``env`` defaults to
+        this run's environment with the venv as the ament prefix.
+        """
+        if env is None:
+            env = installed_env() if install is not None else venv_env()
+        env = dict(env)
         self.marker = uuid.uuid4().hex
         env[MARKER_VARIABLE] = self.marker
         self._terminal: List[int] = []
@@ -105,9 +166,12 @@ class LaunchRun:
         if terminal:  # as from a shell: launch then leaves Ctrl-C's SIGINT to the terminal
             self._terminal = list(os.openpty())
             stdin = self._terminal[1]
-        self.command = [str(ros2), 'launch', PACKAGE, launch_file] + list(arguments)
+        self.command = command or [str(ros2), 'launch', PACKAGE, launch_file] + list(arguments)
+        if install is not None:
+            self.command = [BASH, '-c', f'source {install}/install/setup.bash && exec "$@"',
+                            'launch-test'] + self.command
         self.process = subprocess.Popen(
-            [sys.executable, '-c', TRAMPOLINE] + self.command, env=env, stdin=stdin,
+            [sys.executable, '-c', TRAMPOLINE] + self.command, env=env, stdin=stdin, cwd=cwd,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self._lines: List[str] = []
         self._lock = threading.Lock()
@@ -350,61 +414,136 @@ def test_single_camera_launch_remaps_serves_and_stops_on_sigterm(ros2: Path, ros
         run.close()
 
 
-def test_bad_parameter_ends_the_launch_with_one_line_and_status_2(ros2: Path) -> None:
-    run = LaunchRun(ros2, 'yolox.launch.py', ['device:=cpu', 'precision:=fp64'])
+def _gpu_backend_here() -> bool:
+    """Whether a gpu device can run here without falling back to the CPU."""
+    from tensorrt_yolox_py.backends import choose_backend
+    from tensorrt_yolox_py.errors import ParameterError
+    from tensorrt_yolox_py.params import make_config
+
     try:
-        code = run.wait()
-        output = run.output()
-        errors = [line for line in output.splitlines() if 'yolox: error:' in line]
-        assert len(errors) == 1, output
-        assert errors[0].endswith("yolox: error: parameter 'precision': 'fp64' is not one of "
-                                  'fp32, fp16, int8'), errors
-        assert list(run.exit_codes().values()) == [2], output
-        assert 'Traceback' not in output
-        assert code == 0  # ros2 launch itself fails only for errors of the launch file
-        assert wait_for(lambda: not run.marked_processes(), 15.0)
+        choose_backend(make_config({'device': 'gpu'}))
+    except ParameterError:
+        return False
+    return True
+
+
+_LAUNCH_ERROR = re.compile(r'\[ERROR\] \[launch\]: Caught exception in launch \(see debug for '
+                           r'traceback\): (.*)')
+
+
+def _assert_launch_failed(run: LaunchRun, pattern: str) -> str:
+    """ros2 launch ended by itself with status 1 and one error line matching ``pattern``."""
+    code = run.wait(START_TIMEOUT_S)
+    output = run.output()
+    errors = _LAUNCH_ERROR.findall(output)
+    assert code == 1, output[-4000:]
+    assert len(errors) == 1 and re.search(pattern, errors[0]), output[-4000:]
+    assert 'Traceback' not in output, output[-4000:]
+    assert wait_for(lambda: not run.marked_processes(), 15.0), [
+        p.cmdline() for p in run.marked_processes()]
+    return errors[0]
+
+
+def _failing_cameras_file(tmp_path: Path) -> Path:
+    """Two CPU cameras that can start and, between them, one whose model file is missing."""
+    path = _cameras_file(tmp_path, {'cam0': 'cpu', 'cam_bad': 'cpu', 'cam2': 'cpu'},
+                         '/lt_fail')
+    config = yaml.safe_load(path.read_text())
+    config['cameras'][1]['parameters'] = {'model_path': '/nonexistent/bad.onnx'}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize('case', ['single', 'single-status-2', 'multi', 'multi-one-process'])
+def test_a_node_that_cannot_start_ends_the_launch_with_status_1(
+        ros2: Path, colcon_install: Path, tmp_path: Path, case: str) -> None:
+    """The launch stops every node and exits 1, naming the camera, its status and cause."""
+    missing = r'\(yolox: error: .*model file /nonexistent/bad\.onnx not found\)'
+    launch_file, arguments, pattern = {
+        'single': ('yolox.launch.py', ['device:=cpu', 'model_path:=/nonexistent/bad.onnx'],
+                   r'^node /tensorrt_yolox exited with status 1 ' + missing),
+        'single-status-2': ('yolox.launch.py', ['device:=cpu', 'node_name:=det',
+                                                'namespace:=/lt_bad',
+                                                'params_file:=' + str(tmp_path / 'p.yaml')],
+                            r"^node /lt_bad/det exited with status 2 \(yolox: error: "
+                            r"parameter 'score_threshold': 2\.0 is above the maximum 1\.0\)"),
+        'multi': ('multi_camera.launch.py', [f'cameras:={_failing_cameras_file(tmp_path)}'],
+                  r"^camera 'cam_bad' \(node /lt_fail/cam_bad/tensorrt_yolox\) exited with "
+                  r'status 1 ' + missing + '; stopping every node$'),
+        'multi-one-process': ('multi_camera.launch.py', [
+            f'cameras:={_failing_cameras_file(tmp_path)}', 'single_process:=true'],
+            r'^yolox_multi_camera \(cameras cam0, cam_bad, cam2\) exited with status 1 '
+            r"\(yolox: error: camera 'cam_bad': model file /nonexistent/bad\.onnx not found\)"),
+    }[case]
+    (tmp_path / 'p.yaml').write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+        'score_threshold': 2.0}}}))
+    run = LaunchRun(ros2, launch_file, arguments, install=colcon_install)
+    try:
+        _assert_launch_failed(run, pattern)
+        if case == 'multi':  # the cameras that had started were stopped (SIGINT)
+            assert len(run.started()) == 3 and run.exit_codes().keys() == run.started().keys()
+    finally:
+        run.close()
+
+
+@pytest.mark.parametrize('launch_file, argument, suggestion', [
+    ('yolox.launch.py', DOC_TYPO.split()[-1], 'device'),
+    ('yolox.launch.py', 'input_image:=/cam0/image_raw', 'input/image'),
+    ('multi_camera.launch.py', 'camera:=cameras.yaml', 'cameras'),
+])
+def test_an_unknown_launch_argument_is_refused_with_the_valid_names(
+        ros2: Path, colcon_install: Path, launch_file: str, argument: str,
+        suggestion: str) -> None:
+    run = LaunchRun(ros2, launch_file, [argument], install=colcon_install)
+    try:
+        name = argument.split(':=')[0]
+        error = _assert_launch_failed(
+            run, rf"^unknown launch argument '{re.escape(name)}' \(did you mean "
+                 rf"'{re.escape(suggestion)}'\?\); {re.escape(launch_file)} takes: ")
+        assert 'params_file' in error and 'process started' not in run.output()
+    finally:
+        run.close()
+
+
+def test_a_missing_params_file_is_an_error_before_any_node_starts(
+        ros2: Path, colcon_install: Path, tmp_path: Path) -> None:
+    run = LaunchRun(ros2, 'yolox.launch.py', ['params_file:=nope.param.yaml'], cwd=tmp_path,
+                    install=colcon_install)
+    try:
+        _assert_launch_failed(run, rf'^params_file:=nope\.param\.yaml: no such file '
+                                   rf'\({re.escape(str(tmp_path))}/nope\.param\.yaml or ')
+        assert 'process started' not in run.output()
     finally:
         run.close()
 
 
 def test_multi_camera_launch_maps_devices_and_stops_every_node_on_sigint(
-        ros2: Path, ros: Any, tmp_path: Path) -> None:
-    from tensorrt_yolox_py.backends import tensorrt_importable
-
+        ros2: Path, ros: Any, colcon_install: Path, tmp_path: Path) -> None:
     frames = list(_bag_frames().values())
-    devices = {'cam_cpu0': 'cpu', 'cam_cpu1': 'cpu', 'cam_gpu': 'gpu', 'cam_dla0': 'dla0',
-               'cam_dla1': 'dla1'}
+    devices = {'cam_cpu0': 'cpu', 'cam_cpu1': 'cpu', 'cam_gpu': 'gpu'}
     cameras = _cameras_file(tmp_path, devices, '/lt_multi')
-    run = LaunchRun(ros2, 'multi_camera.launch.py', [f'cameras:={cameras}'])
+    config = yaml.safe_load(cameras.read_text())
+    config['cameras'][2]['parameters'] = {'allow_cpu_fallback': True}  # a GPU-less machine
+    cameras.write_text(yaml.safe_dump(config))
+    run = LaunchRun(ros2, 'multi_camera.launch.py', [f'cameras:={cameras}'],
+                    install=colcon_install)
     try:
         assert run.wait_output(_STARTED.pattern, count=len(devices)), run.output()
         assert len(run.started()) == len(devices)  # one process per camera
-        serving = ['cam_cpu0', 'cam_cpu1', 'cam_gpu']
-        if not tensorrt_importable():
-            # The DLA cameras refuse to start, each with its device named, and exit with 2.
-            for dla in ('dla0', 'dla1'):
-                assert run.wait_output(rf"yolox: error: parameter 'device': '{dla}' needs "
-                                       'TensorRT'), run.output()
-            assert run.wait_output(r'process has died \[pid \d+, exit code 2', 2)
-            assert sorted(run.exit_codes().values()) == [2, 2], run.output()
-        else:  # a TensorRT machine: the DLA cameras serve too
-            serving += ['cam_dla0', 'cam_dla1']
         peer = ros.peer('launch_test_multi')
-        for index, name in enumerate(serving):
+        for index, name in enumerate(devices):
             node = f'/lt_multi/{name}/tensorrt_yolox'
-            values = _parameters(peer, node, ['device', 'dla_core_id'])
-            device = devices[name]
-            assert values == {'device': device,
-                              'dla_core_id': int(device[-1]) if 'dla' in device else -1}
+            values = _parameters(peer, node, ['device', 'dla_core_id', 'allow_cpu_fallback'])
+            assert values == {'device': devices[name], 'dla_core_id': -1,
+                              'allow_cpu_fallback': name == 'cam_gpu'}
             frame, truth = frames[index % len(frames)]
             result = _answer(peer, f'/lt_multi_images/{name}', f'/lt_multi_objects/{name}',
                              frame)
             _assert_detects(result, frame, truth)
-        running = [pid for pid in run.started() if pid not in run.exit_codes()]
-        assert len(running) == len(serving)  # the refused cameras took no other one down
+        assert not run.exit_codes()
         code = run.stop(signal.SIGINT)
         run.assert_stopped_cleanly(code)
-        assert all(run.exit_codes()[pid] == 0 for pid in running), run.output()
+        assert set(run.exit_codes().values()) == {0}, run.output()
     finally:
         run.close()
 
@@ -449,39 +588,251 @@ def test_multi_camera_single_process_serves_all_and_stops_on_ctrl_c(
         run.close()
 
 
-def test_colcon_build_installs_a_package_that_ros2_launch_runs(ros2: Path, tmp_path: Path
-                                                               ) -> None:
-    """The ROS user's way: colcon build, source install/setup.bash, ros2 launch."""
-    colcon = Path(sys.prefix) / 'bin' / 'colcon'
-    if not colcon.exists():
-        pytest.skip('colcon is not installed (pip install colcon-common-extensions)')
-    env = subprocess_env()
-    env.pop('AMENT_PREFIX_PATH', None)
-    env['PATH'] = os.pathsep.join([str(Path(sys.prefix) / 'bin'), env.get('PATH', '')])
-    env[MARKER_VARIABLE] = marker = uuid.uuid4().hex
-    build = subprocess.run([str(colcon), '--log-base', 'log', 'build', '--base-paths', str(REPO),
-                            '--packages-select', PACKAGE], cwd=tmp_path, env=env,
-                           capture_output=True, text=True, timeout=300)
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    prefix = tmp_path / 'install' / PACKAGE
-    for path in (f'lib/{PACKAGE}/yolox_node', f'lib/{PACKAGE}/yolox_multi_camera',
-                 f'share/ament_index/resource_index/packages/{PACKAGE}',
-                 f'share/{PACKAGE}/launch/yolox.launch.py',
-                 f'share/{PACKAGE}/launch/multi_camera.launch.py',
-                 f'share/{PACKAGE}/config/yolox.param.yaml',
-                 f'share/{PACKAGE}/config/cameras.yaml'):
-        assert (prefix / path).exists(), path
-    script = (f'source install/setup.bash && ros2 pkg prefix {PACKAGE} && '
-              f'ros2 launch {PACKAGE} yolox.launch.py device:=cpu precision:=fp64')
-    result = subprocess.run(['bash', '-c', script], cwd=tmp_path, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, timeout=120)
-    output = result.stdout
-    assert result.returncode == 0 and output.splitlines()[0] == str(prefix), output
-    # The node ran from colcon's install: its executable and its parameter file.
-    assert f"cmd '{prefix}/lib/{PACKAGE}/yolox_node " in output, output
-    assert f'--params-file {prefix}/share/{PACKAGE}/config/yolox.param.yaml' in output
-    assert "yolox: error: parameter 'precision'" in output
-    assert re.search(r'process has died \[pid \d+, exit code 2', output), output
-    assert 'Traceback' not in output
-    assert wait_for(lambda: not marked_processes(marker), 15.0)
+# -- the documented commands (docs/ros_interface.md runs exactly these) ----------------------
+def test_the_docs_show_the_commands_these_tests_run() -> None:
+    text = (REPO / 'docs' / 'ros_interface.md').read_text()
+    for command in DOC_COMMANDS:
+        assert command in text, command
+
+
+def _ros2_verb(command: str, env: Dict[str, str], cwd: Path, timeout: float = 60.0,
+               source: bool = False) -> subprocess.CompletedProcess:
+    """Run a documented ``ros2 ...`` command line with bash (after sourcing, for colcon)."""
+    script = ('source install/setup.bash && ' if source else '') + command
+    return subprocess.run(['bash', '-c', script], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _retry_verb(command: str, env: Dict[str, str], cwd: Path, expect: str,
+                source: bool = False, tries: int = 10) -> str:
+    """Run a graph query until its output contains ``expect`` (the daemon's graph fills slowly)."""
+    output = ''
+    for _ in range(tries):
+        result = _ros2_verb(command, env, cwd, source=source)
+        output = result.stdout + result.stderr
+        if result.returncode == 0 and expect in output:
+            return output
+        wait_for(lambda: False, 2.0)
+    pytest.fail(f'{command}: no {expect!r} after {tries} tries:\n{output[-2000:]}')
+
+
+def _stop_daemon(env: Dict[str, str], cwd: Path, source: bool = False) -> None:
+    _ros2_verb(DOC_DAEMON_STOP, env, cwd, source=source)
+
+
+def _bag_sequence(topic: str, count: int, scale: int = 1
+                  ) -> List[Tuple[Any, List[Tuple[str, Tuple[float, ...]]]]]:
+    """Return the first ``count`` frames of ``topic``, ``scale`` times larger, with their truth."""
+    from types import SimpleNamespace
+
+    import cv2
+
+    from tensorrt_yolox_py.data.rosbag_io import read_images
+
+    truth = json.loads((BAG / 'ground_truth.json').read_text())
+    names = {c['id']: c['name'] for c in truth['categories']}
+    image_ids = {(i['topic'], i['stamp_ns']): i['id'] for i in truth['images']}
+    frames = []
+    for frame in read_images(BAG):
+        if frame.topic != topic or len(frames) == count:
+            continue
+        image_id = image_ids[(frame.topic, frame.stamp_ns)]
+        boxes = [(names[a['category_id']], tuple(scale * v for v in (
+            a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2], a['bbox'][1] + a['bbox'][3])))
+            for a in truth['annotations'] if a['image_id'] == image_id]
+        image = cv2.resize(frame.image, None, fx=scale, fy=scale,
+                           interpolation=cv2.INTER_LINEAR) if scale != 1 else frame.image
+        frames.append((SimpleNamespace(image=image, encoding=frame.encoding,
+                                       frame_id=frame.frame_id, stamp_ns=frame.stamp_ns), boxes))
+    assert len(frames) == count
+    return frames
+
+
+def _full_size_round_trips(peer: Any, frames: List[Any]) -> Tuple[int, List[Any], List[Any]]:
+    """Send each full-size frame ONCE (after a warm-up) and collect answers and annotated images.
+
+    Returns (frames answered, results in order, the list that collects the annotated images,
+    still filling: the warm-up's first). The annotated images (``~/out/image``, as large as
+    the input) go to a best-effort subscriber, as image viewers subscribe: they arrive only
+    where the node's DDS carries large samples.
+    """
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from vision_msgs.msg import Detection2DArray
+
+    results: List[Any] = []
+    annotated: List[Any] = []
+    peer.create_subscription(Detection2DArray, '/tensorrt_yolox/out/objects', results.append, 10)
+    peer.create_subscription(Image, '/tensorrt_yolox/out/image', annotated.append,
+                             qos_profile_sensor_data)
+    publisher = peer.create_publisher(Image, '/cam0/image_raw', 10)
+    warm_frame = frames[0][0]
+    warm = image_msg(warm_frame.image[:64, :64].copy(), 'bgr8', 0, 'warm-up', stamp=(1, 0))
+    assert publish_until(publisher, warm, lambda: any(
+        r.header.frame_id == 'warm-up' for r in results) and any(
+        a.header.frame_id == 'warm-up' for a in annotated), timeout=START_TIMEOUT_S), (
+        'the node never answered a small frame')
+    answered = 0
+    for frame, _ in frames:
+        stamp = divmod(frame.stamp_ns, 1_000_000_000)
+        publisher.publish(_frame_msg(frame))
+        if wait_for(lambda: any((r.header.stamp.sec, r.header.stamp.nanosec) == stamp
+                                for r in results), 30.0):
+            answered += 1
+    ordered = [r for r in results if r.header.frame_id != 'warm-up']
+    return answered, ordered, annotated
+
+
+def _annotated_frames(annotated: List[Any]) -> List[Any]:
+    return [a for a in annotated if a.header.frame_id != 'warm-up']
+
+
+def test_full_size_frames_arrive_through_a_colcon_install_with_no_environment_set(
+        ros2: Path, ros: Any, colcon_install: Path) -> None:
+    """The documented colcon steps: full-size frames in, detections and annotated frames out.
+
+    The launch file applies the package's Fast DDS profile (nobody set one): every 1920x1280
+    frame (the bag's, scaled 2x) is answered and every annotated 1920x1280 frame reaches a
+    best-effort subscriber.
+    The test's own publisher uses the profile too (conftest.py, as the docs tell camera
+    drivers to).
+    """
+    env = installed_env()
+    prefix = colcon_install / 'install' / PACKAGE
+    frames = _bag_sequence('/sensing/camera/camera0/image_rect_color', 6, scale=2)
+    run = LaunchRun(ros2, '', [], cwd=colcon_install, env=env, command=[
+        BASH, '-c', f'source install/setup.bash && exec {DOC_LAUNCH_CPU}'])
+    echo: Optional[subprocess.Popen] = None
+    try:
+        peer = ros.peer('launch_test_colcon')
+        answered, results, annotated = _full_size_round_trips(peer, frames)
+        output = run.output()
+        assert f'DDS: FASTDDS_DEFAULT_PROFILES_FILE={prefix}/share/{PACKAGE}/config/' \
+               'fastdds_large_data.xml' in output, output[-3000:]
+        assert output.count('DDS: ') == 1  # logged once (by launch, not again by the node)
+        import psutil
+
+        (pid,) = run.started()  # the node's executable and Python package: the install's
+        assert f'{prefix}/lib/{PACKAGE}/yolox_node' in psutil.Process(pid).cmdline()
+        assert f'model {prefix}/lib/python' in output
+        assert answered == len(frames), output[-3000:]
+        for (frame, truth), result in zip(frames, results):
+            _assert_detects(result, frame, truth)
+        assert wait_for(lambda: len(_annotated_frames(annotated)) >= len(frames)), len(
+            _annotated_frames(annotated))
+        assert {(a.width, a.height) for a in _annotated_frames(annotated)} == {(1920, 1280)}
+        # The documented verbs see the same: one detection message, the node's parameter.
+        from sensor_msgs.msg import Image
+
+        echo = subprocess.Popen([BASH, '-c', f'source install/setup.bash && {DOC_ECHO_OBJECTS}'],
+                                cwd=colcon_install, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        publisher = peer.create_publisher(Image, '/cam0/image_raw', 10)
+        assert publish_until(publisher, _frame_msg(frames[0][0]),
+                             lambda: echo.poll() is not None, timeout=60.0, every=1.0)
+        echoed = echo.communicate(timeout=30)[0]
+        assert echo.returncode == 0 and 'class_id: ' in echoed, echoed[-2000:]
+        assert f'frame_id: {frames[0][0].frame_id}' in echoed, echoed[-2000:]
+        _retry_verb(DOC_PARAM_GET, env, colcon_install, 'String value is: cpu', source=True)
+        code = run.stop(signal.SIGINT)
+        run.assert_stopped_cleanly(code)
+    finally:
+        if echo is not None and echo.poll() is None:
+            echo.kill()
+            echo.wait(timeout=30)
+        _stop_daemon(env, colcon_install, source=True)
+        run.close()
+
+
+def test_without_the_profile_full_size_annotated_frames_are_lost(
+        ros2: Path, ros: Any, colcon_install: Path, tmp_path: Path) -> None:
+    """The control of the test above: the user's own (default) profile is kept, and then the
+    node's full-size annotated frames mostly never reach a best-effort subscriber.
+
+    Measured here (Fast DDS of the Kilted wheels, 2 cores, 1920x1280 bgr8): 0 of 6 arrive
+    without the profile, 6 of 6 with it (at 960x640: 4 of 6 without it). So the test above
+    depends on the profile the launch file applies.
+    """
+    plain = tmp_path / 'plain_fastdds.xml'
+    plain.write_text('<?xml version="1.0" encoding="UTF-8" ?>\n'
+                     '<profiles xmlns="http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles">\n'
+                     '  <participant profile_name="plain" is_default_profile="true">'
+                     '<rtps/></participant>\n</profiles>\n')
+    env = installed_env(FASTDDS_DEFAULT_PROFILES_FILE=str(plain))
+    run = LaunchRun(ros2, '', [], cwd=colcon_install, env=env, command=[
+        BASH, '-c', f'source install/setup.bash && exec {DOC_LAUNCH_CPU}'])
+    try:
+        frames = _bag_sequence('/sensing/camera/camera0/image_rect_color', 6, scale=2)
+        peer = ros.peer('launch_test_plain')
+        answered, _, annotated = _full_size_round_trips(peer, frames)
+        assert f"DDS: using your FASTDDS_DEFAULT_PROFILES_FILE='{plain}'" in run.output()
+        assert answered == len(frames)  # the input side: our publisher has the profile
+        wait_for(lambda: False, 10.0)  # what is still on its way arrives (it does not)
+        assert len(_annotated_frames(annotated)) < len(frames) / 2, len(annotated)
+        code = run.stop(signal.SIGINT)
+        run.assert_stopped_cleanly(code)
+    finally:
+        run.close()
+
+
+def test_cameras_file_by_name_from_any_folder_with_an_allowed_cpu_fallback(
+        ros2: Path, ros: Any, colcon_install: Path, tmp_path: Path) -> None:
+    """The shipped Orin layout (gpu, dla0, dla1, gpu) from an empty folder, on the CPU.
+
+    Where nothing can use those devices, each camera logs a WARN line and publishes a WARN
+    diagnostics status; the documented verbs read its result and its diagnostics.
+    """
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    env = venv_env()
+    fallback = not _gpu_backend_here()
+    run = LaunchRun(ros2, '', [], cwd=tmp_path, command=DOC_CAMERAS_FALLBACK.split(),
+                    install=colcon_install)
+    try:
+        assert run.wait_output(r'running 4 camera node\(s\)'), run.output()
+        frame, truth = _bag_frames()['/sensing/camera/camera0/image_rect_color']
+        peer = ros.peer('launch_test_shipped')
+        statuses: List[Any] = []
+        peer.create_subscription(DiagnosticArray, '/diagnostics',
+                                 lambda msg: statuses.extend(msg.status), 10)
+        _assert_detects(_answer(peer, '/sensing/camera/camera0/image_rect_color',
+                                '/perception/object_recognition/detection/rois0', frame),
+                        frame, truth)
+        camera0 = '/perception/object_recognition/detection/camera0/tensorrt_yolox'
+        assert 'Boolean value is: True' in _retry_verb(
+            f'ros2 param get {camera0} allow_cpu_fallback', env, tmp_path, 'Boolean value')
+        if fallback:
+            output = run.output()
+            for camera, device in (('camera0', 'gpu'), ('camera1', 'dla0'),
+                                   ('camera2', 'dla1'), ('camera3', 'gpu')):
+                assert re.search(rf'\[WARN\] \[[\d.]+\] \[perception\.object_recognition\.'
+                                 rf'detection\.{camera}\.tensorrt_yolox\]: backend: '
+                                 rf'onnxruntime \(CPU fallback: device={device} cannot run '
+                                 'here', output), camera
+            assert wait_for(lambda: any(
+                s.name == f'{camera0}: detector' and s.level == DiagnosticStatus.WARN
+                and 'CPU fallback: device=gpu' in s.message for s in statuses), 30.0)
+            echoed = _retry_verb(DOC_ECHO_DIAGNOSTICS, env, tmp_path, 'CPU fallback')
+            assert '- level: "\\x01"' in echoed, echoed[-2000:]  # WARN
+        code = run.stop(signal.SIGINT)
+        run.assert_stopped_cleanly(code)
+    finally:
+        _stop_daemon(env, tmp_path)
+        run.close()
+
+
+def test_a_refused_cpu_fallback_ends_the_launch_naming_the_camera(
+        ros2: Path, colcon_install: Path, tmp_path: Path) -> None:
+    """By default a gpu / DLA camera that nothing here can run refuses to start: status 1."""
+    if _gpu_backend_here():
+        pytest.skip('a GPU backend runs here: the shipped cameras start without a fallback')
+    run = LaunchRun(ros2, '', [], cwd=tmp_path, command=DOC_CAMERAS.split(),
+                    install=colcon_install)
+    try:
+        _assert_launch_failed(
+            run, r"^camera 'camera\d' \(node /perception/object_recognition/detection/camera\d/"
+                 r"tensorrt_yolox\) exited with status 2 \(yolox: error: parameter 'device': "
+                 r"'(gpu|dla0|dla1)' cannot run here .*set allow_cpu_fallback:=true to run on "
+                 r'the CPU instead, or device:=cpu\); stopping every node$')
+    finally:
+        run.close()

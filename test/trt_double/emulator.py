@@ -20,15 +20,18 @@ is no more permissive than the real module:
 - ``write_calibration_cache`` receives a read-only ``memoryview`` that is released when the
   call returns; ``IHostMemory`` has the buffer protocol, ``nbytes`` and ``dtype`` only;
 - deprecation warnings as the binding sources issue them ("Use <text> instead."):
-  ``int8_calibrator``, ``set_dynamic_range`` / ``dynamic_range`` / ``reset_dynamic_range``
-  from 10.1; layer ``precision`` setter, ``precision_is_set``, ``reset_precision``,
-  ``set_output_type`` and friends from 10.12; ``platform_has_fast_*`` never warn;
+  ``int8_calibrator``, ``set_dynamic_range`` / ``dynamic_range`` / ``reset_dynamic_range``,
+  ``set_calibration_profile`` / ``get_calibration_profile`` from 10.1; layer ``precision``
+  setter, ``precision_is_set``, ``reset_precision``, ``set_output_type`` and friends from
+  10.12; ``platform_has_fast_*`` never warn;
 - ``set_tensor_address(name, 0)`` resets the address; any other address must be 256-byte
   aligned; ``ParserError.code()`` returns an ``ErrorCode``;
 - the engine inspector answers in TensorRT's DETAILED JSON shape (``Name``, ``LayerType`` such
   as ``CaskConvolution``, ``Inputs`` / ``Outputs`` with ``Format/Datatype``, ``TacticName``,
-  ``Metadata``; DLA subgraphs as one ``{ForeignNode[first...last]}`` layer); the engine
-  information lists ``Bindings`` (``I/O Tensors`` from 11).
+  ``Metadata``, ``Weights`` with the compute type on weighted layers; DLA subgraphs as one
+  ``{ForeignNode[first...last]}`` layer); from 11 the tensors' ``Format/Datatype`` is split
+  into ``Format`` and ``Datatype``; the engine information lists ``Bindings`` (names) before
+  11 and ``I/O Tensors`` (objects with ``Name``, ``IOMode``, ``DataType``, ...) from 11.
 
 What it does: parses the ONNX file with the ``onnx`` package into layers and tensors,
 "builds" a plan (a header with the build decisions + the ONNX bytes) that deserializes back,
@@ -222,6 +225,7 @@ LayerInformationFormat = _enum('LayerInformationFormat')
 CalibrationAlgoType = _enum('CalibrationAlgoType')
 LayerType = _enum('LayerType')
 ErrorCode = _enum('ErrorCode')
+OnnxParserFlag = _enum('OnnxParserFlag')
 _Severity = _enum('ILogger.Severity')
 
 _DTYPE_ALIASES = {'float32': 'FLOAT', 'float16': 'HALF', 'bfloat16': 'BF16', 'int8': 'INT8',
@@ -477,6 +481,7 @@ _LAYER_OF_OP = {
     'Squeeze': LayerType.SHUFFLE, 'Unsqueeze': LayerType.SHUFFLE,
     'Resize': LayerType.RESIZE, 'Upsample': LayerType.RESIZE, 'Slice': LayerType.SLICE,
     'Split': LayerType.SLICE, 'Pad': LayerType.SLICE, 'Gather': LayerType.GATHER,
+    'Expand': LayerType.SLICE,   # onnx-tensorrt imports Expand as a broadcast slice
     'Shape': LayerType.SHAPE, 'Constant': LayerType.CONSTANT, 'Identity': LayerType.IDENTITY,
     'Cast': LayerType.CAST, 'Softmax': LayerType.SOFTMAX,
     'MatMul': LayerType.MATRIX_MULTIPLY, 'Gemm': LayerType.MATRIX_MULTIPLY,
@@ -540,6 +545,21 @@ class OnnxParser:
         self._network = network
         self._logger = logger
         self._errors: List[ParserError] = []
+        self._flags: set = set()
+
+    def set_flag(self, flag: Any) -> None:
+        """Set a parser flag (recorded; the double's parse does not depend on it)."""
+        _record('OnnxParser.set_flag', flag.name)
+        self._flags.add(flag)
+
+    def clear_flag(self, flag: Any) -> None:
+        """Clear a parser flag."""
+        _record('OnnxParser.clear_flag', flag.name)
+        self._flags.discard(flag)
+
+    def get_flag(self, flag: Any) -> bool:
+        """Whether a parser flag is set."""
+        return flag in self._flags
 
     @property
     def num_errors(self) -> int:
@@ -923,7 +943,7 @@ class IBuilderConfig:
     """Build options."""
 
     def __init__(self) -> None:
-        self._flags = set()
+        self._flags = {BuilderFlag.TF32}   # TensorRT allows TF32 for FP32 layers by default
         self._pools: Dict[Any, int] = {}
         self._default_device = DeviceType.GPU
         self._dla_core = -1
@@ -1071,6 +1091,7 @@ class IBuilderConfig:
 
     def set_calibration_profile(self, profile: Any) -> _bool:
         """Use ``profile``'s opt shapes for implicit INT8 calibration (8.6-10.x)."""
+        _deprecated_implicit('set_calibration_profile')   # binding source, release/10.1
         _record('IBuilderConfig.set_calibration_profile', dict(profile._shapes))
         if not profile:
             return False
@@ -1079,6 +1100,7 @@ class IBuilderConfig:
 
     def get_calibration_profile(self) -> Any:
         """Return the calibration profile (None when not set)."""
+        _deprecated_implicit('get_calibration_profile')
         return self._calibration_profile
 
 
@@ -1663,22 +1685,48 @@ _FORMAT_OF = {'FLOAT': 'Row major linear FP32', 'HALF': 'Channel major FP16 form
               'channel % 8 == 0', 'INT8': 'Channel major INT8 format where channel % 32 == 0'}
 
 
+#: DataType names as the inspector spells them (weights "Type", 11.x tensor "Datatype").
+_TYPE_TEXT = {'FLOAT': 'Float', 'HALF': 'Half', 'INT8': 'Int8', 'INT32': 'Int32',
+              'INT64': 'Int64', 'BOOL': 'Bool', 'BF16': 'BFloat16'}
+_WEIGHTED = ('CONVOLUTION', 'DECONVOLUTION', 'MATRIX_MULTIPLY')
+
+
 def _engine_layers(header: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """Return the engine's layers in TensorRT's DETAILED inspector shape (DLA runs merged)."""
+    """Return the engine's layers in TensorRT's DETAILED inspector shape (DLA runs merged).
+
+    A layer reads its inputs in its compute type and writes its outputs in the type its
+    consumer computes in (an INT8 convolution feeding an FP16 layer writes FP16; a network
+    output is written in FP32), as real engines do. Weighted layers carry ``Weights`` with
+    their compute type. Tensors have ``Format/Datatype`` before TensorRT 11 and ``Format`` +
+    ``Datatype`` from 11 (NVIDIA's 11.x migration guide and trt-perf-analysis schema).
+    """
     out: List[Dict[str, Any]] = []
     run: List[Dict[str, Any]] = []
+    split = _version_tuple() >= (11, 0, 0)
+    consumer: Dict[str, str] = {}
+    for layer in header['layers']:
+        for name, _ in layer['inputs']:
+            consumer.setdefault(name, layer['precision'])
 
-    def tensors(entries: List[Any], precision: str) -> List[Dict[str, Any]]:
-        return [{'Name': name, 'Location': 'Device', 'Dimensions': dims,
-                 'Format/Datatype': _FORMAT_OF.get(precision, 'Row major linear FP32')}
-                for name, dims in entries]
+    def entry(name: str, dims: Any, precision: str) -> Dict[str, Any]:
+        text = _FORMAT_OF.get(precision, 'Row major linear FP32')
+        if split:
+            return {'Name': name, 'Location': 'Device', 'Dimensions': dims, 'Format': text,
+                    'Datatype': _TYPE_TEXT.get(precision, 'Float')}
+        return {'Name': name, 'Location': 'Device', 'Dimensions': dims, 'Format/Datatype': text}
+
+    def inputs(layer: Dict[str, Any]) -> List[Dict[str, Any]]:
+        return [entry(name, dims, layer['precision']) for name, dims in layer['inputs']]
+
+    def outputs(layer: Dict[str, Any]) -> List[Dict[str, Any]]:
+        own = layer['precision'] if layer['precision'] != 'INT8' else 'FLOAT'
+        return [entry(name, dims, consumer.get(name, own)) for name, dims in layer['outputs']]
 
     def flush() -> None:
         if run:
             name = run[0]['name'] if len(run) == 1 else f"{run[0]['name']}...{run[-1]['name']}"
             out.append({'Name': f'{{ForeignNode[{name}]}}', 'LayerType': 'DLA',
-                        'Inputs': tensors(run[0]['inputs'], run[0]['precision']),
-                        'Outputs': tensors(run[-1]['outputs'], run[-1]['precision']),
+                        'Inputs': inputs(run[0]), 'Outputs': outputs(run[-1]),
                         'TacticName': 'DLA', 'StreamId': 0,
                         'Metadata': ''.join(f"[ONNX Layer: {layer['name']}]" for layer in run)})
             run.clear()
@@ -1690,13 +1738,15 @@ def _engine_layers(header: Dict[str, Any]) -> List[Dict[str, Any]]:
         flush()
         kind = _KERNEL_OF.get(layer['type'], 'Myelin')
         precision = layer['precision']
-        out.append({'Name': layer['name'], 'LayerType': kind,
-                    'Inputs': tensors(layer['inputs'], precision),
-                    'Outputs': tensors(layer['outputs'], precision),
-                    'ParameterType': layer['type'].title().replace('_', ''),
-                    'TacticName': f"double_{kind.lower()}_{precision.lower()}",
-                    'TacticValue': '0x0000000000000000', 'StreamId': 0,
-                    'Metadata': f"[ONNX Layer: {layer['name']}]"})
+        item = {'Name': layer['name'], 'LayerType': kind, 'Inputs': inputs(layer),
+                'Outputs': outputs(layer),
+                'ParameterType': layer['type'].title().replace('_', '')}
+        if layer['type'] in _WEIGHTED:
+            item['Weights'] = {'Type': _TYPE_TEXT.get(precision, 'Float')}
+        item.update({'TacticName': f"double_{kind.lower()}_{precision.lower()}",
+                     'TacticValue': '0x0000000000000000', 'StreamId': 0,
+                     'Metadata': f"[ONNX Layer: {layer['name']}]"})
+        out.append(item)
     flush()
     return out
 
@@ -1808,8 +1858,22 @@ class EngineInspector:
         """Describe the whole engine (``Bindings``; ``I/O Tensors`` from TensorRT 11)."""
         layers = [_json.loads(self.get_layer_information(i, LayerInformationFormat.JSON))
                   for i in range(self._engine.num_layers)]
-        key = 'I/O Tensors' if _version_tuple() >= (11, 0, 0) else 'Bindings'
-        return _json.dumps({'Layers': layers, key: self._engine._order})
+        if _version_tuple() < (11, 0, 0):
+            return _json.dumps({'Layers': layers, 'Bindings': self._engine._order})
+        tensors = []    # NVIDIA's 11.x migration guide: a list of objects
+        for name in self._engine._order:
+            entry = self._engine._io[name]
+            shape = list(entry['shape'])
+            tensors.append({'Name': name, 'IOMode': entry['mode'].title(),
+                            'DataType': _TYPE_TEXT.get(entry['dtype'], 'Float'),
+                            'Dimensions': shape, 'Location': 'Device',
+                            'IsShapeInferenceIO': False,
+                            'ProfileInfo': [{'MinShape': shape, 'OptShape': shape,
+                                             'MaxShape': shape,
+                                             'Format': _FORMAT_OF.get(entry['dtype'],
+                                                                      'Row major linear FP32')
+                                             }] if entry['mode'] == 'INPUT' else []})
+        return _json.dumps({'Layers': layers, 'I/O Tensors': tensors})
 
 
 #: TensorRT requires I/O addresses aligned to this many bytes.

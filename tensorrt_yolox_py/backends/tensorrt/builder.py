@@ -11,6 +11,8 @@ Contract of ``prepare_engine(settings, trt=None, memory=None, progress=None)``:
 - Network: ``EXPLICIT_BATCH`` on 8.6 (deprecated and ignored in 10, gone in 11),
   ``STRONGLY_TYPED`` on 11; filled by ``trt.OnnxParser.parse_from_file``; parser errors are
   raised with TensorRT's messages. The I/O must be the YOLOX contract (``check_io_contract``).
+- ``fp32`` clears ``BuilderFlag.TF32`` (TensorRT allows TF32 for FP32 layers by default on
+  Ampere and newer), on every version; ``tf32: False`` is in the engine key.
 - Precision, TensorRT 8.6 / 10.x (weakly typed): ``fp16`` sets ``BuilderFlag.FP16``; ``int8``
   sets ``INT8`` (+ ``FP16`` for the layers left in float). Where the hardware lacks the
   precision (``platform_has_fast_*`` before TensorRT 10.5, the compute capability from CUDA
@@ -31,8 +33,10 @@ Contract of ``prepare_engine(settings, trt=None, memory=None, progress=None)``:
   same calibration method, parsed instead of the float model), ``ranges`` (per-tensor ranges
   from ONNX Runtime calibration, set with ``set_dynamic_range``), ``model-qdq`` (the model
   already has Q/DQ nodes). ``auto``: TensorRT < 10.1 -> implicit; >= 10.1 (implicit
-  calibration deprecated) -> explicit on the GPU; on the DLA (which takes only the Entropy2
-  calibrator) -> implicit for Entropy on < 10.1, else ranges, which keeps MinMax / percentile.
+  calibration deprecated) -> explicit on the GPU (implicit, with a warning, where ONNX Runtime
+  is older than 1.32 and cannot write the Q/DQ model: Python 3.10); on the DLA (which takes
+  only the Entropy2 calibrator) -> implicit for Entropy on < 10.1, else ranges, which keeps
+  MinMax / percentile.
   TensorRT 11: ``typed-qdq`` (the Q/DQ model above); ``implicit`` / ``ranges`` are refused.
 - ``quantize_first_layer`` / ``quantize_last_layer`` true (Autoware's meaning: "set the
   operating precision for the first (input) / last layer to be fp16"): those weighted layers
@@ -65,7 +69,7 @@ from ...errors import ModelContractError, ParameterError
 from ...params import DetectorConfig, ENGINE, KEY_INT8, KEY_VALUE, params_affecting
 from ...quantization.images import fingerprint, list_calibration_images
 from ...quantization.clip import CLIP_RECIPE_VERSION
-from ...quantization.static import CALIBRATION_VERSION
+from ...quantization.static import CALIBRATION_CACHE_ORT, CALIBRATION_VERSION
 from ..base import check_io_contract
 from ... import trust
 from ...trust import write_atomic
@@ -172,6 +176,7 @@ class BuildReport:
     calibration_images: int = 0
     fallback_layers: List[str] = field(default_factory=list)
     fp16_layers: List[str] = field(default_factory=list)
+    typed_model_tool: str = ''
     ranges_set: int = 0
     ranges_missing: int = 0
     num_layers: int = 0
@@ -233,8 +238,13 @@ def model_has_qdq(path: Path) -> bool:
 
 
 def plan_int8(settings: EngineSettings, version: Tuple[int, int, int],
-              model_qdq: bool) -> Int8Plan:
-    """Choose the INT8 path (see the module contract) and say why."""
+              model_qdq: bool, qdq_writable: Optional[bool] = None) -> Int8Plan:
+    """Choose the INT8 path (see the module contract) and say why.
+
+    ``qdq_writable``: whether ONNX Runtime can write a Q/DQ model from calibrated ranges (None:
+    ask the installed one). Where it cannot (ONNX Runtime < 1.32: Python 3.10), ``auto`` on
+    TensorRT 10.1+ takes the implicit calibrator instead of ``explicit`` and warns.
+    """
     dla = settings.dla_core >= 0
     algo = settings.calibration_algorithm
     mode = settings.int8_mode
@@ -279,6 +289,15 @@ def plan_int8(settings: EngineSettings, version: Tuple[int, int, int],
                                if deprecated else '')
                             + f': {algo} ranges calibrated by ONNX Runtime are set as explicit '
                             'dynamic ranges', algo, True)
+        if deprecated and not _qdq_writable(qdq_writable):
+            LOGGER.warning('int8_mode auto on TensorRT %s would write a Q/DQ model, which needs '
+                           'onnxruntime>=%s (Python 3.11+; the newest for Python 3.10 is '
+                           '1.23.2); using implicit calibration (deprecated since 10.1) instead',
+                           vtext, CALIBRATION_CACHE_ORT)
+            return Int8Plan('implicit', f'TensorRT {vtext}: explicit quantization needs '
+                            f'onnxruntime>={CALIBRATION_CACHE_ORT}, not installed here: implicit '
+                            f'calibration with {CALIBRATOR_NAMES[algo]} (deprecated since 10.1)',
+                            algo, True)
         if deprecated:
             return Int8Plan('explicit', f'TensorRT {vtext} deprecates implicit calibration '
                             '(10.1+): explicit quantization with a Q/DQ model from ONNX Runtime '
@@ -297,6 +316,14 @@ def plan_int8(settings: EngineSettings, version: Tuple[int, int, int],
                'explicit': f'explicit quantization: Q/DQ model from ONNX Runtime ({algo})',
                'ranges': f'{algo} ranges calibrated by ONNX Runtime, set as dynamic ranges'}
     return Int8Plan(mode, f'int8_mode={mode} was requested: {reasons[mode]}', algo, True)
+
+
+def _qdq_writable(known: Optional[bool]) -> bool:
+    if known is not None:
+        return known
+    from ...quantization.static import calibration_cache_supported
+
+    return calibration_cache_supported()
 
 
 def _safe(text: str) -> str:
@@ -357,6 +384,10 @@ class EngineBuild:
         self.version = trt_version(trt)
         self.report = BuildReport(settings.precision, settings.device,
                                   version_text(self.version), _gpu_text(gpu))
+        if typed_model is not None:
+            from ...quantization.strongly_typed import typed_model_tool
+
+            self.report.typed_model_tool = typed_model_tool(typed_model)
 
     def _artifact(self, kind: str, suffix: str) -> Path:
         digest = engine_key({'model': file_sha256(self.settings.model_path), 'kind': kind,
@@ -413,6 +444,10 @@ class EngineBuild:
             raise IncompleteCalibration(
                 f'calibration used {calibrator.count} of {calibrator.total} images; neither its '
                 'cache nor the engine is kept')
+        if calibrator is not None:
+            self.report.calibration += (' (scales from its calibration cache)'
+                                        if calibrator.used_cache else
+                                        f' ({calibrator.count} images calibrated now)')
         if plan is None:
             raise TensorRTError(f'TensorRT could not build the engine for '
                                 f'{settings.model_path}: '
@@ -484,7 +519,10 @@ class EngineBuild:
         profile = self.builder.create_optimization_profile()
         profile.set_shape(input_tensor.name, self.trt.Dims(list(shape)),
                           self.trt.Dims(list(shape)), self.trt.Dims(list(shape)))
-        if not config.set_calibration_profile(profile):
+        with warnings.catch_warnings():     # deprecated from 10.1 with implicit INT8
+            warnings.simplefilter('ignore', DeprecationWarning)
+            accepted = config.set_calibration_profile(profile)
+        if not accepted:
             raise TensorRTError(f'set_calibration_profile failed: {self.logger.take_errors()}')
         return shape
 
@@ -535,6 +573,10 @@ class EngineBuild:
         trt, settings = self.trt, self.settings
         precision = settings.precision
         if precision == 'fp32':
+            # TensorRT allows TF32 (10-bit mantissa) for FP32 layers by default on Ampere and
+            # newer: fp32 means IEEE FP32 here, and the checklist judges it so (1e-3).
+            config.clear_flag(trt.BuilderFlag.TF32)
+            LOGGER.info('fp32: BuilderFlag.TF32 cleared (IEEE FP32 math)')
             return None
         if supports(self.version, 'strongly_typed_only'):
             if self.plan is not None:
@@ -638,7 +680,8 @@ def prepare_typed_model(settings: EngineSettings, plan: Optional[Int8Plan],
     """Return the strongly typed ONNX to parse for ``settings`` (TensorRT 11), made once.
 
     None for fp32 or a model that already has Q/DQ nodes (parsed as it is). The model is
-    cached in ``cache_dir`` under a key of the model, precision and quantization settings.
+    cached in ``cache_dir`` under a key of the model, precision, quantization settings and
+    the tool (with its version) that makes it (``strongly_typed.planned_tool``).
     """
     precision = settings.precision
     if precision == 'fp32' or (plan is not None and plan.mode == 'model-qdq'):
@@ -647,7 +690,9 @@ def prepare_typed_model(settings: EngineSettings, plan: Optional[Int8Plan],
 
     model = Path(settings.model_path)
     fields = {'model': file_sha256(model), 'precision': precision, 'version': TYPED_MODEL_VERSION,
-              'calibration_version': CALIBRATION_VERSION, 'clip_recipe': CLIP_RECIPE_VERSION}
+              'calibration_version': CALIBRATION_VERSION, 'clip_recipe': CLIP_RECIPE_VERSION,
+              'tool': strongly_typed.planned_tool(
+                  precision, plan.algorithm if plan is not None else '')}
     if plan is not None:  # the schema's KEY_INT8 parameters, and what the plan decided
         fields.update(settings.key_fields((KEY_INT8,)), algorithm=plan.algorithm,
                       images=image_key)
@@ -709,6 +754,8 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
         'device': 'dla' if settings.dla_core >= 0 else 'gpu',
         'trt_version': version_text(version), 'gpu': gpu['name'],
         'compute_capability': list(gpu['compute_capability'])}
+    if settings.precision == 'fp32':
+        fields['tf32'] = False      # BuilderFlag.TF32 cleared (engines before it allowed it)
     if plan is not None:
         fields.update(int8_path=plan.mode, int8_algorithm=plan.algorithm,
                       calibration_images=image_key, num_images=len(images))

@@ -12,14 +12,17 @@ memory, percentile, progress)``:
 - ``read_calibration_cache`` returns the bytes of ``cache_path`` if it is a verified artefact
   (``trust.read_verified``: the user's file, matching the digest recorded when it was written;
   then TensorRT skips the batches); ``write_calibration_cache`` writes it atomically with its
-  digest (``trust.write_atomic``).
+  digest (``trust.write_atomic``). TensorRT may reject an offered cache (NVIDIA: a cache from
+  another TensorRT version is skipped) and then asks for batches: a cache counts as used
+  (``used_cache``) only while no batch was asked for after it was offered.
 - Exceptions inside the callbacks (an unreadable image, a Ctrl-C) cannot cross TensorRT's C++
   boundary (TensorRT would print them and end calibration early): every callback catches
   ``BaseException``, records it in ``errors`` (``common.CallbackErrors``) and ends the data;
   the builder re-raises it after the build returns.
-- ``complete``: True once every image was fed (or a cache was used). A calibration that did
-  not consume every image never persists anything: ``write_calibration_cache`` refuses to write
-  and the builder refuses the engine (``IncompleteCalibration``).
+- ``complete``: True once every image was fed (or a cache was used, no batch asked for). A
+  calibration that did not consume every image never persists anything:
+  ``write_calibration_cache`` refuses to write and the builder refuses the engine
+  (``IncompleteCalibration``).
 - ``calibrator.release()`` frees the device/pinned buffers and the stream.
 
 The calibrator classes are deprecated from TensorRT 10.1 (explicit quantization replaces them);
@@ -72,7 +75,7 @@ def make_calibrator(trt: Any, algorithm: str, image_paths: Sequence[Path],
             self.count = 0
             self.total = total
             self.errors = errors
-            self.used_cache = False
+            self.used_cache = False    # offered, and no batch asked for since
             self.refused_write = False
             self._tensors = calibration_tensors(image_paths, shape[2:], dtype.type)
             self._stream = memory.stream_create()
@@ -88,6 +91,11 @@ def make_calibrator(trt: Any, algorithm: str, image_paths: Sequence[Path],
             return self.used_cache or (self.count == self.total and not self.errors.pending)
 
         def get_batch(self, names: Sequence[str]) -> Optional[list]:
+            if self.used_cache:
+                self.used_cache = False   # TensorRT rejected the cache it was offered
+                LOGGER.warning('TensorRT did not accept the calibration cache %s (another '
+                               'TensorRT version?): calibrating with the images',
+                               self.cache_path)
             if self.errors.pending:
                 return None
             try:

@@ -9,7 +9,10 @@ Contract:
   10.16.1.11 and 11.4.0.106 (present exactly where the capability says so), and that every
   TensorRT name the package uses either exists in all of them or is listed here.
 - ``SUPPORTED``: the versions this package drives ([8.6, 12.0)); ``check_supported`` raises
-  for the others.
+  for the others. TensorRT 8.5 (JetPack 5.1) is refused for its platform, not its API: the
+  named-tensor API exists in 8.5 (NVIDIA/TensorRT tag 8.5.2 ``python/src``; the names-only
+  manifest ``test/trt_api/manifests/source-tensorrt-8.5.2.json``), but JetPack 5.1's bindings
+  are for Python 3.8 (the package's floor is 3.10) and its CUDA 11.4 predates cuda.core's.
 - ``dla_support(version) -> (bool, reason)``: whether that TensorRT release drives a DLA
   (NVIDIA's support matrices: 8.6 and 10.0-10.7 on JetPack 6 Orin; none in 10.8-10.16 and
   11.0-11.4.0; 11.4.1+ on AGX Orin with JetPack 7.2.2+, strongly typed networks only).
@@ -93,10 +96,16 @@ def version_text(version: Version) -> str:
 def unsupported_reason(version: Version) -> str:
     """Return why this package cannot drive ``version`` ('' when it can)."""
     first, end = SUPPORTED
+    if tuple(version)[:2] == (8, 5):
+        return (f'TensorRT {version_text(version)} (JetPack 5.1) is not supported: its Python '
+                'API has every call this package makes (NVIDIA\'s 8.5.2 binding '
+                'sources), but JetPack 5.1\'s TensorRT bindings are built for Python 3.8 '
+                '(this package needs 3.10 or newer) and its CUDA 11.4 is older than the '
+                'CUDA 12 that cuda.core needs; use JetPack 6 (TensorRT 8.6 / 10.3) '
+                '(docs/tensorrt.md, "JetPack 5.1")')
     if tuple(version) < first:
         return (f'TensorRT {version_text(version)} is too old: this package needs TensorRT 8.6 '
-                'or newer (execute_async_v3, named I/O tensors); JetPack 5.1 ships 8.5, '
-                'use JetPack 6')
+                'or newer (execute_async_v3, named I/O tensors)')
     if tuple(version) >= end:
         return (f'TensorRT {version_text(version)} is newer than any version this package '
                 'was checked against (8.6 to 11.x)')
