@@ -102,23 +102,8 @@ class _EngineSettingsMethods:
     @property
     def device(self) -> str:
         """'gpu', 'dla0' or 'dla1'."""
-        return 'gpu' if self.dla_core < 0 else f'dla{self.dla_core}'
-
-    # Short names the build code uses for three schema fields.
-    @property
-    def dla_core(self) -> int:
-        """``dla_core_id``: -1 = GPU."""
-        return getattr(self, 'dla_core_id')
-
-    @property
-    def fp16_first_layer(self) -> bool:
-        """``quantize_first_layer`` (Autoware's meaning: True keeps it in FP16)."""
-        return getattr(self, 'quantize_first_layer')
-
-    @property
-    def fp16_last_layer(self) -> bool:
-        """``quantize_last_layer`` (Autoware's meaning: True keeps it in FP16)."""
-        return getattr(self, 'quantize_last_layer')
+        core = getattr(self, 'dla_core_id')
+        return 'gpu' if core < 0 else f'dla{core}'
 
     @property
     def cache_dir(self) -> Optional[Path]:
@@ -245,7 +230,7 @@ def plan_int8(settings: EngineSettings, version: Tuple[int, int, int],
     ask the installed one). Where it cannot (ONNX Runtime < 1.32: Python 3.10), ``auto`` on
     TensorRT 10.1+ takes the implicit calibrator instead of ``explicit`` and warns.
     """
-    dla = settings.dla_core >= 0
+    dla = settings.dla_core_id >= 0
     algo = settings.calibration_algorithm
     mode = settings.int8_mode
     if model_qdq:
@@ -338,7 +323,7 @@ def check_hardware(builder: Any, settings: EngineSettings, gpu: Dict[str, Any],
     from the compute capability after (the platform queries are deprecated there).
     """
     gpu_text = _gpu_text(gpu)
-    if settings.dla_core >= 0:
+    if settings.dla_core_id >= 0:
         has_dla, why = dla_support(version)
         if not has_dla:
             raise ParameterError('device', f'{settings.device}: TensorRT '
@@ -348,7 +333,7 @@ def check_hardware(builder: Any, settings: EngineSettings, gpu: Dict[str, Any],
         if cores == 0:
             raise ParameterError('device', f'{settings.device}: this platform has no DLA '
                                  f'({gpu_text}); use device gpu')
-        if settings.dla_core >= cores:
+        if settings.dla_core_id >= cores:
             raise ParameterError('device', f'{settings.device}: this platform has {cores} '
                                  f'DLA core(s) (dla0..dla{cores - 1})')
     if supports(version, 'platform_queries'):
@@ -390,11 +375,11 @@ class EngineBuild:
             self.report.typed_model_tool = typed_model_tool(typed_model)
 
     def _artifact(self, kind: str, suffix: str) -> Path:
-        digest = engine_key({'model': file_sha256(self.settings.model_path), 'kind': kind,
+        # The schema's KEY_INT8 parameters, and what the plan and the images decided.
+        digest = engine_key({**self.settings.key_fields((KEY_INT8,)),
+                             'model': file_sha256(self.settings.model_path), 'kind': kind,
                              'algorithm': self.plan.algorithm if self.plan else '',
-                             'percentile': self.settings.percentile, 'images': self.image_key,
-                             'first': self.settings.fp16_first_layer,
-                             'last': self.settings.fp16_last_layer,
+                             'images': self.image_key,
                              'calibration_version': CALIBRATION_VERSION,
                              'trt': version_text(self.version[:2] + (0,))})[:12]
         return self.cache_dir / f'{_safe(self.settings.model_path.stem)}.{kind}-{digest}{suffix}'
@@ -478,8 +463,8 @@ class EngineBuild:
                 quantize_static_qdq(
                     self.settings.model_path, tmp, self.images, plan.algorithm,
                     percentile=self.settings.percentile, target='tensorrt',
-                    exclude_first_layer=self.settings.fp16_first_layer,
-                    exclude_last_layer=self.settings.fp16_last_layer,
+                    exclude_first_layer=self.settings.quantize_first_layer,
+                    exclude_last_layer=self.settings.quantize_last_layer,
                     progress=self.progress.calibration)
         self.report.calibration = f'{plan.algorithm} (ONNX Runtime static quantization)'
         self.report.calibration_images = len(self.images)
@@ -585,7 +570,7 @@ class EngineBuild:
             LOGGER.info('strongly typed network: %s from the ONNX types of %s', precision,
                         self._model_to_parse().name)
             return None
-        if precision == 'fp16' or self.fast.get('fp16', False) or settings.dla_core >= 0:
+        if precision == 'fp16' or self.fast.get('fp16', False) or settings.dla_core_id >= 0:
             config.set_flag(trt.BuilderFlag.FP16)
         if precision == 'fp16':
             return None
@@ -613,13 +598,13 @@ class EngineBuild:
             self.report.calibration_images = len(self.images)
         if plan.mode in ('clip', 'ranges', 'implicit'):
             first, last = boundary_layers(trt, network)
-            pinned = (first if settings.fp16_first_layer else []) + \
-                (last if settings.fp16_last_layer else [])
+            pinned = (first if settings.quantize_first_layer else []) + \
+                (last if settings.quantize_last_layer else [])
             if pinned:
                 self.report.fp16_layers = keep_in_fp16(trt, pinned)
                 config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
                 LOGGER.info('kept in FP16 (quantize_first_layer=%s, quantize_last_layer=%s): %s',
-                            settings.fp16_first_layer, settings.fp16_last_layer,
+                            settings.quantize_first_layer, settings.quantize_last_layer,
                             ', '.join(self.report.fp16_layers))
         return calibrator
 
@@ -649,10 +634,10 @@ class EngineBuild:
 
     def _set_device(self, config: Any, network: Any) -> None:
         trt, settings = self.trt, self.settings
-        if settings.dla_core < 0:
+        if settings.dla_core_id < 0:
             return
         config.default_device_type = trt.DeviceType.DLA
-        config.DLA_core = int(settings.dla_core)
+        config.DLA_core = int(settings.dla_core_id)
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
         fallback = []
         constant = getattr(trt.LayerType, 'CONSTANT', None)
@@ -712,8 +697,8 @@ def prepare_typed_model(settings: EngineSettings, plan: Optional[Int8Plan],
                 model, tmp, list(images),
                 method=plan.algorithm if plan.algorithm != 'clip' else 'MinMax',
                 percentile=settings.percentile, clip_value=settings.clip_value,
-                fp16_first_layer=settings.fp16_first_layer,
-                fp16_last_layer=settings.fp16_last_layer, progress=progress.calibration)
+                fp16_first_layer=settings.quantize_first_layer,
+                fp16_last_layer=settings.quantize_last_layer, progress=progress.calibration)
         for note in result.notes:
             LOGGER.info('strongly typed model: %s', note)
         LOGGER.info('strongly typed %s model by %s in %.1f s: %s', precision, result.tool,
@@ -730,7 +715,7 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
     model = Path(settings.model_path)
     if not model.is_file():
         raise ModelContractError(f'model file not found: {model}')
-    if settings.dla_core >= 0 and settings.precision == 'fp32':
+    if settings.dla_core_id >= 0 and settings.precision == 'fp32':
         raise ParameterError('precision', f'fp32 cannot run on {settings.device}: the DLA runs '
                              'FP16 or INT8 only')
     memory = memory or CudaMemory(settings.gpu_id)
@@ -751,7 +736,7 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
     # (model bytes, calibration images, GPU) and what the build itself decided.
     fields: Dict[str, Any] = {
         **settings.key_fields(), 'model_sha256': file_sha256(model),
-        'device': 'dla' if settings.dla_core >= 0 else 'gpu',
+        'device': 'dla' if settings.dla_core_id >= 0 else 'gpu',
         'trt_version': version_text(version), 'gpu': gpu['name'],
         'compute_capability': list(gpu['compute_capability'])}
     if settings.precision == 'fp32':
@@ -773,7 +758,7 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
         if typed_model is not None:
             fields['typed_model_sha256'] = file_sha256(typed_model)
     if settings.max_batch > 1:
-        if settings.dla_core >= 0:
+        if settings.dla_core_id >= 0:
             raise ParameterError('max_batch', f'{settings.max_batch} needs the GPU (engines on '
                                  f'{settings.device} keep batch 1)')
     key = engine_key(fields)
