@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine_info import machine_info  # noqa: E402
 from tensorrt_yolox_py.stages.postprocess import make_anchors, Postprocessor  # noqa: E402
+from tensorrt_yolox_py.image import SourceImage  # noqa: E402
 from tensorrt_yolox_py.stages.preprocess import compute_letterbox, preprocess_cpu  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / 'results'
@@ -88,12 +89,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         pass
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (1280, 1920, 3), dtype=np.uint8)
+    source = SourceImage.from_array(image)
     rows = []
     for in_hw in ((960, 960), (608, 960)):
         lb = compute_letterbox(1280, 1920, *in_hw)
         out = np.empty((1, 3) + in_hw, np.float32)
         rows.append(('preprocess_cpu (reference)', in_hw,
-                     time_ms(lambda: preprocess_cpu(image, in_hw, out=out), args.iters)))
+                     time_ms(lambda: preprocess_cpu(source, in_hw, out=out), args.iters)))
         rows.append(('seed 3-step OpenCV', in_hw,
                      time_ms(lambda: seed_three_step(image, in_hw), args.iters)))
         raw = realistic_raw_output(in_hw, 8, rng)
@@ -105,9 +107,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         with OnnxRuntimeBackend(args.model, num_threads=1) as backend:
             in_hw = backend.input_hw
-            tensor, _ = preprocess_cpu(image, in_hw, dtype=backend.input_dtype)
+            tensor, _ = preprocess_cpu(source, in_hw, dtype=backend.input_dtype)
             rows.append((f'preprocess_cpu ({Path(args.model).name} input)', in_hw,
-                         time_ms(lambda: preprocess_cpu(image, in_hw), args.iters)))
+                         time_ms(lambda: preprocess_cpu(source, in_hw), args.iters)))
             rows.append((f'onnxruntime infer, 1 thread ({Path(args.model).name})', in_hw,
                          time_ms(lambda: backend.infer(tensor), args.infer_iters, 1)))
             raw = backend.infer(tensor)

@@ -49,7 +49,9 @@ from tensorrt_yolox_py.labels import load_labels  # noqa: E402
 from tensorrt_yolox_py.params import DEFAULT_MODEL_PATH, make_config  # noqa: E402
 from tensorrt_yolox_py.pipeline import Detector, make_preprocessor  # noqa: E402
 from tensorrt_yolox_py.stages.postprocess import Postprocessor  # noqa: E402
-from tensorrt_yolox_py.stages.preprocess import CpuPreprocessor  # noqa: E402
+from tensorrt_yolox_py.image import SourceImage  # noqa: E402
+from tensorrt_yolox_py.stages.preprocess import CpuPreprocessor, Preprocessor  # noqa: E402
+from tensorrt_yolox_py.tensors import HostTensor  # noqa: E402
 
 LOG = logging.getLogger('bench_gpu_end_to_end')
 RESULTS = Path(__file__).resolve().parent / 'results'
@@ -92,6 +94,33 @@ def make_backend(model: Path, precision: str, device: str, max_batch: int,
         'precision': precision, 'max_batch': max_batch, 'cuda_graph': cuda_graph}))
 
 
+class HostRoundTrip(Preprocessor):
+    """The 'host' path: a CUDA preprocessor whose tensor is copied to pinned host memory.
+
+    The runtime keeps a device tensor on the GPU whenever the backend reads device memory;
+    this benchmark-only wrapper forces the host round trip to measure what that saves.
+    """
+
+    name = 'cuda+host'
+
+    def __init__(self, inner: Preprocessor) -> None:
+        super().__init__(inner.input_hw, inner.dtype)
+        self.inner = inner
+        self._host: Dict[int, np.ndarray] = {}
+
+    def run(self, sources: Sequence[SourceImage]) -> Any:
+        tensor, letterboxes = self.inner.run(sources)
+        out = self._host.get(tensor.batch)
+        if out is None:
+            pinned = self.inner._mem.pinned_empty
+            out = self._host[tensor.batch] = pinned(tensor.shape, tensor.dtype)
+        return HostTensor(tensor.to_host(out)), letterboxes
+
+    def close(self) -> None:
+        self._host.clear()     # freed with the inner preprocessor's memory layer
+        self.inner.close()
+
+
 class Setup:
     """Per-camera detectors (own preprocessor and CUDA stream) around one shared backend."""
 
@@ -106,22 +135,23 @@ class Setup:
         for _ in range(count):
             pre = (make_preprocessor(self.config, self.backend) if path != 'cpu_pre'
                    else CpuPreprocessor(self.backend.input_hw, dtype=self.backend.input_dtype))
+            if path == 'host' and pre.name == 'cuda':
+                pre = HostRoundTrip(pre)
             post = Postprocessor(self.backend.input_hw, self.config.score_threshold,
                                  self.config.nms_threshold, self.config.max_detections, 'raw')
-            self.detectors.append(Detector(self.backend, pre, post, labels,
-                                           gpu_resident=path == 'device'))
-        self.path_used = ('device' if self.detectors[0]._device_path else
-                          f'host ({self.detectors[0].preprocessor.name} preprocessing)')
+            self.detectors.append(Detector(self.backend, pre, post, labels))
+        pre = self.detectors[0].preprocessor
+        self.path_used = ('device' if pre.name == 'cuda'
+                          and self.backend.capabilities.device_memory else
+                          f'host ({pre.name} preprocessing)')
 
     def close(self) -> None:
         """Close the preprocessors (the backend is shared and closed by its owner)."""
         for det in self.detectors:
-            close = getattr(det.preprocessor, 'close', None)
-            if callable(close):
-                close()
+            det.preprocessor.close()
 
 
-def run_per_camera(setup: Setup, images: List[np.ndarray], seconds: float, warmup: int
+def run_per_camera(setup: Setup, images: List[SourceImage], seconds: float, warmup: int
                    ) -> Dict[str, Any]:
     """N threads, each calling its own detector's ``detect`` in a closed loop."""
     latencies: List[List[float]] = [[] for _ in images]
@@ -149,7 +179,7 @@ def run_per_camera(setup: Setup, images: List[np.ndarray], seconds: float, warmu
     return _measure(threads, start_evt, stop, seconds, latencies, stages, [1])
 
 
-def run_batched(setup: Setup, images: List[np.ndarray], seconds: float, warmup: int,
+def run_batched(setup: Setup, images: List[SourceImage], seconds: float, warmup: int,
                 wait_ms: float) -> Dict[str, Any]:
     """N threads submitting to one BatchScheduler, each waiting for its result."""
     det = setup.detectors[0]
@@ -219,7 +249,7 @@ def _measure(threads, start_evt, stop, seconds, latencies, stages, sizes) -> Dic
 
 
 def run_one(label: str, backend: Any, device: str, count: int, mode: str, path: str,
-            images: List[np.ndarray], args: Any, errors: List[Dict[str, str]]
+            images: List[SourceImage], args: Any, errors: List[Dict[str, str]]
             ) -> Optional[Dict[str, Any]]:
     """Run one configuration; on failure record it in ``errors`` and return None."""
     LOG.info('running %s', label)
@@ -349,7 +379,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        torch.cuda.get_device_name(0).split()[-1].lower() if cuda else 'cpu')
     cameras = [int(c) for c in args.cameras.split(',')]
     rng = np.random.default_rng(0)
-    images = [rng.integers(0, 256, SOURCE_HW + (3,), dtype=np.uint8)
+    images = [SourceImage.from_array(rng.integers(0, 256, SOURCE_HW + (3,), dtype=np.uint8))
               for _ in range(max(cameras))]
     rows: List[Dict[str, Any]] = []
     errors: List[Dict[str, str]] = []

@@ -17,6 +17,9 @@ Two parts, one run, one GPU (a CUDA GPU is required; the JSON names it):
    (cuMemHostRegister of the frame's own memory, H2D, kernel, unregister: no host copy),
    and ``direct_read`` (the kernel reads the pageable frame itself, where the device reports
    pageable memory access, i.e. HMM). The target is at most 1.3x the reference.
+   ``runtime_run``: the runtime ``CudaPreprocessor.run([source])`` + synchronize (the
+   pipeline's call; 'direct' staging); the other rows use the lab
+   (``benchmarks/cuda_lab.py``).
 2. Encodings (issue 13): kernel-only time of the fused preprocessing of a 1920x1280 frame in
    each input encoding to 960x960 float32 and float16: ``amortized`` = per launch of a CUDA
    graph of 20 back-to-back launches (as the README's preprocessing table), ``single`` = one
@@ -39,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.bench_preprocess_gpu import stats, wall_us  # noqa: E402
 from benchmarks.machine_info import machine_info  # noqa: E402
 from tensorrt_yolox_py.cuda.check import cuda_call  # noqa: E402
+from benchmarks.cuda_lab import LabPreprocessor  # noqa: E402
 from tensorrt_yolox_py.cuda.preprocess import CudaPreprocessor  # noqa: E402
 from tensorrt_yolox_py.image import ENCODINGS, SourceImage  # noqa: E402
 from tensorrt_yolox_py.stages.preprocess import compute_letterbox  # noqa: E402
@@ -53,7 +57,7 @@ def host_path(iters: int) -> Dict[str, Any]:
     nbytes = frame.nbytes
     lb = compute_letterbox(h, w, *in_hw)
     out: Dict[str, Any] = {'frame': f'{w}x{h} bgr8', 'bytes': nbytes, 'input': '960x960 fp16'}
-    with CudaPreprocessor(in_hw, np.float16) as pre:
+    with LabPreprocessor(in_hw, np.float16) as pre:
         stream = pre.stream_handle
         pinned = int(cuda_call(drv.cuMemHostAlloc(nbytes, 0)))
         dev = int(cuda_call(drv.cuMemAlloc(nbytes + 64)))
@@ -110,8 +114,10 @@ def host_path(iters: int) -> Dict[str, Any]:
     for mode, threads in (('direct', 1), ('single', 1), ('pipelined', 1), ('parallel', 2),
                           ('parallel', 4), ('parallel', 8)):
         name = mode if mode != 'parallel' else f'parallel_{threads}'
-        with CudaPreprocessor(in_hw, np.float16, host_copy=mode, copy_threads=threads) as pre:
+        with LabPreprocessor(in_hw, np.float16, host_copy=mode, copy_threads=threads) as pre:
             out[name] = wall_us(lambda: (pre.enqueue(source), pre.synchronize()), iters)
+    with CudaPreprocessor(in_hw, np.float16) as pre:   # the runtime class's one interface
+        out['runtime_run'] = wall_us(lambda: (pre.run([source]), pre.synchronize()), iters)
     ref = out['pinned_h2d_kernel']['median']
     out['ratio_to_pinned_h2d_kernel'] = {
         k: round(v['median'] / ref, 3) for k, v in out.items()
@@ -128,7 +134,7 @@ def encodings(iters: int) -> Dict[str, Any]:
     h, w = 1280, 1920
     out: Dict[str, Any] = {'frame': f'{w}x{h}', 'input': '960x960'}
     for dtype in (np.float32, np.float16):
-        with CudaPreprocessor((960, 960), dtype) as pre:
+        with LabPreprocessor((960, 960), dtype) as pre:
             ev0 = cuda_call(drv.cuEventCreate(0))
             ev1 = cuda_call(drv.cuEventCreate(0))
             try:

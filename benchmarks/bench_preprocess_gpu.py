@@ -33,12 +33,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.cuda_lab import DeviceImage, LabPreprocessor  # noqa: E402
 from benchmarks.cuda_variants.variants import BENCH_KERNELS, launch_unfused  # noqa: E402
 from benchmarks.machine_info import machine_info  # noqa: E402
 from tensorrt_yolox_py.cuda import kernels as K  # noqa: E402
 from tensorrt_yolox_py.cuda.check import cuda_call  # noqa: E402
-from tensorrt_yolox_py.cuda.preprocess import (  # noqa: E402
-    cuda_unavailable_reason, CudaPreprocessor, DeviceImage)
+from tensorrt_yolox_py.cuda.preprocess import cuda_unavailable_reason  # noqa: E402
+from tensorrt_yolox_py.image import SourceImage  # noqa: E402
 from tensorrt_yolox_py.stages.preprocess import (  # noqa: E402
     compute_letterbox, PAD_VALUE, preprocess_cpu)
 
@@ -87,16 +88,17 @@ def bench_cpu(image: np.ndarray, in_hw: Tuple[int, int], iters: int) -> Dict[str
     import cv2
 
     out = {}
+    source = SourceImage.from_array(image)
     default_threads = cv2.getNumThreads()
     ref_out = np.empty((1, 3) + in_hw, np.float32)
     for threads in (default_threads, 1):
         cv2.setNumThreads(threads)
         key = f'{threads}thr'
         out[f'preprocess_cpu_{key}'] = wall_us(
-            lambda: preprocess_cpu(image, in_hw, out=ref_out), iters)
+            lambda: preprocess_cpu(source, in_hw, out=ref_out), iters)
         out[f'seed_3step_{key}'] = wall_us(lambda: seed_three_step(image, in_hw), iters)
     cv2.setNumThreads(default_threads)
-    ref, _ = preprocess_cpu(image, in_hw)
+    ref, _ = preprocess_cpu(source, in_hw)
     seed = seed_three_step(image, in_hw)
     out['seed_3step_max_abs_diff_vs_reference'] = float(np.abs(seed - ref).max())
     out['opencv_threads_default'] = default_threads
@@ -105,9 +107,9 @@ def bench_cpu(image: np.ndarray, in_hw: Tuple[int, int], iters: int) -> Dict[str
 
 # ---------------------------------------------------------------- GPU helpers
 class Gpu:
-    """Driver-level helpers (events, graphs, buffers) on one CudaPreprocessor's stream."""
+    """Driver-level helpers (events, graphs, buffers) on one LabPreprocessor's stream."""
 
-    def __init__(self, pre: CudaPreprocessor) -> None:
+    def __init__(self, pre: LabPreprocessor) -> None:
         from cuda.bindings import driver
 
         self.drv = driver
@@ -198,7 +200,7 @@ def measure_bandwidth(gpu: Gpu, nbytes: int = 1 << 30, iters: int = 20) -> Dict[
     return {'bytes_per_copy': nbytes, 'copy_us': res, 'GBps_read_plus_write': res_gbps}
 
 
-def device_info(pre: CudaPreprocessor) -> Dict[str, Any]:
+def device_info(pre: LabPreprocessor) -> Dict[str, Any]:
     """GPU name, SMs, L2, clocks, driver and CUDA versions, cuda-python versions."""
     from cuda.bindings import driver, runtime
     import cuda.bindings
@@ -242,7 +244,7 @@ def bench_size(label: str, in_hw: Tuple[int, int], image: np.ndarray, iters: int
     src_bytes = h * w * 3
     result: Dict[str, Any] = {'letterbox': lb.__dict__.copy(), 'gpu': {}}
     for tag, dtype in DTYPES.items():
-        pre = CudaPreprocessor(in_hw, dtype, kernels=BENCH_KERNELS)
+        pre = LabPreprocessor(in_hw, dtype, kernels=BENCH_KERNELS)
         gpu = Gpu(pre)
         try:
             out_bytes = pre.output_nbytes
@@ -301,7 +303,7 @@ def bench_size(label: str, in_hw: Tuple[int, int], image: np.ndarray, iters: int
                 'amortized_cold_us': gpu.amortized(copy, launches, iters),
                 'amortized_hot_us': gpu.amortized(lambda i: copy(0), launches, iters)}
             # correctness of what was timed: every variant equals the CPU reference within 1
-            ref, _ = preprocess_cpu(image, in_hw)
+            ref, _ = preprocess_cpu(SourceImage.from_array(image), in_hw)
             worst = {}
             for name, launch in impls.items():
                 cuda_call(gpu.drv.cuMemsetD8Async(dsts[0], 0xFF, out_bytes, gpu.stream))
@@ -322,7 +324,7 @@ def bench_batch(image: np.ndarray, in_hw: Tuple[int, int], cameras: int, iters: 
     h, w = image.shape[:2]
     lb = compute_letterbox(h, w, in_hw[0], in_hw[1])
     for tag, dtype in DTYPES.items():
-        pre = CudaPreprocessor(in_hw, dtype, kernels=BENCH_KERNELS)
+        pre = LabPreprocessor(in_hw, dtype, kernels=BENCH_KERNELS)
         gpu = Gpu(pre)
         try:
             srcs = [gpu.alloc(h * w * 3 + 64) for _ in range(cameras)]
@@ -360,7 +362,7 @@ def bench_graph_latency(image: np.ndarray, in_hw: Tuple[int, int], iters: int
     out: Dict[str, Any] = {}
     h, w = image.shape[:2]
     lb = compute_letterbox(h, w, in_hw[0], in_hw[1])
-    pre = CudaPreprocessor(in_hw, np.float16, kernels=BENCH_KERNELS)
+    pre = LabPreprocessor(in_hw, np.float16, kernels=BENCH_KERNELS)
     gpu = Gpu(pre)
     try:
         src = gpu.alloc(h * w * 3 + 64)
@@ -385,11 +387,11 @@ def bench_graph_latency(image: np.ndarray, in_hw: Tuple[int, int], iters: int
                 gpu.sync()
         # the class API: enqueue() of a host image (includes the copy into pinned memory)
         for use_graph in (False, True):
-            with CudaPreprocessor(in_hw, np.float16, use_graph=use_graph,
-                                  kernels=BENCH_KERNELS) as p2:
+            with LabPreprocessor(in_hw, np.float16, use_graph=use_graph,
+                                 kernels=BENCH_KERNELS) as p2:
                 out[f'enqueue_host_image_graph={use_graph}_host_to_done_us'] = wall_us(
                     lambda: (p2.enqueue(image), p2.synchronize()), iters)
-        with CudaPreprocessor(in_hw, np.float32, kernels=BENCH_KERNELS) as p3:
+        with LabPreprocessor(in_hw, np.float32, kernels=BENCH_KERNELS) as p3:
             out['call_roundtrip_f32_host_to_host_us'] = wall_us(lambda: p3(image), iters)
     finally:
         gpu.close()
@@ -412,7 +414,7 @@ def bench_overlap(image: np.ndarray, in_hw: Tuple[int, int], frames: int, infer_
     h, w = image.shape[:2]
     nbytes = h * w * 3
     lb = compute_letterbox(h, w, in_hw[0], in_hw[1])
-    pre = CudaPreprocessor(in_hw, np.float16, kernels=BENCH_KERNELS)
+    pre = LabPreprocessor(in_hw, np.float16, kernels=BENCH_KERNELS)
     gpu = Gpu(pre)
     try:
         busy = pre._kernel('busy_wait')
@@ -464,8 +466,8 @@ def bench_overlap(image: np.ndarray, in_hw: Tuple[int, int], frames: int, infer_
         copy_stream.close()
         # class level, host images
         for overlap in (False, True):
-            with CudaPreprocessor(in_hw, np.float16, overlap_h2d=overlap,
-                                  kernels=BENCH_KERNELS) as p2:
+            with LabPreprocessor(in_hw, np.float16, overlap_h2d=overlap,
+                                 kernels=BENCH_KERNELS) as p2:
                 def frames_cls() -> None:
                     for _ in range(frames):
                         p2.enqueue(image)
@@ -489,7 +491,7 @@ def ncu_mode(image: np.ndarray) -> None:
     for in_hw in MODEL_SIZES.values():
         lb = compute_letterbox(h, w, in_hw[0], in_hw[1])
         for dtype in DTYPES.values():
-            with CudaPreprocessor(in_hw, dtype, kernels=BENCH_KERNELS) as pre:
+            with LabPreprocessor(in_hw, dtype, kernels=BENCH_KERNELS) as pre:
                 gpu = Gpu(pre)
                 src = gpu.alloc(h * w * 3 + 64)
                 gpu.upload(src, image)
@@ -674,7 +676,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         ncu_mode(image)
         return 0
     t_start = time.time()
-    with CudaPreprocessor((960, 960)) as pre:
+    with LabPreprocessor((960, 960)) as pre:
         dev = device_info(pre)
         gpu = Gpu(pre)
         bandwidth = measure_bandwidth(gpu)

@@ -74,6 +74,7 @@ from tensorrt_yolox_py.quantization.streaming import (ENTROPY_2048,  # noqa: E40
                                                       PERCENTILE_ORT_DEFAULT,
                                                       StreamingCalibration)
 from tensorrt_yolox_py.stages.postprocess import Postprocessor  # noqa: E402
+from tensorrt_yolox_py.image import SourceImage  # noqa: E402
 from tensorrt_yolox_py.stages.preprocess import CpuPreprocessor, preprocess_cpu  # noqa: E402
 
 LOG = logging.getLogger('calibration_study')
@@ -276,7 +277,7 @@ def _tensors(start: int, stop: int):
     chunk: List[np.ndarray] = []
     for frame in generate_frames([frame_seed(TRAIN_SEED, i) for i in range(start, stop)],
                                  input_hw, workers=1):
-        chunk.append(preprocess_cpu(frame.image, input_hw)[0])
+        chunk.append(preprocess_cpu(SourceImage.from_array(frame.image), input_hw)[0])
         if len(chunk) == _WORKER['chunk']:
             yield chunk
             chunk = []
@@ -408,7 +409,8 @@ def latency(model: Path, frames: Sequence, n: int, threads: int,
             basic: bool = False) -> Dict[str, float]:
     """Median / p90 single-image inference time in ms (after two warm-up runs)."""
     with make_detector(model, threads, (0, 0), basic) as det:
-        tensors = [preprocess_cpu(f.image, det.input_hw)[0] for f in frames[:n]]
+        tensors = [preprocess_cpu(SourceImage.from_array(f.image), det.input_hw)[0]
+                   for f in frames[:n]]
         for t in tensors[:2]:
             det.backend.infer(t)
         times = []

@@ -274,6 +274,7 @@ def check_config(name: str, values: Dict[str, Any], images: Sequence[np.ndarray]
     from tensorrt_yolox_py.backends.tensorrt import (BuildProgress, EngineSettings,
                                                      prepare_engine, TensorRTBackend)
     from tensorrt_yolox_py.pipeline import Detector
+    from tensorrt_yolox_py.image import SourceImage
     from tensorrt_yolox_py.stages.preprocess import preprocess_cpu
 
     device, precision, overrides, experiment = CONFIGS[name]
@@ -319,15 +320,15 @@ def check_config(name: str, values: Dict[str, Any], images: Sequence[np.ndarray]
     tensors = []
     with Detector.from_config(config, backend=backend) as detector:
         for image in images:
-            tensor, _ = preprocess_cpu(image, backend.input_hw)
+            tensor, _ = preprocess_cpu(SourceImage.from_array(image), backend.input_hw)
             tensors.append(tensor)
             t0 = time.perf_counter()
             out = backend.infer(tensor)
             times.append((time.perf_counter() - t0) * 1e3)
             ref = reference.backend.infer(tensor)
             score_diff = max(score_diff, float(np.abs(out[..., 4:] - ref[..., 4:]).max()))
-            got = detector.detect(image).detections
-            want = reference.detect(image).detections
+            got = detector.detect(SourceImage.from_array(image)).detections
+            want = reference.detect(SourceImage.from_array(image)).detections
             matches = [m + n for m, n in zip(matches, match(got, want))]
         row['batch_score_diff'] = batch_agreement(backend, reference, tensors)
         row['device_path'] = device_path_agreement(config, backend, images, detector,
@@ -385,6 +386,7 @@ def device_path_agreement(config: Any, backend: Any, images: Sequence[np.ndarray
         return None
     if not cuda_available(config.gpu_id):
         return None
+    from tensorrt_yolox_py.image import SourceImage
     from tensorrt_yolox_py.pipeline import Detector
 
     pre = CudaPreprocessor(backend.input_hw, dtype=backend.input_dtype, gpu_id=config.gpu_id)
@@ -392,8 +394,8 @@ def device_path_agreement(config: Any, backend: Any, images: Sequence[np.ndarray
     matches = [0, 0, 0]
     try:
         for image in images:
-            got = device_detector.detect(image).detections
-            want = host_detector.detect(image).detections
+            got = device_detector.detect(SourceImage.from_array(image)).detections
+            want = host_detector.detect(SourceImage.from_array(image)).detections
             matches = [m + n for m, n in zip(matches, match(got, want))]
     finally:
         pre.close()

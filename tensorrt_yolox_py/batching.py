@@ -10,13 +10,17 @@ ROS-free; the multi-camera runner feeds it from its subscriptions.
   silent stops being waited for, and a slow camera delays the others by at most
   ``max_wait_s``. ``take`` returns up to ``max_batch`` frames, oldest first.
 - ``BatchScheduler``: one worker thread over a ``BatchCollector`` and a batch detector
-  (anything with ``detect_batch(images, encodings) -> results``, e.g. ``pipeline.Detector``).
-  ``submit(camera, image, encoding, header)`` never blocks; each frame's result comes back
-  through ``on_result(CameraResult)`` with that frame's own ``header`` (opaque metadata,
-  returned untouched), on the worker thread, in arrival order per camera. A frame whose image
-  is invalid gets an error result and is left out of its batch; if the batch call itself
-  fails, its frames are retried one by one so one camera's bad frame never costs the others
-  theirs. ``close()`` stops the worker (pending frames are dropped and counted).
+  (anything with ``detect_batch(sources) -> results``, e.g. ``pipeline.Detector``).
+  ``submit(camera, source, header)`` takes a ``SourceImage`` (the adapter made it; anything
+  else raises ``InputError`` at once) and never blocks; each frame's result comes back
+  through ``on_result(CameraResult)`` (when given) with that frame's own ``header`` (opaque
+  metadata, returned untouched), on the worker thread, in arrival order per camera.
+  ``request(camera, source)`` submits a frame and returns its ``Ticket``, the completion
+  handle a caller waits on (``Ticket.wait(timeout)`` -> ``CameraResult``); a ticketed frame
+  that is dropped (replaced by a newer one, or pending at ``close()``) completes with a
+  ``FrameDropped`` error. If the batch call fails, its frames are retried one by one so one
+  camera's bad frame never costs the others theirs. ``close()`` stops the worker (pending
+  frames are dropped and counted).
 - ``group_key(config)``: cameras whose configs give the same key can share a scheduler (same
   value of every parameter that affects the engine or the detector: ``params`` marks each);
   DLA devices never batch.
@@ -25,10 +29,10 @@ ROS-free; the multi-camera runner feeds it from its subscriptions.
   ``max_batch`` > 1 get a ``BatchClient`` of one shared ``Detector`` + ``BatchScheduler``
   (``max_wait_s`` = ``batch_wait_ms``); the others get their own ``Detector``. A
   ``BatchClient`` looks like a ``Detector`` to the node (``detect``, ``backend``, ``labels``,
-  ``close``): ``detect`` submits the frame and blocks the camera's own worker thread until its
-  batch has run, so each camera has at most one frame in the scheduler and the node's
-  keep-newest slot still decides which frame that is. The shared detector closes with its
-  last client.
+  ``close``): ``detect(source)`` requests the frame's ticket and blocks the camera's own
+  worker thread until its batch has run, so each camera has at most one frame in the
+  scheduler and the node's keep-newest slot still decides which frame that is. The shared
+  detector closes with its last client.
 """
 
 import logging
@@ -38,21 +42,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .errors import InputError
-from .image import as_source
+from .image import SourceImage
 from .params import DetectorConfig, DLA_DEVICES
 
 LOGGER = logging.getLogger(__name__)
-
-
-@dataclass
-class Frame:
-    """One camera's frame waiting for a batch."""
-
-    camera: str
-    image: Any            # a SourceImage, or an array in ``encoding``
-    encoding: Optional[str]
-    header: Any
-    arrival: float
 
 
 @dataclass
@@ -65,6 +58,44 @@ class CameraResult:
     error: Optional[BaseException] = None
     waited_s: float = 0.0
     batch_size: int = 0
+
+
+class FrameDropped(RuntimeError):
+    """A ticketed frame left the scheduler unprocessed (replaced by a newer one, or closed)."""
+
+
+class Ticket:
+    """The completion handle of one requested frame (see the module contract)."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._outcome: Optional[CameraResult] = None
+
+    def complete(self, outcome: CameraResult) -> None:
+        """Record the frame's outcome and wake the waiter (the scheduler calls this once)."""
+        self._outcome = outcome
+        self._done.set()
+
+    @property
+    def done(self) -> bool:
+        """Whether the outcome is there."""
+        return self._done.is_set()
+
+    def wait(self, timeout: Optional[float] = None) -> Optional[CameraResult]:
+        """Return the outcome, or None when ``timeout`` s passed first."""
+        return self._outcome if self._done.wait(timeout) else None
+
+
+@dataclass
+class Frame:
+    """One camera's frame waiting for a batch."""
+
+    camera: str
+    image: SourceImage
+    header: Any
+    arrival: float
+    #: Completed with the frame's outcome (``BatchScheduler.request``), else None.
+    ticket: Optional[Ticket] = None
 
 
 class BatchCollector:
@@ -147,7 +178,7 @@ class BatchStats:
 class BatchScheduler:
     """A worker thread that runs pending frames of several cameras in batches."""
 
-    def __init__(self, detector: Any, on_result: Callable[[CameraResult], None],
+    def __init__(self, detector: Any, on_result: Optional[Callable[[CameraResult], None]],
                  max_batch: Optional[int] = None, max_wait_s: float = 0.005,
                  silent_after_s: Optional[float] = None,
                  clock: Callable[[], float] = time.monotonic, name: str = 'batch') -> None:
@@ -168,10 +199,20 @@ class BatchScheduler:
         """Most frames per inference call."""
         return self._collector.max_batch
 
-    def submit(self, camera: str, image: Any, encoding: Optional[str] = None,
-               header: Any = None) -> bool:
+    def submit(self, camera: str, source: SourceImage, header: Any = None) -> bool:
         """Queue one frame (never blocks); return False when it replaced an untaken frame."""
-        frame = Frame(str(camera), image, encoding, header, self.clock())
+        return self._submit(Frame(str(camera), source, header, self.clock()))
+
+    def request(self, camera: str, source: SourceImage, header: Any = None) -> Ticket:
+        """Queue one frame (never blocks) and return its completion ``Ticket``."""
+        ticket = Ticket()
+        self._submit(Frame(str(camera), source, header, self.clock(), ticket))
+        return ticket
+
+    def _submit(self, frame: Frame) -> bool:
+        if not isinstance(frame.image, SourceImage):
+            raise InputError(f'camera {frame.camera}: expected a SourceImage, got '
+                             f'{type(frame.image).__name__}')
         with self._cond:
             if self._closed:
                 raise RuntimeError('BatchScheduler is closed')
@@ -182,7 +223,17 @@ class BatchScheduler:
                 by_cam = self.stats.dropped_by_camera
                 by_cam[frame.camera] = by_cam.get(frame.camera, 0) + 1
             self._cond.notify()
+        if dropped is not None:
+            self._abandon(dropped, 'replaced by a newer frame')
         return dropped is None
+
+    @staticmethod
+    def _abandon(frame: Frame, why: str) -> None:
+        """Complete a dropped frame's ticket with ``FrameDropped``."""
+        if frame.ticket is not None:
+            frame.ticket.complete(CameraResult(
+                frame.camera, frame.header,
+                error=FrameDropped(f'camera {frame.camera}: frame {why}')))
 
     def _next_batch(self) -> Optional[List[Frame]]:
         with self._cond:
@@ -214,25 +265,19 @@ class BatchScheduler:
             self.stats.failed += 1
         outcome = CameraResult(frame.camera, frame.header, result, error,
                                max(0.0, self.clock() - frame.arrival), batch_size)
+        if frame.ticket is not None:
+            frame.ticket.complete(outcome)
+        if self.on_result is None:
+            return
         try:
             self.on_result(outcome)
         except Exception:  # noqa: BLE001 - a broken consumer must not stop the others
             LOGGER.exception('on_result failed for camera %s', frame.camera)
 
     def _run(self, frames: List[Frame]) -> None:
-        good: List[Frame] = []
-        sources: List[Any] = []
-        for frame in frames:
-            try:
-                sources.append(as_source(frame.image, frame.encoding))
-            except InputError as exc:
-                self._deliver(frame, error=exc)
-            else:
-                good.append(frame)
-        if not good:
-            return
+        good = frames
         try:
-            results = self.detector.detect_batch(sources)
+            results = self.detector.detect_batch([frame.image for frame in good])
         except Exception as exc:  # noqa: BLE001 - retried frame by frame below
             if len(good) == 1:
                 self._deliver(good[0], error=exc)
@@ -249,7 +294,7 @@ class BatchScheduler:
 
     def _run_one(self, frame: Frame) -> None:
         try:
-            result = self.detector.detect_batch([frame.image], [frame.encoding])[0]
+            result = self.detector.detect_batch([frame.image])[0]
         except Exception as exc:  # noqa: BLE001 - reported to this camera only
             self._deliver(frame, error=exc)
             return
@@ -263,8 +308,11 @@ class BatchScheduler:
             if self._closed:
                 return
             self._closed = True
-            self.stats.dropped += len(self._collector.clear())
+            dropped = self._collector.clear()
+            self.stats.dropped += len(dropped)
             self._cond.notify_all()
+        for frame in dropped:
+            self._abandon(frame, 'dropped: the scheduler closed')
         self._thread.join(timeout)
 
     def __enter__(self) -> 'BatchScheduler':
@@ -298,28 +346,14 @@ def group_cameras(configs: Dict[str, DetectorConfig]) -> List[Sequence[str]]:
     return list(groups.values()) + alone
 
 
-class _Pending:
-    """One frame a ``BatchClient`` waits for."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.outcome: Optional[CameraResult] = None
-
-
 class BatchGroup:
     """One shared detector and scheduler, and the cameras (clients) that use it."""
 
     def __init__(self, detector: Any, max_wait_s: float) -> None:
         self.detector = detector
-        self.scheduler = BatchScheduler(detector, self._on_result, max_wait_s=max_wait_s)
+        self.scheduler = BatchScheduler(detector, None, max_wait_s=max_wait_s)
         self._lock = threading.Lock()
         self._clients = 0
-
-    @staticmethod
-    def _on_result(outcome: CameraResult) -> None:
-        pending: _Pending = outcome.header
-        pending.outcome = outcome
-        pending.done.set()
 
     def client(self, camera: str) -> 'BatchClient':
         """Return a new client for ``camera``."""
@@ -363,17 +397,14 @@ class BatchClient:
         """Model input (height, width)."""
         return self.group.detector.input_hw
 
-    def detect(self, image: Any, encoding: Optional[str] = None) -> Any:
+    def detect(self, source: SourceImage) -> Any:
         """Detect in one frame through the shared batch (blocks until its batch has run)."""
         if self._closed:
             raise RuntimeError(f'camera {self.camera}: detector is closed')
-        source = as_source(image, encoding)
-        pending = _Pending()
-        self.group.scheduler.submit(self.camera, source, None, header=pending)
-        if not pending.done.wait(self.TIMEOUT_S):
+        outcome = self.group.scheduler.request(self.camera, source).wait(self.TIMEOUT_S)
+        if outcome is None:
             raise RuntimeError(f'camera {self.camera}: no batch result within '
                                f'{self.TIMEOUT_S:.0f} s')
-        outcome = pending.outcome
         if outcome.error is not None:
             raise outcome.error
         return outcome.result

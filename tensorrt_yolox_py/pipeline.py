@@ -2,44 +2,41 @@
 
 Every adapter (ROS node, evaluator, demo, benchmarks) runs detection through this class.
 
-Contract of ``Detector.detect(image, encoding)``:
+Contract of ``Detector.detect_batch(sources)``, the one path:
 
-- ``image``: an ``image.SourceImage`` (made once by the adapter), or an (H, W, C) uint8 array
-  in ``encoding`` (default bgr8; any of ``image.ENCODINGS``), wrapped and validated once here;
-  bad input raises ``InputError`` before any stage runs.
-- returns ``DetectionResult``: ``detections`` (``stages.postprocess.Detections``, source-image
-  pixels), ``letterbox`` (the geometry used) and ``timings`` (ms per stage: ``preprocess``,
-  ``infer``, ``postprocess``, ``total``).
+- ``sources``: ``image.SourceImage`` objects (made and validated once by the adapter; an
+  array with its encoding is wrapped there with ``SourceImage.from_array``). Anything else,
+  or an empty sequence, raises ``InputError`` naming the bad image before any stage runs.
+- returns one ``DetectionResult`` per source, in order: ``detections``
+  (``stages.postprocess.Detections``, source-image pixels), ``letterbox`` (the geometry used),
+  ``timings`` (ms per stage: ``preprocess``, ``infer``, ``postprocess``, ``total``) and
+  ``batch_size`` (B, the images that shared the inference call).
+- The sources go in chunks of ``backend.capabilities.max_batch``: each chunk is preprocessed
+  by ONE ``preprocessor.run`` into one (B, 3, H, W) tensor (``tensors.HostTensor`` from the
+  CPU preprocessor, ``tensors.DeviceTensor`` from the CUDA one), inferred by ONE
+  ``backend.infer(tensor)`` and postprocessed per image. The pipeline never asks which kind
+  of tensor it has: a device tensor stays on the GPU when the backend reads device memory
+  (TensorRT, torch on CUDA: one stream, no host sync in between); ``Backend.infer`` copies it
+  to the host otherwise. ``preprocess`` and ``infer`` times are the chunk's, ``postprocess``
+  is the image's own.
 
-When the backend declares ``capabilities.device_input`` (TensorRT, torch on CUDA) and the
-preprocessor declares ``device_output`` (CUDA), the image stays on the GPU between the two
-stages (one stream, no host sync in between).
-
-``Detector.detect_batch(images, encodings)`` -> one ``DetectionResult`` per image, in order:
-several cameras' frames in one inference call per ``backend.capabilities.max_batch`` images.
-The batch is preprocessed by one call (``enqueue_batch`` into one (B, 3, H, W) device buffer
-on the GPU path; the CPU preprocessor per image into one (B, 3, H, W) array otherwise),
-inferred once and postprocessed per image. Every image is validated first (``InputError``
-names the bad one); ``preprocess`` and ``infer`` times are the batch's, ``postprocess`` is the
-image's own, ``DetectionResult.batch_size`` is B.
+``Detector.detect(source)`` is ``detect_batch([source])[0]``.
 """
 
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Union
-
-import numpy as np
+from typing import Dict, List, Optional, Sequence
 
 from .backends import create_backend
 from .backends.base import Backend
-from .errors import InputError, ModelContractError
-from .image import as_source
+from .errors import ModelContractError
+from .image import SourceImage
 from .labels import load_labels
 from .onnx_model.integrity import check_model_file
 from .params import DetectorConfig
 from .stages.postprocess import Detections, Postprocessor
-from .stages.preprocess import CpuPreprocessor, LetterboxParams
+from .stages.preprocess import check_sources, CpuPreprocessor, LetterboxParams, Preprocessor
 from .timing import StageTimer
 
 LOGGER = logging.getLogger(__name__)
@@ -56,7 +53,7 @@ class DetectionResult:
     batch_size: int = 1
 
 
-def make_preprocessor(config: DetectorConfig, backend: Backend) -> Any:
+def make_preprocessor(config: DetectorConfig, backend: Backend) -> Preprocessor:
     """Return the CUDA preprocessor when asked for and a GPU is there, else the CPU one.
 
     ``device: cpu`` always preprocesses on the CPU (and never probes CUDA).
@@ -82,10 +79,10 @@ def make_preprocessor(config: DetectorConfig, backend: Backend) -> Any:
 
 
 class Detector:
-    """YOLOX detector over any Backend and preprocessor; see the module contract."""
+    """YOLOX detector over any Backend and Preprocessor; see the module contract."""
 
-    def __init__(self, backend: Backend, preprocessor: Any, postprocessor: Postprocessor,
-                 labels: Sequence[str], gpu_resident: bool = True) -> None:
+    def __init__(self, backend: Backend, preprocessor: Preprocessor,
+                 postprocessor: Postprocessor, labels: Sequence[str]) -> None:
         if backend.num_classes > 0 and len(labels) != backend.num_classes:
             raise ModelContractError(
                 f'the model has {backend.num_classes} classes but the label file has '
@@ -94,11 +91,6 @@ class Detector:
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
         self.labels: List[str] = list(labels)
-        #: Whether the preprocessed tensor stays on the GPU (``gpu_resident=False`` forces the
-        #: host round trip even where both stages could share device memory: benchmarks).
-        self._device_path = bool(gpu_resident and backend.capabilities.device_input
-                                 and getattr(preprocessor, 'device_output', False))
-        self._batch_buffer: Optional[np.ndarray] = None
 
     @classmethod
     def from_config(cls, config: DetectorConfig, backend: Optional[Backend] = None
@@ -125,68 +117,26 @@ class Detector:
         """Model input (height, width)."""
         return self.backend.input_hw
 
-    def detect(self, image: Any, encoding: Optional[str] = None) -> DetectionResult:
-        """Detect objects in one image; see the module contract."""
-        image = as_source(image, encoding)
-        timer = StageTimer()
-        start = time.perf_counter()
-        if self._device_path:
-            with timer.stage('preprocess'):
-                letterbox = self.preprocessor.enqueue(image)
-            with timer.stage('infer'):
-                output = self.backend.infer_device(self.preprocessor.device_ptr,
-                                                   self.preprocessor.stream_handle)
-        else:
-            with timer.stage('preprocess'):
-                tensor, letterbox = self.preprocessor(image)
-            with timer.stage('infer'):
-                output = self.backend.infer(tensor)
-        with timer.stage('postprocess'):
-            detections = self.postprocessor(output, letterbox)
-        timer.times_ms['total'] = (time.perf_counter() - start) * 1e3
-        return DetectionResult(detections, letterbox, timer.times_ms)
+    def detect(self, source: SourceImage) -> DetectionResult:
+        """Detect objects in one image: ``detect_batch([source])[0]``."""
+        return self.detect_batch([source])[0]
 
-    def detect_batch(self, images: Sequence[Any],
-                     encodings: Union[None, str, Sequence[Optional[str]]] = None
-                     ) -> List[DetectionResult]:
+    def detect_batch(self, sources: Sequence[SourceImage]) -> List[DetectionResult]:
         """Detect objects in several images with batched inference; see the module contract."""
-        if encodings is None or isinstance(encodings, str):
-            encodings = [encodings] * len(images)
-        if len(encodings) != len(images):
-            raise InputError(f'{len(images)} images but {len(encodings)} encodings')
-        sources = []
-        for index, (image, encoding) in enumerate(zip(images, encodings)):
-            try:
-                sources.append(as_source(image, encoding))
-            except InputError as exc:
-                raise InputError(f'image {index}: {exc}') from exc
+        sources = check_sources(sources)
         step = max(1, int(self.backend.capabilities.max_batch))
         results: List[DetectionResult] = []
         for first in range(0, len(sources), step):
             results += self._detect_chunk(sources[first:first + step])
         return results
 
-    def _detect_chunk(self, sources: Sequence[Any]) -> List[DetectionResult]:
+    def _detect_chunk(self, sources: Sequence[SourceImage]) -> List[DetectionResult]:
         timer = StageTimer()
         start = time.perf_counter()
-        count = len(sources)
-        if self._device_path:
-            with timer.stage('preprocess'):
-                letterboxes = list(self.preprocessor.enqueue_batch(sources))
-            with timer.stage('infer'):
-                output = self.backend.infer_device(self.preprocessor.batch_device_ptr(count),
-                                                   self.preprocessor.stream_handle,
-                                                   batch=count)
-        else:
-            with timer.stage('preprocess'):
-                batch = self._host_batch(count)
-                letterboxes = []
-                for index, source in enumerate(sources):
-                    tensor, letterbox = self.preprocessor(source)
-                    batch[index] = tensor[0]
-                    letterboxes.append(letterbox)
-            with timer.stage('infer'):
-                output = self.backend.infer(batch)
+        with timer.stage('preprocess'):
+            tensor, letterboxes = self.preprocessor.run(sources)
+        with timer.stage('infer'):
+            output = self.backend.infer(tensor)
         shared = dict(timer.times_ms)
         results = []
         for index, letterbox in enumerate(letterboxes):
@@ -195,16 +145,8 @@ class Detector:
                 detections = self.postprocessor(output[index:index + 1], letterbox)
             times = dict(shared, **own.times_ms)
             times['total'] = (time.perf_counter() - start) * 1e3
-            results.append(DetectionResult(detections, letterbox, times, count))
+            results.append(DetectionResult(detections, letterbox, times, len(sources)))
         return results
-
-    def _host_batch(self, count: int) -> np.ndarray:
-        """Return a reused (count, 3, H, W) host array of the backend's input dtype."""
-        buffer = self._batch_buffer
-        if buffer is None or buffer.shape[0] < count:
-            buffer = self._batch_buffer = np.empty((count, 3) + tuple(self.input_hw),
-                                                   dtype=self.backend.input_dtype)
-        return buffer[:count]
 
     def label_of(self, class_id: int) -> str:
         """Return the label name of ``class_id`` (``class_<id>`` when out of range)."""
@@ -214,10 +156,10 @@ class Detector:
 
     def close(self) -> None:
         """Release the preprocessor's and the backend's resources (idempotent)."""
-        close = getattr(self.preprocessor, 'close', None)
-        if callable(close):
-            close()
-        self.backend.close()
+        try:
+            self.preprocessor.close()
+        finally:
+            self.backend.close()
 
     def __enter__(self) -> 'Detector':
         return self

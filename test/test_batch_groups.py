@@ -13,6 +13,7 @@ import pytest
 
 from tensorrt_yolox_py.batching import BatchClient, BatchGroups
 from tensorrt_yolox_py.errors import InputError
+from tensorrt_yolox_py.image import SourceImage
 from tensorrt_yolox_py.params import make_config
 from tensorrt_yolox_py.pipeline import Detector
 from tensorrt_yolox_py.ros.camera_mapping import CameraConfigError, load_cameras_file, node_specs
@@ -22,7 +23,7 @@ def _planted_image(cell):
     image = np.random.default_rng(cell[0]).integers(40, 200, (320, 320, 3), dtype=np.uint8)
     gx, gy = cell
     image[gy * 32:gy * 32 + 32, gx * 32:gx * 32 + 32] = (0, 0, 255)
-    return image
+    return SourceImage.from_array(image)
 
 
 def test_cameras_sharing_a_model_share_one_batched_detector(planted_model):
@@ -60,8 +61,8 @@ def test_cameras_sharing_a_model_share_one_batched_detector(planted_model):
         assert got.class_ids.tolist() == want.class_ids.tolist() == [1]
         np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-4)
     assert max(r.batch_size for r in results) > 1          # at least two shared a call
-    with pytest.raises(InputError):
-        clients[0].detect(np.zeros((0, 3, 3), np.uint8))   # bad input: only this camera
+    with pytest.raises(InputError, match='expected a SourceImage'):
+        clients[0].detect(np.zeros((4, 3, 3), np.uint8))   # bad input: only this camera
     clients[0].close()
     clients[0].close()                                     # idempotent
     assert not shared.scheduler._closed                    # the others still use it

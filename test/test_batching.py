@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from tensorrt_yolox_py.backends.base import Backend
-from tensorrt_yolox_py.batching import (BatchCollector, BatchScheduler, Frame, group_cameras,
-                                        group_key)
+from tensorrt_yolox_py.batching import (BatchCollector, BatchScheduler, Frame, FrameDropped,
+                                        group_cameras, group_key, Ticket)
 from tensorrt_yolox_py.errors import InputError
+from tensorrt_yolox_py.image import SourceImage
 from tensorrt_yolox_py.params import make_config
 from tensorrt_yolox_py.pipeline import Detector
 from tensorrt_yolox_py.stages.postprocess import Postprocessor
@@ -65,7 +66,7 @@ def _detector(max_batch=4, delay_s=0.0):
 
 
 def _image(value):
-    return np.full((SIZE, SIZE, 3), value, np.uint8)
+    return SourceImage.from_array(np.full((SIZE, SIZE, 3), value, np.uint8))
 
 
 def _centre_x(result):
@@ -96,10 +97,10 @@ def test_detect_batch_chunks_by_the_backend_max_batch():
 
 def test_detect_batch_names_the_bad_image():
     det = _detector()
-    with pytest.raises(InputError, match='image 1'):
+    with pytest.raises(InputError, match='image 1: expected a SourceImage'):
         det.detect_batch([_image(10), np.zeros((4, 4), np.uint8)])
-    with pytest.raises(InputError, match='encodings'):
-        det.detect_batch([_image(10)], ['bgr8', 'bgr8'])
+    with pytest.raises(InputError, match='at least one image'):
+        det.detect_batch([])
     assert det.backend.calls == []
 
 
@@ -119,7 +120,7 @@ def test_detect_batch_equals_detect_on_the_planted_model(planted_model):
         for k in range(3):
             image = rng.integers(40, 200, (640, 960, 3), dtype=np.uint8)
             image[96 * k:96 * k + 96, 192:288] = (0, 0, 255)
-            images.append(image)
+            images.append(SourceImage.from_array(image))
         batched = det.detect_batch(images)
         for image, result in zip(images, batched):
             single = det.detect(image).detections
@@ -131,7 +132,7 @@ def test_detect_batch_equals_detect_on_the_planted_model(planted_model):
 # ---- BatchCollector (logical clock) ----------------------------------------------------
 
 def _frame(camera, t, value=10, header=None):
-    return Frame(camera, _image(value), 'bgr8', header, t)
+    return Frame(camera, _image(value), header, t)
 
 
 def test_collector_newest_frame_wins():
@@ -260,15 +261,60 @@ def test_scheduler_bad_frame_does_not_cost_the_others_theirs():
     sink = _Sink()
     with BatchScheduler(det, sink, max_wait_s=0.5) as sched:
         sched.submit('good0', _image(10), header='g0')
-        sched.submit('broken', np.zeros((0, 5, 3), np.uint8), header='bad')
+        with pytest.raises(InputError, match='camera broken: expected a SourceImage'):
+            sched.submit('broken', np.zeros((4, 5, 3), np.uint8), header='bad')
         sched.submit('poison', _image(POISON), header='p')
         sched.submit('good1', _image(30), header='g1')
-        results = {r.header: r for r in sink.wait_for(4)}
-    assert isinstance(results['bad'].error, InputError)
+        results = {r.header: r for r in sink.wait_for(3)}
+    assert set(results) == {'g0', 'p', 'g1'}
     assert isinstance(results['p'].error, RuntimeError)
     assert round(_centre_x(results['g0'].result)) == 10
     assert round(_centre_x(results['g1'].result)) == 30
-    assert sched.stats.failed == 2 and sched.stats.processed == 2
+    assert sched.stats.failed == 1 and sched.stats.processed == 2
+    assert sched.stats.submitted == 3
+
+
+def test_request_returns_the_frames_ticket():
+    det = _detector(max_batch=4)
+    with BatchScheduler(det, None, max_wait_s=0.0) as sched:
+        tickets = {value: sched.request(f'cam{value}', _image(value), header=value)
+                   for value in (10, 20)}
+        for value, ticket in tickets.items():
+            outcome = ticket.wait(30)
+            assert ticket.done and outcome is not None and outcome.error is None
+            assert outcome.header == value and outcome.camera == f'cam{value}'
+            assert round(_centre_x(outcome.result)) == value
+    assert Ticket().wait(0.01) is None                  # not completed: None after the wait
+
+
+@pytest.mark.timing
+def test_dropped_ticketed_frames_complete_with_frame_dropped():
+    det = _detector(max_batch=1)
+    det.backend.gate = threading.Event()
+    with BatchScheduler(det, None, max_wait_s=0.0) as sched:
+        first = sched.request('cam0', _image(10))
+        deadline = time.monotonic() + 30
+        while not det.backend.calls and time.monotonic() < deadline:
+            time.sleep(0.01)                            # until frame 0 is being inferred
+        replaced = sched.request('cam0', _image(11))
+        newest = sched.request('cam0', _image(12))
+        dropped = replaced.wait(0)                      # completed at once, not after 120 s
+        assert isinstance(dropped.error, FrameDropped) and 'replaced' in str(dropped.error)
+        det.backend.gate.set()
+        assert round(_centre_x(first.wait(30).result)) == 10
+        assert round(_centre_x(newest.wait(30).result)) == 12
+        det.backend.gate.clear()
+        busy = sched.request('cam1', _image(20))       # inferred, blocked at the gate ...
+        while len(det.backend.calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pending = sched.request('cam2', _image(30))    # ... so this one waits in the queue
+        closer = threading.Thread(target=sched.close)
+        closer.start()
+        outcome = pending.wait(30)
+        det.backend.gate.set()
+        closer.join(30)
+    assert isinstance(outcome.error, FrameDropped) and 'closed' in str(outcome.error)
+    assert busy.wait(30).error is None
 
 
 def test_scheduler_survives_a_failing_consumer():

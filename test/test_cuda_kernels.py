@@ -11,11 +11,12 @@ import sys
 import numpy as np
 import pytest
 
+from benchmarks.cuda_lab import as_device_image, DeviceImage, LabPreprocessor
 from benchmarks.cuda_variants.variants import BENCH_KERNELS
 from tensorrt_yolox_py.cuda import check, kernels as K
 from tensorrt_yolox_py.cuda.preprocess import (
-    _flat_bytes, as_device_image, cuda_available, cuda_unavailable_reason, CudaPreprocessor,
-    CudaUnavailableError, DeviceImage, host_copy_plan)
+    _flat_bytes, cuda_available, cuda_unavailable_reason, CudaPreprocessor,
+    CudaUnavailableError, host_copy_plan)
 from tensorrt_yolox_py.errors import InputError
 from tensorrt_yolox_py.image import ENCODINGS
 from tensorrt_yolox_py.stages.preprocess import compute_letterbox
@@ -268,9 +269,23 @@ def test_cuda_unavailable_when_cuda_python_is_missing(monkeypatch):
 def test_constructor_rejects_bad_arguments_before_touching_cuda():
     with pytest.raises(ValueError):
         CudaPreprocessor((64, 64), dtype=np.uint8)
-    with pytest.raises(ValueError, match='unknown fused variant'):
-        CudaPreprocessor((64, 64), dtype=np.float16, variant='w4')
     with pytest.raises(InputError):
         CudaPreprocessor((0, 64))
+    with pytest.raises(ValueError, match='unknown fused variant'):
+        LabPreprocessor((64, 64), dtype=np.float16, variant='w4')
     with pytest.raises(ValueError):
-        CudaPreprocessor((64, 64), use_graph=True, overlap_h2d=True)
+        LabPreprocessor((64, 64), use_graph=True, overlap_h2d=True)
+    with pytest.raises(ValueError, match='host_copy'):
+        LabPreprocessor((64, 64), host_copy='dma')
+
+
+def test_the_runtime_class_carries_no_lab_options():
+    """Graphs, overlap, staging modes, variants and download live in benchmarks/cuda_lab.py."""
+    import inspect
+
+    params = set(inspect.signature(CudaPreprocessor.__init__).parameters)
+    assert params == {'self', 'input_hw', 'dtype', 'gpu_id', 'kernels'}
+    for name in ('download', 'alloc_device', 'enqueue', 'enqueue_batch', 'launch_fused',
+                 '_replay', 'device_output', 'infer_device'):
+        assert not hasattr(CudaPreprocessor, name), name
+    assert not hasattr(K, 'FUSED_VARIANTS')

@@ -1,25 +1,29 @@
-"""GPU tests of CudaPreprocessor against the CPU reference ``preprocess_cpu``.
+"""GPU tests of CudaPreprocessor (and its benchmark lab) against the CPU reference.
 
 Skipped cleanly where there is no CUDA driver / GPU / NVRTC. On a GPU: the fused kernel (every
 runtime and benchmark variant), the unfused 4-kernel chain (benchmarks/cuda_variants), every input
 encoding (bgr8, rgb8, bgra8, rgba8, mono8, yuv422, yuv422_yuy2, converted inside the kernel),
 the batch launch, every host staging mode, graphs and overlapped H2D all match the CPU
 reference (OpenCV) within 1.0 for many source sizes, both model sizes, float32 and float16, and
-write every output element (the output is poisoned with NaN first). Runs with plain
+write every output element (the output is poisoned with NaN first). The runtime class's one
+interface (``run(sources) -> (DeviceTensor, letterboxes)``) is tested here directly; the kernel
+variants, staging modes, graphs, overlap and device-resident sources through the lab subclass
+(``benchmarks/cuda_lab.py``), which shares the runtime's staging and launches. Runs with plain
 ``python3 -m pytest`` (no ROS needed).
 """
 
 import numpy as np
 import pytest
 
+from benchmarks.cuda_lab import DeviceImage, HOST_COPY_MODES, LabPreprocessor
 from benchmarks.cuda_variants.variants import BENCH_KERNELS, launch_unfused
 from tensorrt_yolox_py.cuda import kernels as K
 from tensorrt_yolox_py.cuda.check import cuda_call, CudaError
-from tensorrt_yolox_py.cuda.preprocess import (cuda_available, CudaPreprocessor, DeviceImage,
-                                               HOST_COPY_MODES)
+from tensorrt_yolox_py.cuda.preprocess import cuda_available, CudaPreprocessor
 from tensorrt_yolox_py.errors import InputError
 from tensorrt_yolox_py.image import ENCODINGS, SourceImage
 from tensorrt_yolox_py.stages.preprocess import compute_letterbox, preprocess_cpu
+from tensorrt_yolox_py.tensors import DeviceTensor
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not cuda_available(), reason='no CUDA GPU / driver / NVRTC')]
@@ -57,7 +61,8 @@ def _poison(pre, ptr, n=1):
 
 
 def _check(out, image, input_hw, encoding, dtype):
-    ref, _ = preprocess_cpu(np.ascontiguousarray(image), input_hw, encoding, np.float32)
+    ref, _ = preprocess_cpu(SourceImage.from_array(np.ascontiguousarray(image), encoding),
+                            input_hw, np.float32)
     out = np.asarray(out, np.float32).reshape(ref.shape)
     assert not np.isnan(out).any(), 'some output elements were not written'
     diff = np.abs(out - ref)
@@ -74,7 +79,7 @@ def pres():
     def get(input_hw, dtype, **kw):
         key = (input_hw, np.dtype(dtype).name, tuple(sorted((k, str(v)) for k, v in kw.items())))
         if key not in made:
-            made[key] = CudaPreprocessor(input_hw, dtype, **kw)
+            made[key] = LabPreprocessor(input_hw, dtype, **kw)
         return made[key]
 
     yield get
@@ -141,7 +146,7 @@ def test_every_host_staging_mode(mode, overlap):
     """Chunked and threaded staging deliver the same tensor, frame after frame."""
     from cuda.bindings import driver
 
-    with CudaPreprocessor((960, 960), np.float16, host_copy=mode, overlap_h2d=overlap) as pre:
+    with LabPreprocessor((960, 960), np.float16, host_copy=mode, overlap_h2d=overlap) as pre:
         n = 4
         base = int(cuda_call(driver.cuMemAlloc(n * pre.output_nbytes)))
         try:
@@ -200,7 +205,7 @@ def test_every_fused_variant(pres, input_hw, dtype):
 
 @pytest.mark.parametrize('dtype', DTYPES, ids=['f32', 'f16'])
 def test_row_blocked_and_staged_variants_on_partial_blocks(dtype):
-    with CudaPreprocessor((37, 52), dtype, kernels=BENCH_KERNELS) as pre:  # partial row block
+    with LabPreprocessor((37, 52), dtype, kernels=BENCH_KERNELS) as pre:  # partial row block
         for variant in ('w1r2', 'w1r4', 'w1', 's1'):
             for src_hw in ((23, 52), (75, 53), (37, 2), (300, 200), (128, 300)):
                 image = _image(*src_hw, seed=src_hw[0])
@@ -220,7 +225,7 @@ def test_row_blocked_and_staged_variants_on_partial_blocks(dtype):
 
 @pytest.mark.parametrize('dtype', DTYPES, ids=['f32', 'f16'])
 def test_staged_variant_falls_back_when_the_span_does_not_fit(dtype):
-    with CudaPreprocessor((20, 256), dtype, variant='s1', kernels=BENCH_KERNELS) as pre:
+    with LabPreprocessor((20, 256), dtype, variant='s1', kernels=BENCH_KERNELS) as pre:
         for src_hw, expected in (((64, 2000), 'w1'), ((64, 600), 's1')):  # x factor 7.8 / 2.3
             image = _image(*src_hw, seed=src_hw[1])
             dev = _to_device(image)
@@ -329,7 +334,7 @@ def test_graph_and_overlapped_h2d_stay_correct_frame_after_frame(mode):
     from cuda.bindings import driver
 
     kw = {'use_graph': True} if mode == 'graph' else {'overlap_h2d': True}
-    with CudaPreprocessor((960, 960), np.float16, **kw) as pre:
+    with LabPreprocessor((960, 960), np.float16, **kw) as pre:
         n = 5
         base = int(cuda_call(driver.cuMemAlloc(n * pre.output_nbytes)))
         try:
@@ -363,10 +368,58 @@ def test_bad_inputs_raise_clear_errors(pres):
         pre.enqueue_batch([])
 
 
+@pytest.mark.parametrize('dtype', DTYPES, ids=['f32', 'f16'])
+def test_runtime_run_writes_one_device_tensor_for_one_or_a_batch(dtype):
+    """The runtime class's one interface: run(sources) -> (DeviceTensor, letterboxes)."""
+    import threading
+
+    encodings = ['bgr8', 'rgb8', 'yuv422', 'mono8']
+    sizes = [(1280, 1920), (721, 1281), (480, 640), (17, 33)]
+    images = [_image(h, w, 70 + i, ENCODINGS[e].channels)
+              for i, ((h, w), e) in enumerate(zip(sizes, encodings))]
+    padded = _padded(images[1], 5)[0]                     # ROS row padding
+    sources = [SourceImage.from_array(padded if i == 1 else image, encoding)
+               for i, (image, encoding) in enumerate(zip(images, encodings))]
+    in_hw = (608, 960)
+    with CudaPreprocessor(in_hw, dtype) as pre:
+        tensor, lbs = pre.run(sources[:1])
+        assert isinstance(tensor, DeviceTensor) and tensor.layout == 'NCHW'
+        assert tensor.shape == (1, 3) + in_hw and tensor.dtype == np.dtype(dtype)
+        assert tensor.stream == pre.stream_handle and tensor.device_id == pre.gpu_id
+        assert tensor.owner is pre and (lbs[0].src_h, lbs[0].src_w) == sizes[0]
+        _poison(pre, tensor.ptr)
+        again, _ = pre.run(sources[:1])                     # the same buffer, rewritten
+        assert again.ptr == tensor.ptr
+        _check(again.to_host()[0], images[0], in_hw, 'bgr8', dtype)
+        batch, lbs = pre.run(sources)
+        _poison(pre, batch.ptr, len(sources))
+        batch, lbs = pre.run(sources)                       # cached batch plan, new output
+        assert batch.shape == (len(sources), 3) + in_hw
+        out = batch.to_host()
+        for i, image in enumerate(images):
+            assert (lbs[i].src_h, lbs[i].src_w) == sizes[i]
+            _check(out[i], image, in_hw, encodings[i], dtype)
+        one, _ = pre.run(sources[2:3])                      # the grown buffer is kept
+        assert one.ptr == batch.ptr
+        _check(one.to_host()[0], images[2], in_hw, 'yuv422', dtype)
+        got = []
+        worker = threading.Thread(target=lambda: got.append(pre.run(sources[3:])[0].to_host()))
+        worker.start()                                      # another thread: GPU made current
+        worker.join(60)
+        _check(got[0][0], images[3], in_hw, 'mono8', dtype)
+        with pytest.raises(InputError, match='image 0: expected a SourceImage'):
+            pre.run([images[0]])
+        with pytest.raises(InputError, match='at least one image'):
+            pre.run([])
+    assert pre.closed
+    with pytest.raises(RuntimeError, match='closed'):
+        pre.run(sources[:1])
+
+
 def test_cuda_errors_carry_the_cuda_error_name():
     from cuda.bindings import driver
 
-    CudaPreprocessor((64, 64)).close()  # makes sure the context exists
+    LabPreprocessor((64, 64)).close()  # makes sure the context exists
     with pytest.raises(CudaError) as info:
         cuda_call(driver.cuMemAlloc(1 << 60), 'cuMemAlloc')
     assert info.value.name in ('CUDA_ERROR_OUT_OF_MEMORY', 'CUDA_ERROR_INVALID_VALUE')
@@ -374,7 +427,7 @@ def test_cuda_errors_carry_the_cuda_error_name():
 
 
 def test_close_is_explicit_idempotent_and_final():
-    pre = CudaPreprocessor((64, 64), np.float32)
+    pre = LabPreprocessor((64, 64), np.float32)
     out, _ = pre(_image(48, 80, 1))
     assert out.shape == (1, 3, 64, 64)
     pre.close()
@@ -382,6 +435,6 @@ def test_close_is_explicit_idempotent_and_final():
     assert pre.closed
     with pytest.raises(RuntimeError, match='closed'):
         pre.enqueue(_image(48, 80, 1))
-    with CudaPreprocessor((64, 64), np.float16) as ctx:
+    with LabPreprocessor((64, 64), np.float16) as ctx:
         ctx(_image(8, 8, 2))
     assert ctx.closed

@@ -6,6 +6,7 @@ import pytest
 from tensorrt_yolox_py.backends import choose_backend
 from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend
 from tensorrt_yolox_py.errors import FileError, InputError, ModelContractError, ParameterError
+from tensorrt_yolox_py.image import SourceImage
 from tensorrt_yolox_py.devkit.synthetic import make_planted_model, planted_cell_box
 from tensorrt_yolox_py.params import make_config
 from tensorrt_yolox_py.pipeline import Detector
@@ -24,13 +25,17 @@ def _scene(h=1280, w=1920):
     return rng.integers(40, 200, (h, w, 3), dtype=np.uint8)
 
 
+def _src(img, encoding='bgr8'):
+    return SourceImage.from_array(img, encoding)
+
+
 def test_planted_objects_are_found_with_known_boxes(detector):
     # 1920x1280 -> 320x320: scale 1/6. Input cell (3, 2) = source (576, 384)-(768, 576);
     # input cell (7, 4) = source (1344, 768)-(1536, 960).
     img = _scene()
     img[384:576, 576:768] = (0, 0, 255)
     img[768:960, 1344:1536] = (0, 255, 0)
-    result = detector.detect(img)
+    result = detector.detect(_src(img))
     det = result.detections
     order = np.argsort(det.class_ids)
     assert [detector.label_of(c) for c in det.class_ids[order]] == ['CAR', 'PEDESTRIAN']
@@ -39,6 +44,22 @@ def test_planted_objects_are_found_with_known_boxes(detector):
     assert np.all(det.scores > 0.99)
     assert set(result.timings) == {'preprocess', 'infer', 'postprocess', 'total'}
     assert result.timings['total'] >= result.timings['infer'] > 0
+    assert result.batch_size == 1
+
+
+def test_detect_is_detect_batch_of_one(detector):
+    img = _scene(320, 320)
+    img[0:32, 0:32] = (0, 0, 255)
+    calls = []
+    infer = detector.backend.infer
+    detector.backend.infer = lambda tensor: calls.append(tensor.shape) or infer(tensor)
+    one = detector.detect(_src(img))
+    (batched,) = detector.detect_batch([_src(img)])
+    assert calls == [(1, 3, 320, 320)] * 2
+    assert one.letterbox == batched.letterbox and one.batch_size == batched.batch_size == 1
+    np.testing.assert_array_equal(one.detections.boxes, batched.detections.boxes)
+    np.testing.assert_array_equal(one.detections.scores, batched.detections.scores)
+    assert len(one.detections) == 1
 
 
 def test_rgb8_and_strided_images(detector):
@@ -47,10 +68,10 @@ def test_rgb8_and_strided_images(detector):
     step = np.zeros((640, 640 * 3 + 64), np.uint8)
     step[:, :640 * 3] = img.reshape(640, -1)
     view = step[:, :640 * 3].reshape(640, 640, 3)
-    det = detector.detect(view, 'rgb8').detections
+    det = detector.detect(_src(view, 'rgb8')).detections
     assert det.class_ids.tolist() == [1]
     np.testing.assert_allclose(det.boxes, [[192, 64, 256, 128]], atol=1e-3)
-    assert len(detector.detect(view, 'bgr8').detections) == 0   # blue in BGR: nothing
+    assert len(detector.detect(_src(view, 'bgr8')).detections) == 0   # blue in BGR: nothing
 
 
 def test_decoded_output_model_gives_the_same_answer(tmp_path):
@@ -58,7 +79,7 @@ def test_decoded_output_model_gives_the_same_answer(tmp_path):
     with Detector.from_config(make_config({'model_path': str(path), 'device': 'cpu'})) as det:
         img = _scene(320, 320)
         img[32:64, 96:128] = (0, 0, 255)
-        result = det.detect(img).detections
+        result = det.detect(_src(img)).detections
         assert det.postprocessor.output_format == 'decoded'
         np.testing.assert_allclose(result.boxes, [planted_cell_box(3, 1)], atol=1e-3)
 
@@ -69,11 +90,15 @@ def test_decoded_output_model_gives_the_same_answer(tmp_path):
     (np.zeros((10, 10, 2), np.uint8), 'shape'),
 ])
 def test_bad_images_raise_and_the_detector_keeps_working(detector, image, message):
-    with pytest.raises(InputError, match=message):
-        detector.detect(image)
+    with pytest.raises(InputError, match=message):      # the adapter's wrapping says why
+        _src(image)
+    with pytest.raises(InputError, match='image 0: expected a SourceImage, got ndarray'):
+        detector.detect(image)                           # the detector takes SourceImages only
+    with pytest.raises(InputError, match='at least one image'):
+        detector.detect_batch([])
     img = _scene(320, 320)
     img[0:32, 0:32] = (0, 0, 255)
-    assert len(detector.detect(img).detections) == 1
+    assert len(detector.detect(_src(img)).detections) == 1
 
 
 def test_missing_model_file(tmp_path):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tensorrt_yolox_py.cuda.preprocess import cuda_available
+from tensorrt_yolox_py.image import SourceImage
 from tensorrt_yolox_py.params import make_config
 from tensorrt_yolox_py.pipeline import Detector
 
@@ -20,6 +21,7 @@ pytestmark = [pytest.mark.gpu,
 
 def _detectors(**values):
     gpu = Detector.from_config(make_config({**values, 'preprocess_on_gpu': True}))
+    # ONNX Runtime reads host memory: Backend.infer copies the CUDA tensor (to_host)
     cpu = Detector.from_config(make_config({**values, 'preprocess_on_gpu': False}))
     assert gpu.preprocessor.name == 'cuda' and cpu.preprocessor.name == 'cpu'
     return gpu, cpu
@@ -43,8 +45,9 @@ def _match(a, b, threshold=0.5):
 
 def test_planted_scene_same_answer_on_gpu(planted_model):
     gpu, cpu = _detectors(model_path=str(planted_model), backend='onnxruntime')
-    img = np.random.default_rng(0).integers(40, 200, (1280, 1920, 3), dtype=np.uint8)
-    img[384:576, 576:768] = (0, 0, 255)
+    pixels = np.random.default_rng(0).integers(40, 200, (1280, 1920, 3), dtype=np.uint8)
+    pixels[384:576, 576:768] = (0, 0, 255)
+    img = SourceImage.from_array(pixels)
     with gpu, cpu:
         result = gpu.detect(img)
         _match(result.detections, cpu.detect(img).detections)
@@ -60,7 +63,7 @@ def test_demo_model_on_generated_scenes_same_detections_on_gpu():
     with gpu, cpu:
         found = 0
         for seed in range(4):
-            image = generator.render(seed).image
+            image = SourceImage.from_array(generator.render(seed).image)
             a = gpu.detect(image).detections
             b = cpu.detect(image).detections
             _match(a, b)

@@ -24,14 +24,22 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(bool(_REASON), reason=_REASON 
 
 from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
 from tensorrt_yolox_py.batching import BatchScheduler  # noqa: E402
+from tensorrt_yolox_py.errors import InputError  # noqa: E402
+from tensorrt_yolox_py.image import SourceImage  # noqa: E402
 from tensorrt_yolox_py.params import DEFAULT_MODEL_PATH, make_config  # noqa: E402
 from tensorrt_yolox_py.pipeline import Detector  # noqa: E402
 from tensorrt_yolox_py.stages.postprocess import pairwise_iou  # noqa: E402
+from tensorrt_yolox_py.tensors import DeviceTensor  # noqa: E402
 
 BAG = DEFAULT_MODEL_PATH.parents[1] / 'data' / 'sample' / 'demo_bag'
 
 
 def bag_frames():
+    """The bundled bag's frames as SourceImages: through rosbags, or ./bag_frames.npz."""
+    return [SourceImage.from_array(image, encoding) for image, encoding in _bag_arrays()]
+
+
+def _bag_arrays():
     """The bundled bag's [(image, encoding)]: through rosbags, or ./bag_frames.npz.
 
     The GPU machine has no rosbags (it needs binary compression wheels): there the frames come
@@ -59,7 +67,8 @@ def _torch_backend(**kwargs):
 
 def _images(count, seed=0, hw=(1280, 1920)):
     rng = np.random.default_rng(seed)
-    return [rng.integers(0, 256, hw + (3,), dtype=np.uint8) for _ in range(count)]
+    return [SourceImage.from_array(rng.integers(0, 256, hw + (3,), dtype=np.uint8))
+            for _ in range(count)]
 
 
 @pytest.fixture(scope='module')
@@ -72,32 +81,30 @@ def ort():
 
 def test_cuda_fp32_matches_onnxruntime(ort):
     with _torch_backend(precision='fp32', max_batch=4) as backend:
-        assert backend.capabilities.device_input and backend.input_dtype == np.float32
+        assert backend.capabilities.device_memory and backend.input_dtype == np.float32
+        assert backend.device_id == 0
         x = np.random.default_rng(1).uniform(0, 255, (3,) + ort.input_shape[1:])
         x = x.astype(np.float32)
         got, want = backend.infer(x), ort.infer(x)
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-3)
 
 
-def test_device_buffer_is_wrapped_without_a_copy_on_the_callers_stream():
-    from tensorrt_yolox_py.backends.torch_backend import _DeviceBuffer
+def test_device_tensor_is_wrapped_without_a_copy_on_its_stream():
     from tensorrt_yolox_py.cuda.preprocess import CudaPreprocessor
 
     with _torch_backend(precision='fp32') as backend, \
             CudaPreprocessor(backend.input_hw, dtype=backend.input_dtype) as pre:
-        image = _images(1, seed=2)[0]
-        pre.enqueue(image)
-        view = torch.as_tensor(_DeviceBuffer(pre.device_ptr, backend.input_shape,
-                                             backend.input_dtype), device='cuda:0')
-        assert view.data_ptr() == pre.device_ptr               # the same memory, no copy
-        on_device = backend.infer_device(pre.device_ptr, pre.stream_handle)
-        host_tensor, _ = pre(image)                             # same kernel, D2H
-        np.testing.assert_allclose(on_device, backend.infer(host_tensor.copy()), rtol=0,
-                                   atol=1e-4)
+        tensor, _ = pre.run(_images(1, seed=2))
+        assert isinstance(tensor, DeviceTensor) and tensor.stream == pre.stream_handle
+        view = torch.as_tensor(tensor, device='cuda:0')         # its __cuda_array_interface__
+        assert view.data_ptr() == tensor.ptr                     # the same memory, no copy
+        on_device = backend.infer(tensor)
+        host = tensor.to_host()                                  # same kernel output, D2H
+        np.testing.assert_allclose(on_device, backend.infer(host), rtol=0, atol=1e-4)
         # a second frame written into the same buffer changes the answer (read in place)
-        pre.enqueue(_images(1, seed=3)[0])
-        assert not np.allclose(backend.infer_device(pre.device_ptr, pre.stream_handle),
-                               on_device)
+        second, _ = pre.run(_images(1, seed=3))
+        assert second.ptr == tensor.ptr
+        assert not np.allclose(backend.infer(second), on_device)
 
 
 def test_batched_device_input_equals_single_runs():
@@ -106,14 +113,15 @@ def test_batched_device_input_equals_single_runs():
     with _torch_backend(precision='fp32', max_batch=4) as backend, \
             CudaPreprocessor(backend.input_hw, dtype=backend.input_dtype) as pre:
         images = _images(3, seed=4)
-        pre.enqueue_batch(images)
-        batched = backend.infer_device(pre.batch_device_ptr(3), pre.stream_handle, batch=3)
+        tensor, _ = pre.run(images)
+        batched = backend.infer(tensor)
+        too_big = DeviceTensor(tensor.ptr, (5,) + tensor.shape[1:], tensor.dtype,
+                               stream=tensor.stream)
+        with pytest.raises(InputError, match=r'batch 1\.\.4'):
+            backend.infer(too_big)
         for k, image in enumerate(images):
-            pre.enqueue(image)
-            single = backend.infer_device(pre.device_ptr, pre.stream_handle)
+            single = backend.infer(pre.run([image])[0])
             np.testing.assert_allclose(batched[k:k + 1], single, rtol=0, atol=1e-3)
-        with pytest.raises(ValueError):
-            backend.infer_device(pre.batch_device_ptr(3), pre.stream_handle, batch=5)
 
 
 def test_cuda_graph_replays_equal_eager_runs(caplog):
@@ -125,9 +133,9 @@ def test_cuda_graph_replays_equal_eager_runs(caplog):
             _torch_backend(precision='fp32', cuda_graph=True) as graphed, \
             CudaPreprocessor(eager.input_hw) as pre:
         for seed in range(3):          # capture on the first frame, replay on the next ones
-            pre.enqueue(_images(1, seed=10 + seed)[0])
-            want = eager.infer_device(pre.device_ptr, pre.stream_handle)
-            got = graphed.infer_device(pre.device_ptr, pre.stream_handle)
+            tensor, _ = pre.run(_images(1, seed=10 + seed))
+            want = eager.infer(tensor)
+            got = graphed.infer(tensor)
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
         if graphed.cuda_graph:
             assert len(graphed._graphs) == 1
@@ -152,8 +160,11 @@ def _gpu_and_cpu_detectors(**values):
                                             **values}))
     cpu = Detector.from_config(make_config({'backend': 'onnxruntime', 'device': 'cpu',
                                             'preprocess_on_gpu': False, **values}))
-    assert gpu.preprocessor.name == 'cuda' and gpu._device_path
+    assert gpu.preprocessor.name == 'cuda' and gpu.backend.capabilities.device_memory
     assert cpu.preprocessor.name == 'cpu'
+    seen = gpu.seen_tensors = []           # what the GPU backend is given: device tensors
+    infer = gpu.backend.infer
+    gpu.backend.infer = lambda tensor: seen.append(type(tensor)) or infer(tensor)
     return gpu, cpu
 
 
@@ -178,12 +189,13 @@ def test_bundled_bag_gpu_path_equals_cpu_path():
     gpu, cpu = _gpu_and_cpu_detectors()
     with gpu, cpu:
         total = 0
-        for image, encoding in frames:
-            a = gpu.detect(image, encoding).detections
-            b = cpu.detect(image, encoding).detections
+        for source in frames:
+            a = gpu.detect(source).detections
+            b = cpu.detect(source).detections
             _assert_same_detections(a, b)
             total += len(a)
     assert total > 0
+    assert gpu.seen_tensors == [DeviceTensor] * len(frames)   # no host round trip
 
 
 def test_detect_batch_and_scheduler_on_the_gpu():
@@ -191,15 +203,15 @@ def test_detect_batch_and_scheduler_on_the_gpu():
     gpu, cpu = _gpu_and_cpu_detectors(max_batch=4)
     with gpu, cpu:
         assert gpu.backend.capabilities.max_batch == 4
-        batched = gpu.detect_batch([f[0] for f in frames], [f[1] for f in frames])
+        batched = gpu.detect_batch(frames)
         assert all(r.batch_size == len(frames) for r in batched)
-        for (image, encoding), result in zip(frames, batched):
-            _assert_same_detections(result.detections, cpu.detect(image, encoding).detections)
+        for source, result in zip(frames, batched):
+            _assert_same_detections(result.detections, cpu.detect(source).detections)
         outcomes = {}
         with BatchScheduler(gpu, lambda o: outcomes.__setitem__(o.header, o),
                             max_wait_s=0.05) as sched:
-            for k, (image, encoding) in enumerate(frames):
-                sched.submit(f'cam{k}', image, encoding, header=k)
+            for k, source in enumerate(frames):
+                sched.submit(f'cam{k}', source, header=k)
             deadline = time.monotonic() + 60
             while len(outcomes) < len(frames) and time.monotonic() < deadline:
                 time.sleep(0.01)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tensorrt_yolox_py.errors import FileError
+from tensorrt_yolox_py.image import SourceImage
 from tensorrt_yolox_py.onnx_model import integrity
 from tensorrt_yolox_py.params import DEFAULT_MODEL_PATH, make_config
 from tensorrt_yolox_py.pipeline import Detector
@@ -74,7 +75,7 @@ def test_model_without_checksum_loads_with_a_warning(planted_model, caplog):
     with caplog.at_level(logging.INFO, logger='tensorrt_yolox_py.onnx_model.integrity'):
         with Detector.from_config(make_config({'model_path': str(planted_model),
                                                'device': 'cpu'})) as detector:
-            result = detector.detect(np.zeros((64, 64, 3), np.uint8))
+            result = detector.detect(SourceImage.from_array(np.zeros((64, 64, 3), np.uint8)))
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and 'has no checksum' in warnings[0].getMessage()
     assert 'WITHOUT an integrity check' in warnings[0].getMessage()

@@ -13,6 +13,7 @@ from tensorrt_yolox_py.devkit import train as train_mod  # noqa: E402
 from tensorrt_yolox_py.devkit.loss import simota_assign, YoloxLoss  # noqa: E402
 from tensorrt_yolox_py.model.yolox import HeadOutput, make_grids  # noqa: E402
 from tensorrt_yolox_py.stages.postprocess import Detections  # noqa: E402
+from tensorrt_yolox_py.image import SourceImage  # noqa: E402
 from tensorrt_yolox_py.stages.preprocess import preprocess_cpu  # noqa: E402
 
 
@@ -116,7 +117,7 @@ def test_dataset_uses_the_inference_letterbox_and_flips_boxes():
     items = [(img, np.array([[10, 8, 30, 24]], np.float32), np.array([0]))]
     data = train_mod.DetectionDataset(items, (64, 64))
     tensor, boxes, labels = data[0]
-    ref, lb = preprocess_cpu(img, (64, 64))
+    ref, lb = preprocess_cpu(SourceImage.from_array(img), (64, 64))
     np.testing.assert_array_equal(tensor.numpy(), ref[0])
     np.testing.assert_allclose(boxes.numpy(), [[8, 6.4, 24, 19.2]], atol=1e-5)  # scale 0.8
     assert labels.tolist() == [0]
@@ -132,12 +133,13 @@ def test_dataset_uses_the_inference_letterbox_and_flips_boxes():
     noisy = np.random.default_rng(3).integers(0, 256, (97, 131, 3), dtype=np.uint8)
     nflip = train_mod.DetectionDataset([(noisy, np.zeros((0, 4)), np.zeros(0))], (64, 96),
                                        augment=True, flip_prob=1.0, hsv_gains=(0, 0, 0))
-    ref_flip, _ = preprocess_cpu(np.ascontiguousarray(noisy[:, ::-1]), (64, 96))
+    ref_flip, _ = preprocess_cpu(SourceImage.from_array(noisy[:, ::-1]), (64, 96))
     np.testing.assert_array_equal(nflip.load(0, np.random.default_rng(0))[0], ref_flip)
     # The in-memory cache gives the same samples.
     nflip.build_cache(2)
     np.testing.assert_array_equal(nflip.load(0, np.random.default_rng(0))[0], ref_flip)
-    np.testing.assert_array_equal(nflip.load(0)[0], preprocess_cpu(noisy, (64, 96))[0])
+    np.testing.assert_array_equal(nflip.load(0)[0],
+                                  preprocess_cpu(SourceImage.from_array(noisy), (64, 96))[0])
     # HSV jitter changes colours but keeps the geometry.
     hsv = train_mod.DetectionDataset(items, (64, 64), augment=True, flip_prob=0.0)
     t2, b2, _, _ = hsv.load(0, np.random.default_rng(1))
@@ -170,7 +172,8 @@ def test_time_budget_stops_training_and_still_saves(tmp_path):
     stream = train_mod.DetectionDataset.from_stream(iter(make_square_items(8, 4)), (64, 64))
     assert len(stream) == 8 and stream.items[0][0].startswith('<stream')
     ref = make_square_items(8, 4)[0][0]
-    np.testing.assert_array_equal(stream.load(0)[0], preprocess_cpu(ref, (64, 64))[0])
+    np.testing.assert_array_equal(stream.load(0)[0],
+                                  preprocess_cpu(SourceImage.from_array(ref), (64, 64))[0])
     summary = train_mod.Trainer(cfg, stream, make_square_items(2, 5),
                                 ['red', 'green', 'blue']).fit()
     assert summary['stopped_by_time_budget'] and summary['steps'] == 1
@@ -257,7 +260,7 @@ def test_yolox_train_cli_trains_exports_and_detects(tmp_path):
         hits = 0
         for img, boxes, labels in val_items[:8]:
             big = cv2.resize(img, (128, 128), interpolation=cv2.INTER_NEAREST)
-            res = det.detect(big).detections
+            res = det.detect(SourceImage.from_array(big)).detections
             if len(res) and res.class_ids[0] == labels[0]:
                 b, g = res.boxes[0], boxes[0] * 2
                 inter = (max(0, min(b[2], g[2]) - max(b[0], g[0]))

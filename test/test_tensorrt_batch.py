@@ -12,6 +12,7 @@ import pytest
 
 from tensorrt_yolox_py.backends.tensorrt import TensorRTBackend
 from tensorrt_yolox_py.errors import InputError, ParameterError
+from tensorrt_yolox_py.tensors import DeviceTensor
 from trt_double.helpers import calls_named, config
 
 pytest_plugins = ['trt_double.fixtures']
@@ -54,11 +55,13 @@ def test_batched_device_input_on_the_callers_stream(trt, host_memory, tiny_model
         ptr = host_memory.malloc(x.nbytes)
         host_memory.htod_async(ptr, x, stream)
         trt.CALLS.clear()
-        out = backend.infer_device(ptr, stream, batch=2)
+        out = backend.infer(DeviceTensor(ptr, x.shape, x.dtype, stream=stream))
         np.testing.assert_allclose(out, _singles(tiny_model, x), rtol=1e-5, atol=1e-5)
         assert not calls_named(trt.CALLS, 'htod')
-        with pytest.raises(ValueError):
-            backend.infer_device(ptr, stream, batch=4)
+        assert calls_named(trt.CALLS, 'IExecutionContext.execute_async_v3') == [
+            ('IExecutionContext.execute_async_v3', stream)]
+        with pytest.raises(InputError, match=r'batch 1\.\.3'):
+            backend.infer(DeviceTensor(ptr, (4,) + x.shape[1:], x.dtype, stream=stream))
         host_memory.free(ptr)
         host_memory.stream_destroy(stream)
 

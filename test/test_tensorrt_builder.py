@@ -12,6 +12,7 @@ from tensorrt_yolox_py.backends.tensorrt.builder import (EngineSettings, plan_in
 from tensorrt_yolox_py.backends.tensorrt.calibration import make_calibrator
 from tensorrt_yolox_py.backends.tensorrt.common import TensorRTError
 from tensorrt_yolox_py.errors import InputError, ModelContractError, ParameterError
+from tensorrt_yolox_py.image import SourceImage
 from tensorrt_yolox_py.quantization import compute_tensor_ranges, list_calibration_images
 from tensorrt_yolox_py.stages.preprocess import preprocess_cpu
 from trt_double.helpers import (calls_named, config, first_missing, in_order,
@@ -112,7 +113,7 @@ def test_calibrator_batches_equal_preprocess_output(trt, host_memory, calib_imag
         pointers = calibrator.get_batch(['images'])
         assert len(pointers) == 1
         got = np.frombuffer(host_memory.read(pointers[0], 3 * 64 * 64 * 4), np.float32)
-        expected, _ = preprocess_cpu(cv2.imread(str(path)), (64, 64))
+        expected, _ = preprocess_cpu(SourceImage.from_array(cv2.imread(str(path))), (64, 64))
         np.testing.assert_array_equal(got.reshape(1, 3, 64, 64), expected)
     assert calibrator.get_batch(['images']) is None
     assert progress[-1] == (len(images), len(images))
@@ -131,7 +132,8 @@ def test_minmax_scale_of_the_input_is_the_largest_preprocessed_value(
     cache = next(tmp_path.glob('tiny.calib-minmax-*.cache')).read_text().splitlines()
     assert cache[0] == 'TRT-10001-MinMaxCalibration'
     scales = dict(line.split(': ') for line in cache[1:])
-    largest = max(float(np.abs(preprocess_cpu(cv2.imread(str(p)), (64, 64))[0]).max())
+    largest = max(float(np.abs(preprocess_cpu(SourceImage.from_array(cv2.imread(str(p))),
+                                              (64, 64))[0]).max())
                   for p in list_calibration_images(calib_images))
     assert np.frombuffer(bytes.fromhex(scales['images']), '>f4')[0] == pytest.approx(
         largest / 127.0)

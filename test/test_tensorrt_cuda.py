@@ -16,7 +16,9 @@ from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend
 from tensorrt_yolox_py.backends.tensorrt import TensorRTBackend
 from tensorrt_yolox_py.cuda.memory import CudaError, CudaMemory
 from tensorrt_yolox_py.errors import MissingDependencyError
+from tensorrt_yolox_py.image import SourceImage
 from tensorrt_yolox_py.pipeline import Detector
+from tensorrt_yolox_py.tensors import DeviceTensor
 from trt_double.control import DoubleTensorRT, Hardware
 from trt_double.helpers import config
 
@@ -84,8 +86,10 @@ def test_backend_on_device_memory_matches_onnxruntime(cuda_trt, tiny_model, tmp_
         staged = memory.pinned_empty(x.shape, np.float32)
         staged[...] = x
         memory.htod_async(ptr, staged, stream)
-        np.testing.assert_allclose(backend.infer_device(ptr, stream), ref, rtol=1e-6,
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            backend.infer(DeviceTensor(ptr, x.shape, x.dtype, stream=stream,
+                                       device_id=backend.device_id)), ref, rtol=1e-6,
+            atol=1e-5)
         memory.free(ptr)
         memory.free_pinned(staged)
         memory.stream_destroy(stream)
@@ -103,9 +107,14 @@ def test_cuda_preprocessor_buffer_is_the_engine_input(cuda_trt, planted_model, t
             Detector.from_config(cfg.replace(preprocess_on_gpu=False, device='cpu'),
                                  backend=OnnxRuntimeBackend(planted_model)) as cpu_det:
         assert isinstance(gpu_det.preprocessor, preprocess.CudaPreprocessor)
-        assert gpu_det._device_path  # infer_device(preprocessor.device_ptr, its stream)
-        got = gpu_det.detect(image).detections
-        want = cpu_det.detect(image).detections
+        seen = []
+        infer = backend.infer
+        backend.infer = lambda tensor: seen.append(tensor) or infer(tensor)
+        got = gpu_det.detect(SourceImage.from_array(image)).detections
+        want = cpu_det.detect(SourceImage.from_array(image)).detections
+        (tensor,) = seen              # the preprocessor's device tensor, bound in place
+        assert isinstance(tensor, DeviceTensor) and tensor.owner is gpu_det.preprocessor
+        assert tensor.stream == gpu_det.preprocessor.stream_handle
     assert len(want) >= 1
     np.testing.assert_array_equal(got.class_ids, want.class_ids)
     np.testing.assert_allclose(got.boxes, want.boxes, atol=0.5)

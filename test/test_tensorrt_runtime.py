@@ -13,7 +13,9 @@ from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend
 from tensorrt_yolox_py.backends.tensorrt import EngineLoadError, TensorRTBackend, TensorRTError
 from tensorrt_yolox_py.backends.tensorrt import runtime as runtime_module
 from tensorrt_yolox_py.errors import InputError, ModelContractError
+from tensorrt_yolox_py.image import SourceImage
 from tensorrt_yolox_py.pipeline import Detector
+from tensorrt_yolox_py.tensors import DeviceTensor
 from trt_double.helpers import calls_named, config, in_order
 
 pytest_plugins = ['trt_double.fixtures']
@@ -55,13 +57,13 @@ def test_host_input_h2d_execute_d2h_one_sync(trt, host_memory, backend, tiny_mod
 
 def test_device_input_is_bound_in_place_on_the_callers_stream(trt, host_memory, backend,
                                                               tiny_model):
-    """What the CUDA preprocessor hands over: its output buffer and its stream."""
+    """What the CUDA preprocessor hands over: a device tensor on its stream, to ``infer``."""
     x = np.random.default_rng(4).uniform(0, 255, (1, 3, 64, 64)).astype(np.float32)
     camera_stream = host_memory.stream_create()
     preprocessed = host_memory.malloc(x.nbytes)
     host_memory.htod_async(preprocessed, x, camera_stream)
     trt.CALLS.clear()
-    out = backend.infer_device(preprocessed, camera_stream)
+    out = backend.infer(DeviceTensor(preprocessed, x.shape, x.dtype, stream=camera_stream))
     np.testing.assert_allclose(out, reference(tiny_model, x), rtol=1e-6, atol=1e-6)
     assert in_order(trt.CALLS, [('IExecutionContext.set_tensor_address', 'images', preprocessed),
                                 ('IExecutionContext.execute_async_v3', camera_stream),
@@ -82,8 +84,8 @@ def test_detections_match_the_onnxruntime_backend(trt, host_memory, planted_mode
     trt_backend = TensorRTBackend.from_config(cfg, memory=host_memory, trt=trt)
     with Detector.from_config(cfg, backend=trt_backend) as trt_det, \
             Detector.from_config(cfg, backend=OnnxRuntimeBackend(planted_model)) as ort_det:
-        got = trt_det.detect(image).detections
-        want = ort_det.detect(image).detections
+        got = trt_det.detect(SourceImage.from_array(image)).detections
+        want = ort_det.detect(SourceImage.from_array(image)).detections
     assert len(want) >= 1
     np.testing.assert_array_equal(got.class_ids, want.class_ids)
     np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-4)
@@ -135,7 +137,7 @@ def test_close_frees_everything_and_is_idempotent(trt, host_memory, tiny_model, 
     with pytest.raises(RuntimeError, match='closed'):
         backend.infer(np.zeros((1, 3, 64, 64), np.float32))
     with pytest.raises(RuntimeError, match='closed'):
-        backend.infer_device(1234, 0)
+        backend.infer(DeviceTensor(1234, (1, 3, 64, 64), np.float32))
 
 
 def test_bad_inputs_and_failures_raise_clearly(trt, host_memory, backend, caplog):
@@ -143,8 +145,18 @@ def test_bad_inputs_and_failures_raise_clearly(trt, host_memory, backend, caplog
         backend.infer(np.zeros((1, 3, 32, 32), np.float32))
     with pytest.raises(InputError, match='dtype'):
         backend.infer(np.zeros((1, 3, 64, 64), np.float64))
-    with pytest.raises(ValueError, match='null'):
-        backend.infer_device(0, backend._stream)
+    with pytest.raises(InputError, match='null'):
+        DeviceTensor(0, (1, 3, 64, 64), np.float32, stream=backend._stream)
+    trt.CALLS.clear()
+    for bad, message in [
+            (DeviceTensor(1234, (1, 3, 64, 64), np.float32, device_id=1), 'on GPU 1'),
+            (DeviceTensor(1234, (1, 64, 64, 3), np.float32, 'NHWC'), 'NCHW'),
+            (DeviceTensor(1234, (1, 3, 64, 64), np.float16), 'dtype'),
+            (DeviceTensor(1234, (2, 3, 64, 64), np.float32), r'batch 1\.\.1'),
+            (DeviceTensor(1234, (1, 3, 64, 32), np.float32), 'shape')]:
+        with pytest.raises(InputError, match=message):
+            backend.infer(bad)
+    assert not calls_named(trt.CALLS, 'IExecutionContext.execute_async_v3')   # checked first
     context = backend._context
 
     def failing_enqueue(stream_handle):

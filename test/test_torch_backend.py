@@ -15,6 +15,7 @@ import pytest
 from tensorrt_yolox_py.backends import choose_backend, create_backend
 from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend
 from tensorrt_yolox_py.errors import InputError, ModelContractError, ParameterError
+from tensorrt_yolox_py.image import SourceImage
 from tensorrt_yolox_py.devkit.synthetic import make_planted_model
 from tensorrt_yolox_py.params import DEFAULT_MODEL_PATH, make_config
 from tensorrt_yolox_py.pipeline import Detector
@@ -51,7 +52,7 @@ def test_demo_model_matches_onnxruntime_fp32_cpu(demo_pair):
     torch_be, ort_be = demo_pair
     assert torch_be.input_shape == ort_be.input_shape
     assert torch_be.output_shape == ort_be.output_shape
-    assert torch_be.capabilities.max_batch == 2 and not torch_be.capabilities.device_input
+    assert torch_be.capabilities.max_batch == 2 and not torch_be.capabilities.device_memory
     x = _inputs(torch_be, 2)
     got, want = torch_be.infer(x), ort_be.infer(x)
     assert got.shape == want.shape == (2,) + tuple(ort_be.output_shape[1:])
@@ -81,7 +82,7 @@ def test_detector_with_torch_backend_finds_the_planted_object(planted_model):
         assert det.backend.name == 'torch'
         image = np.random.default_rng(5).integers(40, 200, (640, 640, 3), dtype=np.uint8)
         image[64:128, 192:256] = (0, 0, 255)
-        det_out = det.detect(image).detections
+        det_out = det.detect(SourceImage.from_array(image)).detections
         assert det_out.class_ids.tolist() == [1]
         np.testing.assert_allclose(det_out.boxes, [[192, 64, 256, 128]], atol=1e-3)
 
@@ -92,8 +93,9 @@ def test_bad_input_and_bad_models(tmp_path, planted_model):
             backend.infer(np.zeros((2, 3, 320, 320), np.float32))      # max_batch 1
         with pytest.raises(InputError):
             backend.infer(np.zeros((1, 3, 320, 320), np.float16))
-        with pytest.raises(NotImplementedError):
-            backend.infer_device(1234, 0)                               # CPU: no device input
+        # CPU: reads host memory only (a device tensor is copied by Backend.infer, see
+        # test_tensors.py), on no GPU
+        assert not backend.capabilities.device_memory and backend.device_id is None
     with pytest.raises(ModelContractError, match='not found'):
         TorchBackend(tmp_path / 'missing.onnx')
     garbage = tmp_path / 'garbage.onnx'

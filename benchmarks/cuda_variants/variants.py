@@ -1,9 +1,9 @@
 """Benchmark-only preprocessing kernels: the fused variants and the seed's unfused chain.
 
-``BENCH_KERNELS`` is a ``KernelSet`` of the runtime kernels (``tensorrt_yolox_py/cuda/
-preprocess.cu``) plus ``variants.cu`` here, so ``CudaPreprocessor(..., kernels=BENCH_KERNELS)``
-launches every variant with the same staging and argument packing as the runtime. Never
-compiled at run time.
+``BENCH_KERNELS`` is a ``KernelSet`` of the runtime kernels
+(``tensorrt_yolox_py/cuda/preprocess.cu``) plus ``variants.cu`` here, so
+``benchmarks.cuda_lab.LabPreprocessor(..., kernels=BENCH_KERNELS)`` launches every variant
+with the same staging and argument packing as the runtime. Never compiled at run time.
 
 - Variants (beyond the runtime 'b1', 'w1', 'c1'): 'b4' / 'w4' (float32: 4 pixels per thread,
   one float4 store per plane), 'b8' / 'w8' (float16: 8 pixels, one 16-byte store), 'w1r2' /
@@ -50,7 +50,7 @@ BENCH_KERNELS = K.KernelSet('benchmark', (K.HERE / 'preprocess.cu', HERE / 'vari
 
 def launch_unfused(pre: Any, src_ptr: int, pitch: int, lb: LetterboxParams, swap_rb: bool,
                    dst_ptr: int) -> None:
-    """Launch the seed's 4-kernel chain on ``pre``'s stream (``pre`` uses BENCH_KERNELS)."""
+    """Launch the seed's 4-kernel chain on ``pre``'s stream (a LabPreprocessor, BENCH_KERNELS)."""
     in_h, in_w = pre.input_hw
     bufs = getattr(pre, '_bench_unfused_bufs', None)
     if bufs is None:

@@ -218,8 +218,7 @@ def _cpu_fallback(config: DetectorConfig, name: str, reasons: List[str]) -> Tupl
     Running a gpu or DLA camera on the CPU is the user's decision (``allow_cpu_fallback``):
     refused by default, with the reasons and both fixes.
     """
-    hint = jetson_tensorrt_hint() if not tensorrt_importable() else ''
-    why = '; '.join(reasons + ([hint] if hint else [])) or 'no GPU backend'
+    why = '; '.join(reasons) or 'no GPU backend'
     if not config.allow_cpu_fallback:
         raise ParameterError('device', f"'{config.device}' cannot run here ({why}); set "
                              'allow_cpu_fallback:=true to run on the CPU instead, or '
@@ -231,14 +230,14 @@ def _cpu_fallback(config: DetectorConfig, name: str, reasons: List[str]) -> Tupl
 def create_backend(config: DetectorConfig) -> Backend:
     """Build the backend chosen by ``choose_backend`` and log the choice and its reason."""
     name, reason = choose_backend(config)
+    if reason.startswith(CPU_FALLBACK):   # its reasons name the Jetson fix where there is one
+        LOGGER.warning('inference backend: %s (%s)', name, reason)
+        return REGISTRY[name].create(config)
     if config.backend == 'auto' and name != 'tensorrt' and config.device != 'cpu':
         hint = jetson_tensorrt_hint() if not tensorrt_importable() else ''
         if hint:
             LOGGER.warning('%s; backend auto falls back to %s', hint, name)
-    if reason.startswith(CPU_FALLBACK):
-        LOGGER.warning('inference backend: %s (%s)', name, reason)
-    else:
-        LOGGER.info('inference backend: %s (%s)', name, reason)
+    LOGGER.info('inference backend: %s (%s)', name, reason)
     return REGISTRY[name].create(config)
 
 

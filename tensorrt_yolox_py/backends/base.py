@@ -5,34 +5,46 @@ Contract:
 - Input: one tensor (B, 3, H, W), dtype ``input_dtype`` (float32, or float16 for engines that
   take half input), NCHW, BGR, values 0-255: the preprocess stage's output, B images stacked
   (1 <= B <= ``capabilities.max_batch``; ``input_shape`` is the one-image shape (1, 3, H, W)).
-- Output: one array (B, N, 5 + C) float32: the YOLOX head (raw, sigmoid-ed obj/cls) or the
-  already decoded form; the postprocess stage tells which. Row b belongs to input image b.
-- ``infer()`` checks the input against ``input_shape`` / ``input_dtype`` and delegates to
-  ``_infer_impl()`` (Polygraphy's runner pattern); ``close()`` releases resources explicitly.
-- ``capabilities`` (``BackendCapabilities``) declares what the pipeline may ask for:
-  ``device_input`` = ``infer_device(input_ptr, stream, batch)`` reads a preprocessed tensor in
-  device memory in place (no host round trip) on the caller's CUDA stream; ``max_batch`` = the
-  largest first dimension B one call takes; ``precisions`` and ``devices`` it runs. The pipeline
-  reads these, never ``hasattr``.
+  Either kind of ``tensors.Tensor``: a ``HostTensor`` (or a bare NumPy array) or a
+  ``DeviceTensor`` (CUDA memory written on its ``stream``).
+- Output: one array (B, N, 5 + C) float32 in host memory: the YOLOX head (raw, sigmoid-ed
+  obj/cls) or the already decoded form; the postprocess stage tells which. Row b belongs to
+  input image b.
+- ``infer(tensor)`` is the one entry (Polygraphy's runner pattern): it checks state, layout,
+  shape, batch, dtype (and, for a device tensor, the GPU) once, then delegates to
+  ``_infer_impl()``, which gets a contiguous NumPy array or, when
+  ``capabilities.device_memory`` is true, the ``DeviceTensor`` itself, to read in place and
+  run after it on its stream. A backend that cannot read device memory gets a device tensor
+  copied to the host here (``DeviceTensor.to_host``, logged once per backend).
+  ``close()`` releases resources explicitly.
+- ``capabilities`` (``BackendCapabilities``): ``device_memory`` (see above), ``max_batch`` =
+  the largest first dimension B one call takes; ``precisions`` and ``devices`` it runs.
+  ``device_id``: the GPU a device-memory backend reads (a device tensor on another GPU is an
+  ``InputError``); None for host-only backends.
 - ``REGISTRY``: backend name -> ``BackendEntry`` (``usable(config)`` -> '' or why not,
   ``create(config)``), in the order ``backend: auto`` tries them; ``backends.create_backend``
   is the only factory.
 """
 
 import abc
+import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 
 from ..errors import InputError, ModelContractError
+from ..tensors import as_tensor, DeviceTensor, HostTensor
+
+LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class BackendCapabilities:
     """What a backend instance can do (see the module contract)."""
 
-    device_input: bool = False
+    #: ``_infer_impl`` reads a ``DeviceTensor`` in place (else ``infer`` copies it to host).
+    device_memory: bool = False
     max_batch: int = 1
     precisions: Tuple[str, ...] = ('fp32',)
     devices: Tuple[str, ...] = ('cpu',)
@@ -52,7 +64,10 @@ class Backend(abc.ABC):
         self.input_shape: Tuple[int, int, int, int] = (1, 3, 0, 0)
         self.output_shape: Tuple[int, int, int] = (1, 0, 0)
         self.input_dtype = np.dtype(np.float32)
+        #: The GPU whose memory ``_infer_impl`` reads (device-memory backends), else None.
+        self.device_id: Optional[int] = None
         self._closed = False
+        self._told_to_host = False
 
     @property
     def input_hw(self) -> Tuple[int, int]:
@@ -64,35 +79,43 @@ class Backend(abc.ABC):
         """Number of classes C of the (1, N, 5 + C) output."""
         return int(self.output_shape[2]) - 5
 
-    def infer(self, tensor: np.ndarray) -> np.ndarray:
+    def infer(self, tensor: Union[np.ndarray, HostTensor, DeviceTensor]) -> np.ndarray:
         """Run the model on a (B, 3, H, W) preprocessed tensor; return its (B, N, 5 + C)."""
         if self._closed:
             raise RuntimeError(f'{self.name} backend is closed')
-        if not isinstance(tensor, np.ndarray):
-            raise InputError(f'input must be a numpy array, got {type(tensor).__name__}')
-        batch = int(tensor.shape[0]) if tensor.ndim == 4 else 0
-        if (tuple(tensor.shape[1:]) != tuple(self.input_shape[1:])
-                or not 1 <= batch <= self.capabilities.max_batch):
-            raise InputError(f'input shape {tuple(tensor.shape)} does not match the model '
-                             f'input {tuple(self.input_shape)} (batch 1..'
+        tensor = as_tensor(tensor)
+        if tensor.layout != 'NCHW':
+            raise InputError(f'{self.name} takes NCHW input, got a {tensor.layout} tensor')
+        shape = tuple(tensor.shape)
+        batch = int(shape[0])
+        if shape[1:] != tuple(self.input_shape[1:]) or \
+                not 1 <= batch <= self.capabilities.max_batch:
+            raise InputError(f'input shape {shape} does not match the model input '
+                             f'{tuple(self.input_shape)} (batch 1..'
                              f'{self.capabilities.max_batch})')
         if tensor.dtype != self.input_dtype:
             raise InputError(f'input dtype {tensor.dtype} does not match the model input '
                              f'{self.input_dtype}')
-        return self._infer_impl(np.ascontiguousarray(tensor))
+        if isinstance(tensor, HostTensor):
+            return self._infer_impl(np.ascontiguousarray(tensor.array))
+        if not self.capabilities.device_memory:
+            if not self._told_to_host:
+                self._told_to_host = True
+                LOGGER.info('%s reads host memory: device tensors are copied to the host '
+                            '(to_host) before inference', self.name)
+            return self._infer_impl(tensor.to_host())
+        if self.device_id is not None and tensor.device_id != self.device_id:
+            raise InputError(f'input is on GPU {tensor.device_id}, the {self.name} backend '
+                             f'runs on GPU {self.device_id}')
+        return self._infer_impl(tensor)
 
     @abc.abstractmethod
-    def _infer_impl(self, tensor: np.ndarray) -> np.ndarray:
-        """Backend-specific inference on a checked, contiguous input."""
+    def _infer_impl(self, tensor: Any) -> np.ndarray:
+        """Backend-specific inference on a checked input (see the module contract).
 
-    def infer_device(self, input_ptr: int, stream: int, batch: int = 1) -> np.ndarray:
-        """Run on a preprocessed input already in device memory (``capabilities.device_input``).
-
-        ``input_ptr`` holds ``batch`` images of ``input_shape[1:]`` / ``input_dtype`` written on
-        CUDA ``stream``; the backend runs after it on that stream and returns the host output
-        (batch, N, 5 + C).
+        ``tensor``: a C-contiguous NumPy array, or a ``DeviceTensor`` when
+        ``capabilities.device_memory`` is true.
         """
-        raise NotImplementedError(f'{self.name} backend has no device input')
 
     def close(self) -> None:
         """Release the backend's resources; further ``infer()`` calls raise."""

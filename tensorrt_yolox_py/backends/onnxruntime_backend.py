@@ -27,7 +27,7 @@ class OnnxRuntimeBackend(Backend):
     """YOLOX inference through ``onnxruntime.InferenceSession``."""
 
     name = 'onnxruntime'
-    capabilities = BackendCapabilities(device_input=False, max_batch=1,
+    capabilities = BackendCapabilities(device_memory=False, max_batch=1,
                                        precisions=('fp32', 'int8'), devices=('cpu', 'gpu'))
 
     def __init__(self, model_path: Union[str, Path], num_threads: int = 0,

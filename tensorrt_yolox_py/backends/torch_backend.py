@@ -12,18 +12,20 @@ chosen (nothing else imports torch at run time).
   the backend runs fp32 and says so in the log. ``int8`` is not a torch precision: fp16 on a
   GPU, fp32 on the CPU, with a log line (``resolve_precision``). fp32 on CUDA turns TF32 off
   (process-wide), so fp32 is IEEE fp32. Outputs are always float32 host arrays.
-- ``infer(tensor)``: host (B, 3, H, W) in, host (B, N, 5 + C) out.
-- ``infer_device(input_ptr, stream, batch)`` (CUDA only): the preprocessor's device buffer is
-  wrapped as a tensor without a copy (``torch.as_tensor`` over ``__cuda_array_interface__``),
-  and the model runs on the caller's stream (``torch.cuda.ExternalStream``), so it is ordered
-  after the preprocessing kernel with no host sync in between; the output is copied to the host
-  on that stream, then the stream is synchronized. Eager calls from several cameras' threads
-  may overlap (each on its own stream); host-path calls and CUDA graphs are serialized by a
-  lock.
+- ``infer(tensor)`` (``Backend.infer``): (B, 3, H, W) in, host (B, N, 5 + C) out. A host
+  tensor is copied into a static device input on the backend's own stream. On CUDA
+  (``capabilities.device_memory``) a ``tensors.DeviceTensor`` (the preprocessor's output) is
+  wrapped without a copy (``torch.as_tensor`` over its ``__cuda_array_interface__``) and the
+  model runs on the tensor's stream (``torch.cuda.ExternalStream``), so it is ordered after
+  the preprocessing kernel with no host sync in between; the output is copied to the host on
+  that stream, then the stream is synchronized. Eager device-tensor calls from several
+  cameras' threads may overlap (each on its own stream); host-tensor calls and CUDA graphs are
+  serialized by a lock.
 - ``cuda_graph``: on CUDA, the first call per (input buffer, batch) captures the model as a
   CUDA graph (after warm-up runs on a side stream) and later calls replay it; the graph reads
   the wrapped input buffer in place, so the preprocessor must keep writing to the same pointer
-  (``CudaPreprocessor`` does). Host-path calls use one static input buffer per batch size.
+  (``CudaPreprocessor`` does: one output buffer, moved only when a larger batch comes).
+  Host-tensor calls use one static input buffer per batch size.
 - ``onnx2torch`` imports ``torchvision`` for two converters YOLOX never uses (NMS, RoiAlign);
   where torchvision cannot be imported (the CPU torch wheel, CUDA machines without it) a
   placeholder module that raises on use stands in for it (``import_onnx2torch``), which also
@@ -45,6 +47,7 @@ import numpy as np
 
 from .._lazy import require
 from ..errors import MissingDependencyError, ModelContractError
+from ..tensors import DeviceTensor
 from .base import Backend, BackendCapabilities, check_io_contract
 
 LOGGER = logging.getLogger(__name__)
@@ -221,13 +224,14 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
-class _DeviceBuffer:
-    """A ``__cuda_array_interface__`` view of raw device memory (for ``torch.as_tensor``)."""
+class _DeviceView:
+    """A ``__cuda_array_interface__`` of a device tensor without its stream (for torch).
 
-    def __init__(self, ptr: int, shape: Tuple[int, ...], dtype: np.dtype) -> None:
-        self.__cuda_array_interface__ = {
-            'shape': tuple(int(d) for d in shape), 'typestr': np.dtype(dtype).str,
-            'data': (int(ptr), False), 'version': 2, 'strides': None}
+    The model already runs on the tensor's stream, so torch needs no extra synchronisation.
+    """
+
+    def __init__(self, tensor: DeviceTensor) -> None:
+        self.__cuda_array_interface__ = tensor.cuda_array_interface(with_stream=False)
 
 
 def _onnx_dims(value_info: Any) -> Tuple[Union[int, str], ...]:
@@ -239,7 +243,7 @@ class TorchBackend(Backend):
     """YOLOX inference through PyTorch (onnx2torch); see the module contract."""
 
     name = 'torch'
-    capabilities = BackendCapabilities(device_input=False, max_batch=1,
+    capabilities = BackendCapabilities(device_memory=False, max_batch=1,
                                        precisions=('fp32', 'fp16'), devices=('gpu', 'cpu'))
 
     def __init__(self, model_path: Union[str, Path], device: str = 'cpu',
@@ -275,6 +279,9 @@ class TorchBackend(Backend):
         if self.device.type == 'cuda' and not torch.cuda.is_available():
             raise ModelContractError(f'torch backend: {device} requested but torch sees no '
                                      'CUDA GPU')
+        if self.device.type == 'cuda':
+            self.device_id = (self.device.index if self.device.index is not None
+                              else torch.cuda.current_device())
         if self.device.type == 'cpu' and num_threads > 0:
             torch.set_num_threads(int(num_threads))
         self.precision = resolve_precision(precision, str(self.device))
@@ -316,7 +323,7 @@ class TorchBackend(Backend):
         self.output_shape = tuple(int(d) for d in out.shape)
         check_io_contract(self.input_shape, self.output_shape, str(path))
         self.capabilities = replace(self.capabilities,
-                                    device_input=self.device.type == 'cuda',
+                                    device_memory=self.device.type == 'cuda',
                                     max_batch=max(1, int(max_batch)),
                                     precisions=(('fp32', 'fp16') if self.device.type == 'cuda'
                                                 else ('fp32',)))
@@ -332,7 +339,9 @@ class TorchBackend(Backend):
     def _to_host(self, out: Any) -> np.ndarray:
         return out.float().cpu().numpy()
 
-    def _infer_impl(self, tensor: np.ndarray) -> np.ndarray:
+    def _infer_impl(self, tensor: Union[np.ndarray, DeviceTensor]) -> np.ndarray:
+        if isinstance(tensor, DeviceTensor):
+            return self._infer_device(tensor)
         torch = self._torch
         with self._lock, torch.inference_mode():
             host = torch.from_numpy(tensor)
@@ -348,27 +357,17 @@ class TorchBackend(Backend):
                 out = self._run(static, ('host', batch), self._stream)
                 return self._to_host(out)
 
-    def infer_device(self, input_ptr: int, stream: int, batch: int = 1) -> np.ndarray:
-        """Run on ``batch`` preprocessed images at ``input_ptr``, on CUDA stream ``stream``."""
-        if self._closed:
-            raise RuntimeError(f'{self.name} backend is closed')
-        if not self.capabilities.device_input:
-            raise NotImplementedError(f'torch backend on {self.device} has no device input')
-        if not int(input_ptr):
-            raise ValueError('input_ptr is a null device pointer')
-        if not 1 <= int(batch) <= self.capabilities.max_batch:
-            raise ValueError(f'batch {batch} is outside 1..{self.capabilities.max_batch}')
+    def _infer_device(self, tensor: DeviceTensor) -> np.ndarray:
+        """Run on a checked device tensor in place, on its stream (see the module contract)."""
         torch = self._torch
-        shape = (int(batch),) + tuple(self.input_shape[1:])
         # eager runs of several cameras may overlap on their own streams; graph capture and
         # replay (shared graphs and outputs) take the lock
         lock = self._lock if self.cuda_graph else contextlib.nullcontext()
         with lock, torch.inference_mode(), torch.cuda.device(self.device):
-            external = torch.cuda.ExternalStream(int(stream), device=self.device)
+            external = torch.cuda.ExternalStream(tensor.stream, device=self.device)
             with torch.cuda.stream(external):
-                tensor = torch.as_tensor(_DeviceBuffer(input_ptr, shape, self.input_dtype),
-                                         device=self.device)
-                out = self._run(tensor, ('device', int(input_ptr), int(batch)), external)
+                view = torch.as_tensor(_DeviceView(tensor), device=self.device)
+                out = self._run(view, ('device', tensor.ptr, tensor.batch), external)
                 return self._to_host(out)
 
     def _run(self, tensor: Any, key: tuple, stream: Any) -> Any:

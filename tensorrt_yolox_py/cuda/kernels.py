@@ -143,8 +143,6 @@ class KernelSet:
 #: What the package compiles at run time.
 RUNTIME_KERNELS = KernelSet('runtime', (HERE / 'preprocess.cu',), KERNEL_NAMES,
                             {'float32': RUNTIME_VARIANTS, 'float16': RUNTIME_VARIANTS})
-#: Compatibility name: the runtime variants by output dtype.
-FUSED_VARIANTS = RUNTIME_KERNELS.variants
 
 
 def dtype_suffix(dtype: np.dtype) -> str:
@@ -310,6 +308,87 @@ def compile_source(source: str, arch: str, lineinfo: bool = False) -> object:
 def compile_kernels(arch: str, lineinfo: bool = False) -> object:
     """Compile the runtime kernels (``RUNTIME_KERNELS``) for ``arch``."""
     return RUNTIME_KERNELS.compile(arch, lineinfo)
+
+
+class LoadedKernels:
+    """A ``KernelSet`` compiled for one GPU and loaded there; launches kernels by name.
+
+    The one place the preprocessing reaches cuda.core: ``launch(name, geometry, stream,
+    *args)`` runs kernel ``name`` on a CUDA stream given by its handle (an int, e.g. from
+    ``cuda.memory.CudaMemory.stream_create``); ``prepare(name, geometry)`` returns what
+    ``launch_prepared(prepared, stream, args)`` needs, so a steady-state call only launches.
+    ``activate()`` makes the GPU current on the calling thread.
+    """
+
+    def __init__(self, kernels: KernelSet, gpu_id: int = 0) -> None:
+        self._core = require('cuda.core', 'CUDA preprocessing', INSTALL_HINT)
+        self.kernel_set = kernels
+        self.device = self._core.Device(int(gpu_id))
+        self.device.set_current()
+        self.device_name = str(self.device.name)
+        self.arch = f'sm_{self.device.arch}'
+        self._module = kernels.compile(self.arch)
+        self._kernels: Dict[str, object] = {}
+        self._configs: Dict[Geometry, object] = {}
+        self._streams: Dict[int, object] = {}
+
+    def activate(self) -> None:
+        """Make this GPU (its primary context) current on the calling thread."""
+        self.device.set_current()
+
+    @property
+    def core(self) -> object:
+        """The cuda.core module (for the benchmark lab)."""
+        return self._core
+
+    def stream(self, handle: int) -> object:
+        """Return a cuda.core Stream over stream handle ``handle`` (cached, not owned)."""
+        stream = self._streams.get(handle)
+        if stream is None:
+            wrap = getattr(self._core.Stream, 'from_handle', None)
+            stream = (wrap(int(handle)) if wrap is not None
+                      else self.device.create_stream(_StreamHandle(int(handle))))
+            self._streams[handle] = stream
+        return stream
+
+    def kernel(self, name: str) -> object:
+        """Return kernel ``name`` of the loaded module (cached)."""
+        kernel = self._kernels.get(name)
+        if kernel is None:
+            kernel = self._kernels[name] = self._module.get_kernel(name)
+        return kernel
+
+    def prepare(self, name: str, geometry: Geometry) -> Tuple[object, object]:
+        """Return the (launch config, kernel) of kernel ``name`` over ``geometry`` (cached)."""
+        kernel = self.kernel(name)
+        config = self._configs.get(geometry)
+        if config is None:
+            grid, block = geometry
+            config = self._configs[geometry] = self._core.LaunchConfig(grid=grid, block=block)
+        return config, kernel
+
+    def launch_prepared(self, prepared: Tuple[object, object], stream: int,
+                        args: Sequence[object]) -> None:
+        """Launch a ``prepare``-d kernel with ``args`` on stream handle ``stream``."""
+        self._core.launch(self.stream(stream), prepared[0], prepared[1], *args)
+
+    def launch(self, name: str, geometry: Geometry, stream: int, *args: object) -> None:
+        """Launch kernel ``name`` over ``geometry`` with ``args`` on stream handle ``stream``."""
+        self.launch_prepared(self.prepare(name, geometry), stream, args)
+
+    def forget_stream(self, handle: int) -> None:
+        """Drop the wrapper of a stream about to be destroyed (its owner destroys it)."""
+        self._streams.pop(handle, None)
+
+
+class _StreamHandle:
+    """A foreign stream handle in the ``__cuda_stream__`` protocol (older cuda.core)."""
+
+    def __init__(self, handle: int) -> None:
+        self.handle = handle
+
+    def __cuda_stream__(self) -> Tuple[int, int]:
+        return 0, self.handle
 
 
 def cached_modules() -> int:

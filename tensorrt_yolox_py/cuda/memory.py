@@ -13,6 +13,13 @@ host-memory implementation (test/trt_double) and the rest of the code runs uncha
 - ``htod_async(dst_ptr, src_array, stream)`` / ``dtoh_async(dst_array, src_ptr, stream)``.
 - ``close()``.
 
+``CudaMemory`` also has what the CUDA preprocessor needs beyond it (not part of the interface
+the TensorRT code relies on): ``activate()``, raw-pointer copies ``copy_htod_async(dst_ptr,
+src_ptr, nbytes, stream)``, and events ``event_create()`` / ``event_record(event, stream)`` /
+``event_synchronize(event)`` / ``stream_wait_event(stream, event)`` / ``event_destroy(event)``.
+``copy_to_host(out, ptr, stream, gpu_id)`` copies device memory to a host array and waits
+(``tensors.DeviceTensor.to_host``).
+
 ``CudaMemory`` implements it with NVIDIA's cuda-python runtime bindings (``cuda.bindings.runtime``,
 or ``cuda.cudart`` on older cuda-python 12 installs such as JetPack 6), imported lazily.
 ``compute_capability_supports`` tells fast FP16 / INT8 by compute capability.
@@ -28,7 +35,8 @@ from .check import cuda_call, CudaError
 from ..errors import MissingDependencyError
 
 LOGGER = logging.getLogger(__name__)
-__all__ = ['CudaError', 'CudaMemory', 'compute_capability_supports', 'import_cudart']
+__all__ = ['CudaError', 'CudaMemory', 'compute_capability_supports', 'copy_to_host',
+           'import_cudart']
 
 
 def import_cudart() -> Any:
@@ -42,7 +50,8 @@ def import_cudart() -> Any:
             return cudart
         except ImportError:
             raise MissingDependencyError(
-                f'the TensorRT backend needs the CUDA runtime bindings ({first}). Install '
+                f'CUDA memory (TensorRT backend, CUDA preprocessing) needs the CUDA runtime '
+                f'bindings ({first}). Install '
                 "them with: pip install 'cuda-bindings>=12.6'") from first
 
 
@@ -133,11 +142,57 @@ class CudaMemory:
         _check(self._rt.cudaMemcpyAsync(dst.ctypes.data, int(src), dst.nbytes, kind,
                                         int(stream)), 'cudaMemcpyAsync(DtoH)')
 
+    def copy_htod_async(self, dst: int, src: int, nbytes: int, stream: int) -> None:
+        """Queue a copy of ``nbytes`` from host address ``src`` to device ``dst`` on ``stream``.
+
+        From pageable memory the driver stages the bytes and returns once they are read; from
+        page-locked memory the copy is a true async DMA (keep the source alive until done).
+        """
+        kind = self._rt.cudaMemcpyKind.cudaMemcpyHostToDevice
+        _check(self._rt.cudaMemcpyAsync(int(dst), int(src), int(nbytes), kind, int(stream)),
+               'cudaMemcpyAsync(HtoD)')
+
+    def event_create(self) -> Any:
+        """Create an event without timing (for ordering and host waits)."""
+        flags = getattr(self._rt, 'cudaEventDisableTiming', 2)
+        return _check(self._rt.cudaEventCreateWithFlags(int(flags)), 'cudaEventCreateWithFlags')
+
+    def event_record(self, event: Any, stream: int) -> None:
+        """Record ``event`` on ``stream``."""
+        _check(self._rt.cudaEventRecord(event, int(stream)), 'cudaEventRecord')
+
+    def event_synchronize(self, event: Any) -> None:
+        """Wait on the host until ``event`` has completed."""
+        _check(self._rt.cudaEventSynchronize(event), 'cudaEventSynchronize')
+
+    def stream_wait_event(self, stream: int, event: Any) -> None:
+        """Make later work on ``stream`` wait for ``event`` (no host wait)."""
+        _check(self._rt.cudaStreamWaitEvent(int(stream), event, 0), 'cudaStreamWaitEvent')
+
+    def event_destroy(self, event: Any) -> None:
+        """Destroy an event from ``event_create``."""
+        _check(self._rt.cudaEventDestroy(event), 'cudaEventDestroy')
+
     def close(self) -> None:
         """Free pinned buffers that are still allocated."""
         for ptr in list(self._pinned.values()):
             _check(self._rt.cudaFreeHost(ptr), 'cudaFreeHost')
         self._pinned.clear()
+
+
+def copy_to_host(out: np.ndarray, ptr: int, stream: int, gpu_id: int = 0) -> None:
+    """Copy ``out.nbytes`` of device memory at ``ptr`` into ``out`` on ``stream``, then wait.
+
+    ``out`` must be C-contiguous. Makes GPU ``gpu_id`` current on the calling thread.
+    """
+    if not out.flags.c_contiguous:
+        raise ValueError('copy_to_host needs a C-contiguous destination')
+    rt = import_cudart()
+    _check(rt.cudaSetDevice(int(gpu_id)), f'cudaSetDevice({gpu_id})')
+    kind = rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+    _check(rt.cudaMemcpyAsync(out.ctypes.data, int(ptr), out.nbytes, kind, int(stream)),
+           'cudaMemcpyAsync(DtoH)')
+    _check(rt.cudaStreamSynchronize(int(stream)), 'cudaStreamSynchronize')
 
 
 def compute_capability_supports(capability: Tuple[int, int]) -> Dict[str, bool]:

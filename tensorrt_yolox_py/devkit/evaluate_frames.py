@@ -1,8 +1,9 @@
 """Score a detector on generated frames held in memory (the model metrics and INT8 study).
 
-Contract: ``evaluate_frames(detect, frames)`` calls ``detect(image)`` -> ``DetectionResult``
+Contract: ``evaluate_frames(detect, frames)`` calls ``detect(source)`` -> ``DetectionResult``
 (``pipeline.Detector.detect`` or any callable with that result) on each
-``devkit.dataset.Frame``, and returns ``(coco.CocoResult, timings)``: pycocotools metrics
+``devkit.dataset.Frame``'s bgr8 image wrapped as an ``image.SourceImage`` (this module is the
+adapter of in-memory frames), and returns ``(coco.CocoResult, timings)``: pycocotools metrics
 against the frames' own labels (ignored objects as ``iscrowd`` regions, category id = class id
 + 1) and the per-frame stage timings in ms.
 """
@@ -10,6 +11,7 @@ against the frames' own labels (ignored objects as ``iscrowd`` regions, category
 from typing import Callable, Dict, List, Mapping, Sequence, Tuple
 
 from ..evaluation.coco import CocoEvaluator, CocoResult
+from ..image import SourceImage
 from .dataset import coco_categories, coco_dataset
 
 
@@ -34,7 +36,7 @@ def evaluate_frames(detect: Callable, frames: Sequence, progress: bool = False,
         from tqdm import tqdm
         items = tqdm(items, total=len(frames), desc=desc, unit='img')
     for i, frame in items:
-        result = detect(frame.image)
+        result = detect(SourceImage.from_array(frame.image, 'bgr8'))
         evaluator.add(i + 1, result.detections)
         timings.append(dict(result.timings))
     return evaluator.evaluate(), timings

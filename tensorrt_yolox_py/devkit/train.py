@@ -41,6 +41,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 import numpy as np
 
 from .._lazy import require
+from ..image import SourceImage
 from ..stages.preprocess import LetterboxParams, PAD_VALUE, preprocess_cpu
 from .export import export_onnx, load_checkpoint
 from .loss import YoloxLoss
@@ -128,7 +129,7 @@ class DetectionDataset(torch.utils.data.Dataset):
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if boxes.shape[0] != labels.shape[0]:
             raise ValueError(f'item {index}: {boxes.shape[0]} boxes but {labels.shape[0]} labels')
-        tensor, lb = preprocess_cpu(read_image(image), self.input_hw)
+        tensor, lb = preprocess_cpu(SourceImage.from_array(read_image(image)), self.input_hw)
         # Exact: the letterbox of a uint8 image holds integer values.
         region = tensor[0, :, :lb.resized_h, :lb.resized_w].transpose(1, 2, 0).astype(np.uint8)
         boxes, keep = letterbox_boxes(boxes, lb, self.min_box_size)

@@ -23,6 +23,7 @@ from typing import Iterator, List, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import InputError, ParameterError
+from ..image import SourceImage
 from ..stages.preprocess import preprocess_cpu
 
 LOGGER = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ def calibration_tensors(paths: Sequence[Path], input_hw: Tuple[int, int],
                         dtype: type = np.float32) -> Iterator[np.ndarray]:
     """Yield the preprocessed (1, 3, H, W) tensor of each image, in order."""
     for path in paths:
-        tensor, _ = preprocess_cpu(load_image(path), input_hw, 'bgr8', dtype)
+        tensor, _ = preprocess_cpu(SourceImage.from_array(load_image(path), 'bgr8'), input_hw,
+                                   dtype)
         yield tensor
 
 

@@ -2,9 +2,10 @@
 
 Contract (YOLOX semantics; every implementation, CPU or CUDA, must follow it):
 
-- Input: an ``image.SourceImage`` (made and validated once by the adapter: any encoding of
-  ``image.ENCODINGS``, rows possibly strided), or an (H, W, C) uint8 array plus its encoding
-  name, wrapped into one here. The CPU reference converts the pixels to BGR with OpenCV
+- Input: ``image.SourceImage`` only (made and validated once by the adapter: any encoding of
+  ``image.ENCODINGS``, rows possibly strided; wrapping an array with its encoding is the
+  adapter's job, ``SourceImage.from_array``). The CPU reference converts the pixels to BGR
+  with OpenCV
   (``Encoding.to_bgr``; bgr8 / rgb8 are resized as they are and their planes picked in BGR
   order), the CUDA kernels convert inside the sampling; both follow the geometry below.
 - ``scale = min(in_w / W, in_h / H)``; resized size ``(rw, rh) = (round(W*scale),
@@ -14,19 +15,30 @@ Contract (YOLOX semantics; every implementation, CPU or CUDA, must follow it):
 - Output: (1, 3, in_h, in_w) float32 (or float16) NCHW, channel order BGR (the model's), values
   0-255, no mean/std normalisation.
 - Boxes map back to the source frame by dividing by ``scale`` (see ``LetterboxParams``).
+
+The one preprocessor interface (``Preprocessor``), which every implementation follows:
+``run(sources) -> (tensor, letterboxes)`` letterboxes a non-empty sequence of SourceImages
+into one (B, 3, in_h, in_w) tensor of ``dtype`` (image i in row i) and returns it with one
+``LetterboxParams`` per image; ``close()`` releases what the instance holds (idempotent; also
+a context manager). The tensor is the instance's own memory, overwritten by its next ``run``.
+``CpuPreprocessor`` returns a ``tensors.HostTensor``; ``cuda.preprocess.CudaPreprocessor`` a
+``tensors.DeviceTensor`` written on its stream.
 """
 
+import abc
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import InputError
-from ..image import as_source, MAX_SOURCE_PIXELS, SourceImage, SUPPORTED_ENCODINGS
+from ..image import MAX_SOURCE_PIXELS, SourceImage, SUPPORTED_ENCODINGS
+from ..tensors import HostTensor, Tensor
 
 PAD_VALUE = 114
 __all__ = ['CpuPreprocessor', 'LetterboxParams', 'MAX_SOURCE_PIXELS', 'PAD_VALUE',
-           'SUPPORTED_ENCODINGS', 'compute_letterbox', 'preprocess_cpu']
+           'Preprocessor', 'SUPPORTED_ENCODINGS', 'check_sources', 'compute_letterbox',
+           'preprocess_cpu']
 
 
 @dataclass(frozen=True)
@@ -53,18 +65,29 @@ def compute_letterbox(src_h: int, src_w: int, in_h: int, in_w: int) -> Letterbox
     return LetterboxParams(src_h, src_w, in_h, in_w, scale, resized_h, resized_w)
 
 
-def preprocess_cpu(image: Any, input_hw: Tuple[int, int], encoding: Optional[str] = None,
-                   dtype: type = np.float32, out: Optional[np.ndarray] = None
-                   ) -> Tuple[np.ndarray, LetterboxParams]:
-    """Letterbox ``image`` into a (1, 3, in_h, in_w) tensor; see the module contract.
+def check_sources(sources: Sequence[Any]) -> List[SourceImage]:
+    """Return ``sources`` as a list, or raise InputError (empty, or not all SourceImages)."""
+    sources = list(sources)
+    if not sources:
+        raise InputError('preprocessing needs at least one image')
+    for index, source in enumerate(sources):
+        if not isinstance(source, SourceImage):
+            raise InputError(f'image {index}: expected a SourceImage, got '
+                             f'{type(source).__name__} (adapters wrap arrays with '
+                             'SourceImage.from_array(array, encoding))')
+    return sources
 
-    ``image``: a SourceImage, or an array with ``encoding`` (default bgr8). ``out``, when
-    given, must be a C-contiguous (1, 3, in_h, in_w) array of ``dtype``; it is filled in place
-    (no allocation) and returned.
+
+def preprocess_cpu(source: SourceImage, input_hw: Tuple[int, int], dtype: type = np.float32,
+                   out: Optional[np.ndarray] = None) -> Tuple[np.ndarray, LetterboxParams]:
+    """Letterbox ``source`` into a (1, 3, in_h, in_w) tensor; see the module contract.
+
+    ``out``, when given, must be a C-contiguous (1, 3, in_h, in_w) array of ``dtype``; it is
+    filled in place (no allocation) and returned.
     """
     import cv2
 
-    source: SourceImage = as_source(image, encoding)
+    check_sources([source])
     in_h, in_w = int(input_hw[0]), int(input_hw[1])
     lb = compute_letterbox(source.height, source.width, in_h, in_w)
     if source.encoding.packed_bgr:
@@ -91,26 +114,57 @@ def preprocess_cpu(image: Any, input_hw: Tuple[int, int], encoding: Optional[str
     return out, lb
 
 
-class CpuPreprocessor:
-    """Preprocessor on the CPU: ``__call__(image, encoding) -> (tensor, LetterboxParams)``.
+class Preprocessor(abc.ABC):
+    """The one preprocessor interface (see the module contract)."""
 
-    Reuses one output buffer per instance, so the returned tensor is overwritten by the next
-    call (copy it if you keep it).
-    """
-
-    name = 'cpu'
-    #: Writes its output to host memory (``__call__``), not to a device buffer.
-    device_output = False
+    #: Short name for logs ('cpu', 'cuda').
+    name = 'preprocessor'
 
     def __init__(self, input_hw: Tuple[int, int], dtype: type = np.float32) -> None:
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        if min(self.input_hw) < 1:
+            raise InputError(f'input size must be positive, got {self.input_hw}')
         self.dtype = np.dtype(dtype)
-        self._out = np.empty((1, 3) + self.input_hw, dtype=self.dtype)
+        if self.dtype not in (np.float32, np.float16):
+            raise ValueError(f'output dtype must be float32 or float16, got {self.dtype}')
 
-    def __call__(self, image: Any, encoding: Optional[str] = None
-                 ) -> Tuple[np.ndarray, LetterboxParams]:
-        """Preprocess one SourceImage (or array + encoding) into the instance's buffer."""
-        return preprocess_cpu(image, self.input_hw, encoding, self.dtype, out=self._out)
+    @abc.abstractmethod
+    def run(self, sources: Sequence[SourceImage]) -> Tuple[Tensor, List[LetterboxParams]]:
+        """Letterbox ``sources`` into one (B, 3, in_h, in_w) tensor; see the module contract."""
 
     def close(self) -> None:
-        """Nothing to release on the CPU (present for interface symmetry)."""
+        """Release what the instance holds (idempotent)."""
+
+    def __enter__(self) -> 'Preprocessor':
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class CpuPreprocessor(Preprocessor):
+    """The CPU reference (OpenCV); ``run`` returns a ``HostTensor`` (see the module contract).
+
+    Reuses one output buffer per instance (grown to the largest batch seen), so the returned
+    tensor is overwritten by the next call (copy it if you keep it).
+    """
+
+    name = 'cpu'
+
+    def __init__(self, input_hw: Tuple[int, int], dtype: type = np.float32) -> None:
+        super().__init__(input_hw, dtype)
+        self._out = np.empty((1, 3) + self.input_hw, dtype=self.dtype)
+
+    def run(self, sources: Sequence[SourceImage]
+            ) -> Tuple[HostTensor, List[LetterboxParams]]:
+        """Preprocess SourceImages into the instance's (B, 3, in_h, in_w) host buffer."""
+        sources = check_sources(sources)
+        count = len(sources)
+        if self._out.shape[0] < count:
+            self._out = np.empty((count, 3) + self.input_hw, dtype=self.dtype)
+        letterboxes = []
+        for index, source in enumerate(sources):
+            _, lb = preprocess_cpu(source, self.input_hw, self.dtype,
+                                   out=self._out[index:index + 1])
+            letterboxes.append(lb)
+        return HostTensor(self._out[:count]), letterboxes

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..errors import YoloxError
+from ..image import SourceImage
 from ..params import make_config, PARAMS_BY_NAME
 from .cli import add_param_options, param_values
 
@@ -66,7 +67,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if image is None:
                 LOGGER.warning('skipping %s: not a readable image', path)
                 continue
-            result = detector.detect(image)
+            result = detector.detect(SourceImage.from_array(image, 'bgr8'))
             det = result.detections
             cv2.imwrite(str(out_dir / f'{path.stem}_det.jpg'),
                         draw_detections(image, det, detector.labels))

@@ -237,8 +237,9 @@ GPU_CHECK = '''
 import json, sys
 import numpy as np
 import tensorrt_yolox_py
-from tensorrt_yolox_py.cuda import CudaPreprocessor, cuda_unavailable_reason
+from tensorrt_yolox_py.cuda.preprocess import CudaPreprocessor, cuda_unavailable_reason
 from tensorrt_yolox_py.cuda.driver import bindings_major, driver_cuda_version
+from tensorrt_yolox_py.image import SourceImage
 from tensorrt_yolox_py.stages.preprocess import preprocess_cpu
 
 reason = cuda_unavailable_reason(0)
@@ -250,12 +251,12 @@ report = {'package': tensorrt_yolox_py.__file__, 'driver_cuda': driver_cuda_vers
           'bindings_major': bindings_major(), 'cases': []}
 for encoding, shape in (('bgr8', (1280, 1920, 3)), ('rgb8', (720, 1280, 3)),
                         ('mono8', (480, 640, 1)), ('yuv422', (480, 640, 2))):
-    image = rng.integers(0, 256, shape, np.uint8)
+    image = SourceImage.from_array(rng.integers(0, 256, shape, np.uint8), encoding)
     for dtype in (np.float32, np.float16):
         with CudaPreprocessor((960, 960), dtype, 0) as pre:
-            tensor, lb = pre(image, encoding)
-            tensor = np.array(tensor, np.float32)
-        ref, lb_ref = preprocess_cpu(image, (960, 960), encoding, np.float32)
+            tensor, (lb,) = pre.run([image])
+            tensor = np.array(tensor.to_host(), np.float32)
+        ref, lb_ref = preprocess_cpu(image, (960, 960), np.float32)
         report['cases'].append({'encoding': encoding, 'dtype': np.dtype(dtype).name,
                                 'shape': list(tensor.shape), 'same_letterbox': lb == lb_ref,
                                 'max_abs_diff': float(np.abs(tensor - ref).max())})
@@ -271,7 +272,7 @@ def test_installed_wheel_runs_the_fused_kernel_on_the_gpu(fresh_env, tmp_path):
     On the GPU machine: ``python -m pytest -q -rA test/platforms/test_platform_installed_wheel.py
     -k gpu`` (the report is printed and written to ``$YOLOX_GPU_LOG`` when set).
     """
-    from tensorrt_yolox_py.cuda import cuda_unavailable_reason
+    from tensorrt_yolox_py.cuda.preprocess import cuda_unavailable_reason
 
     here = cuda_unavailable_reason(0)
     report = json.loads(run_in(fresh_env, GPU_CHECK, tmp_path).strip().splitlines()[-1])

@@ -63,7 +63,14 @@ def jetson(tmp_path, monkeypatch):
 
 
 def test_auto_on_a_jetson_without_tensorrt_warns_with_the_fix(jetson, planted_model, caplog):
+    # No GPU backend here: refused by default, naming the Jetson fix ...
     config = make_config({'model_path': str(planted_model), 'device': 'gpu'})
+    with pytest.raises(ParameterError) as info:
+        backends.create_backend(config)
+    assert 'R36' in str(info.value) and '--system-site-packages' in str(info.value)
+    # ... and, with the fallback allowed, one warning that names it.
+    config = make_config({'model_path': str(planted_model), 'device': 'gpu',
+                          'allow_cpu_fallback': True})
     with caplog.at_level(logging.WARNING, logger='tensorrt_yolox_py.backends'):
         backend = backends.create_backend(config)
     backend.close()
@@ -93,9 +100,13 @@ def test_auto_elsewhere_does_not_warn(tmp_path, monkeypatch, planted_model, capl
     monkeypatch.setattr(backends, 'TEGRA_RELEASE', tmp_path / 'absent')
     monkeypatch.setattr(backends, 'tensorrt_importable', lambda: False)
     assert backends.jetson_tensorrt_hint() == ''
+    config = make_config({'model_path': str(planted_model), 'allow_cpu_fallback': True})
     with caplog.at_level(logging.WARNING, logger='tensorrt_yolox_py.backends'):
-        backends.create_backend(make_config({'model_path': str(planted_model)})).close()
-    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        backends.create_backend(config).close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    # Only the CPU fallback's own warning where this machine has no GPU backend: no Jetson hint.
+    assert all(backends.CPU_FALLBACK in w for w in warnings), warnings
+    assert not [w for w in warnings if 'Jetson' in w or 'import tensorrt fails' in w], warnings
 
 
 def test_auto_int8_falls_back_to_implicit_without_qdq_writing(tmp_path, caplog):

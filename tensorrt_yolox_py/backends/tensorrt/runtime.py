@@ -7,18 +7,17 @@ Contract (see ``backends.base`` for the array contract):
   for DLA engines), checks the I/O contract (one input (1, 3, H, W) float32/float16, one output
   (1, N, 5 + C)), and allocates: the output in device memory + a pinned host copy, an input
   device buffer and pinned staging buffer for ``infer()``, and one stream of its own.
-- ``infer(tensor)`` (host input): copy into pinned staging, H2D, ``execute_async_v3``, D2H into
-  pinned memory, one stream sync; returns a fresh (1, N, 5 + C) float32 array.
-- ``infer_device(input_ptr, stream) -> np.ndarray``: the GPU-resident path. ``input_ptr`` is a
-  device buffer holding the preprocessed input (the CUDA preprocessor's output); it is bound
-  with ``set_tensor_address`` (no copy) and the engine runs with ``execute_async_v3`` on the
-  caller's ``stream`` after the kernel that filled it, then D2H to pinned memory and ONE sync
-  at the end. The caller must keep the buffer alive and unchanged until the call returns.
+- ``infer(tensor)`` (``Backend.infer``, the one entry; ``capabilities.device_memory`` is true):
+  a host tensor is copied into pinned staging, then H2D on the backend's own stream; a
+  ``tensors.DeviceTensor`` (the CUDA preprocessor's output) is bound in place with
+  ``set_tensor_address`` (no copy) and the engine runs with ``execute_async_v3`` on the
+  tensor's ``stream``, after the kernel that filled it. Then D2H into pinned memory and ONE
+  stream sync; returns a fresh (B, N, 5 + C) float32 array. The caller keeps a device
+  tensor's memory alive and unchanged until the call returns.
 - Batch: an engine built with a batch profile (``max_batch`` > 1) has input dimension 0
   dynamic; ``input_shape`` / ``output_shape`` are then the one-image shapes, buffers hold
   ``capabilities.max_batch`` images (the profile's max), and every call with another batch
   size than the last sets it first (``IExecutionContext.set_input_shape``).
-  ``infer_device(input_ptr, stream, batch)`` reads ``batch`` images at ``input_ptr``.
 - ``profile_per_layer``: an ``IProfiler`` collects per-layer times of every run;
   ``profile_report()`` returns the table (TensorRT synchronizes per layer while profiling, so
   this slows inference: development only). ``engine_layer_info()`` returns the engine
@@ -43,6 +42,7 @@ import numpy as np
 
 from ...errors import ModelContractError
 from ...params import DetectorConfig
+from ...tensors import DeviceTensor
 from ..base import Backend, BackendCapabilities, check_io_contract
 from .builder import BuildProgress, EngineSettings, prepare_engine
 from .common import (CallbackErrors, check_supported, import_tensorrt, make_logger,
@@ -109,7 +109,7 @@ class TensorRTBackend(Backend):
     """YOLOX inference with a TensorRT engine; see the module contract."""
 
     name = 'tensorrt'
-    capabilities = BackendCapabilities(device_input=True, max_batch=1,
+    capabilities = BackendCapabilities(device_memory=True, max_batch=1,
                                        precisions=('fp32', 'fp16', 'int8'),
                                        devices=('gpu', 'dla0', 'dla1'))
 
@@ -119,6 +119,7 @@ class TensorRTBackend(Backend):
         self._trt = trt or import_tensorrt()
         check_supported(trt_version(self._trt))
         self.engine_path = Path(engine_path)
+        self.device_id = int(gpu_id)
         self._memory = memory or CudaMemory(gpu_id)
         self._lock = threading.Lock()
         self._buffers: List[Tuple[str, Any]] = []
@@ -234,24 +235,15 @@ class TensorRTBackend(Backend):
                            config.profile_per_layer, trt)
             raise
 
-    def _infer_impl(self, tensor: np.ndarray) -> np.ndarray:
+    def _infer_impl(self, tensor: Union[np.ndarray, DeviceTensor]) -> np.ndarray:
         batch = int(tensor.shape[0])
         with self._lock:
+            if isinstance(tensor, DeviceTensor):   # bound in place, run on its stream
+                return self._run(tensor.ptr, tensor.stream, batch)
             staging = self._h_in[:batch]
             np.copyto(staging, tensor)
             self._memory.htod_async(self._d_in, staging, self._stream)
             return self._run(self._d_in, self._stream, batch)
-
-    def infer_device(self, input_ptr: int, stream: int, batch: int = 1) -> np.ndarray:
-        """Run on a device-resident input bound in place (no copy); see the module contract."""
-        if self._closed:
-            raise RuntimeError(f'{self.name} backend is closed')
-        if not 1 <= int(batch) <= self.capabilities.max_batch:
-            raise ValueError(f'batch {batch} is outside 1..{self.capabilities.max_batch}')
-        if not int(input_ptr):
-            raise ValueError('input_ptr is a null device pointer')
-        with self._lock:
-            return self._run(int(input_ptr), int(stream), int(batch))
 
     def _run(self, input_ptr: int, stream: int, batch: int = 1) -> np.ndarray:
         activate = getattr(self._memory, 'activate', None)

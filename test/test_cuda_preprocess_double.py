@@ -1,0 +1,208 @@
+"""CudaPreprocessor's orchestration on the CPU, over the CUDA-layer double (test/cuda_double.py).
+
+No GPU: the runtime class runs unchanged over a validating host-memory layer and a kernel
+double (see cuda_double). The references are the CPU letterbox of the ORIGINAL arrays, so a
+wrong staging pitch, offset, descriptor or output buffer shows; the device tensor goes on to
+ONNX Runtime (one logged host copy) and, bound in place, to the TensorRT double.
+"""
+
+import ctypes
+import threading
+
+import numpy as np
+import pytest
+
+from cuda_double import KernelDouble, PreprocessMemory
+from tensorrt_yolox_py.backends.onnxruntime_backend import OnnxRuntimeBackend
+from tensorrt_yolox_py.backends.tensorrt import TensorRTBackend
+from tensorrt_yolox_py.cuda import kernels as K, memory as cuda_memory
+from tensorrt_yolox_py.cuda import preprocess as cuda_preprocess
+from tensorrt_yolox_py.errors import InputError
+from tensorrt_yolox_py.image import ENCODINGS, SourceImage
+from tensorrt_yolox_py.pipeline import Detector
+from tensorrt_yolox_py.stages.preprocess import preprocess_cpu
+from tensorrt_yolox_py.tensors import DeviceTensor
+from trt_double.helpers import calls_named, config, in_order
+
+pytest_plugins = ['trt_double.fixtures']
+
+
+def _install(monkeypatch, memory):
+    kernels = []
+
+    def loaded(kernel_set, gpu_id=0):
+        kernels.append(KernelDouble(kernel_set, memory))
+        return kernels[-1]
+
+    def copy_to_host(out, ptr, stream, gpu_id=0):
+        memory._stream(stream)
+        ctypes.memmove(out.ctypes.data, ptr, len(memory.read(ptr, out.nbytes)))
+
+    monkeypatch.setattr(cuda_preprocess, 'cuda_unavailable_reason', lambda gpu_id=0: None)
+    monkeypatch.setattr(cuda_preprocess, 'CudaMemory', lambda gpu_id=0: memory)
+    monkeypatch.setattr(K, 'LoadedKernels', loaded)
+    monkeypatch.setattr(cuda_memory, 'copy_to_host', copy_to_host)
+    return kernels
+
+
+@pytest.fixture
+def double(monkeypatch):
+    memory = PreprocessMemory()
+    return memory, _install(monkeypatch, memory)
+
+
+def _image(h, w, seed, channels=3):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, channels), dtype=np.uint8)
+
+
+def _padded(image, extra, offset=0):
+    """A view of ``image`` with rows ``extra`` bytes longer, ``offset`` bytes into a buffer."""
+    h, w, c = image.shape
+    step = c * w + extra
+    buf = np.full(offset + h * step, 77, np.uint8)
+    view = np.lib.stride_tricks.as_strided(buf[offset:], shape=(h, w, c),
+                                           strides=(step, c, 1))
+    view[...] = image
+    return view
+
+
+def _want(image, encoding, in_hw, dtype):
+    return preprocess_cpu(SourceImage.from_array(np.ascontiguousarray(image), encoding), in_hw,
+                          dtype)
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float16], ids=['f32', 'f16'])
+def test_run_one_and_a_batch_write_the_reference_tensor(double, dtype):
+    memory, kernels = double
+    encodings = ['bgr8', 'rgb8', 'yuv422', 'mono8', 'bgra8']
+    sizes = [(120, 160), (37, 53), (48, 64), (30, 20), (64, 32)]
+    images = [_image(h, w, i, ENCODINGS[e].channels)
+              for i, ((h, w), e) in enumerate(zip(sizes, encodings))]
+    views = [_padded(images[0], 7, offset=1)] + images[1:]   # ROS step, an unaligned frame
+    sources = [SourceImage.from_array(v, e) for v, e in zip(views, encodings)]
+    in_hw = (48, 64)
+    with cuda_preprocess.CudaPreprocessor(in_hw, dtype) as pre:
+        one, (lb,) = pre.run(sources[:1])
+        assert isinstance(one, DeviceTensor) and one.shape == (1, 3) + in_hw
+        assert one.stream == pre.stream_handle and one.owner is pre and one.dtype == dtype
+        want, want_lb = _want(images[0], 'bgr8', in_hw, dtype)
+        assert lb == want_lb
+        np.testing.assert_array_equal(one.to_host(), want)
+        # the frame is staged into an aligned device buffer: the word-load default applies
+        assert kernels[0].launches[-1] == (f'fused_c1_{K.dtype_suffix(dtype)}',
+                                           pre.stream_handle)
+        batch, lbs = pre.run(sources)
+        assert batch.shape == (len(sources), 3) + in_hw
+        out = batch.to_host()
+        for i, (image, encoding) in enumerate(zip(images, encodings)):
+            want, want_lb = _want(image, encoding, in_hw, dtype)
+            assert lbs[i] == want_lb
+            np.testing.assert_array_equal(out[i], want[0], err_msg=encoding)
+        assert kernels[0].launches[-1][0] == f'fused_batch_{K.dtype_suffix(dtype)}'
+        again, _ = pre.run(sources[3:4])          # the grown buffer is kept and reused
+        assert again.ptr == batch.ptr
+        np.testing.assert_array_equal(again.to_host(), _want(images[3], 'mono8', in_hw,
+                                                             dtype)[0])
+        narrow = _image(30, 1, 5)                  # W = 1: word loads do not fit, byte loads
+        one_wide, _ = pre.run([SourceImage.from_array(narrow, 'rgb8')])
+        assert kernels[0].launches[-1][0] == f'fused_b1_{K.dtype_suffix(dtype)}'
+        np.testing.assert_array_equal(one_wide.to_host(), _want(narrow, 'rgb8', in_hw,
+                                                                dtype)[0])
+
+
+def test_new_pixels_same_geometry_reuse_the_batch_plan(double):
+    memory, _ = double
+    in_hw = (32, 32)
+    with cuda_preprocess.CudaPreprocessor(in_hw) as pre:
+        for seed in range(3):
+            images = [_image(40, 30, seed), _image(20, 50, seed + 10)]
+            tensor, _ = pre.run([SourceImage.from_array(i) for i in images])
+            out = tensor.to_host()
+            for k, image in enumerate(images):
+                np.testing.assert_array_equal(out[k], _want(image, 'bgr8', in_hw,
+                                                            np.float32)[0][0])
+        table_uploads = [c for c in memory.calls if c == ('htod', pre.stream_handle)]
+        assert len(table_uploads) == 3 + 1     # one staging copy per batch, the table once
+
+
+def test_resources_are_freed_and_other_threads_activate_the_gpu(double):
+    memory, _ = double
+    pre = cuda_preprocess.CudaPreprocessor((32, 32))
+    source = SourceImage.from_array(_image(20, 20, 1))
+    pre.run([source])
+    before = memory.activations
+    done = []
+    worker = threading.Thread(target=lambda: done.append(pre.run([source, source])[0]))
+    worker.start()
+    worker.join(30)
+    assert done and memory.activations > before
+    with pytest.raises(InputError, match='image 0: expected a SourceImage'):
+        pre.run([_image(20, 20, 1)])
+    pre.close()
+    pre.close()
+    assert memory.own_live() == 0 and not memory.device
+    with pytest.raises(RuntimeError, match='closed'):
+        pre.run([source])
+
+
+def test_detector_device_tensor_to_onnxruntime(double, planted_model, caplog):
+    image = np.random.default_rng(0).integers(40, 200, (240, 320, 3), dtype=np.uint8)
+    image[64:128, 96:160] = (0, 0, 255)     # a saturated red square on cells: CAR
+    source = SourceImage.from_array(image)
+    backend = OnnxRuntimeBackend(planted_model)
+    pre = cuda_preprocess.CudaPreprocessor(backend.input_hw, backend.input_dtype)
+    with Detector(backend, pre, _post(backend), _labels()) as det, \
+            Detector(OnnxRuntimeBackend(planted_model),
+                     _cpu(backend), _post(backend), _labels()) as ref:
+        with caplog.at_level('INFO', logger='tensorrt_yolox_py.backends.base'):
+            got = det.detect(source).detections
+            det.detect(source)
+        want = ref.detect(source).detections
+    assert len(want) >= 1 and len(got) == len(want)
+    np.testing.assert_array_equal(got.class_ids, want.class_ids)
+    np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-4)
+    assert caplog.text.count('copied to the host (to_host)') == 1
+
+
+def test_device_tensor_bound_in_place_in_the_tensorrt_double(monkeypatch, trt, host_memory,
+                                                             planted_model, tmp_path):
+    memory = PreprocessMemory(shared=host_memory)     # one device address space with TRT
+    _install(monkeypatch, memory)
+    cfg = config(planted_model, tmp_path, precision='fp16', score_threshold=0.5)
+    image = np.full((240, 320, 3), 40, np.uint8)
+    image[64:128, 96:160] = (0, 0, 255)
+    source = SourceImage.from_array(image)
+    backend = TensorRTBackend.from_config(cfg, memory=host_memory, trt=trt)
+    pre = cuda_preprocess.CudaPreprocessor(backend.input_hw, backend.input_dtype)
+    with Detector(backend, pre, _post(backend), _labels()) as det, \
+            Detector(OnnxRuntimeBackend(planted_model), _cpu(backend), _post(backend),
+                     _labels()) as ref:
+        trt.CALLS.clear()
+        got = det.detect(source).detections
+        want = ref.detect(source).detections
+        ptr = pre._out_ptr
+    assert len(want) >= 1 and len(got) == len(want)
+    np.testing.assert_array_equal(got.class_ids, want.class_ids)
+    np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-3)
+    stream = pre.stream_handle
+    assert in_order(trt.CALLS, [('htod', stream),          # the frame, by the preprocessor
+                                ('IExecutionContext.set_tensor_address', 'images', ptr),
+                                ('IExecutionContext.execute_async_v3', stream),
+                                ('dtoh', stream), ('sync', stream)])
+    assert calls_named(trt.CALLS, 'htod') == [('htod', stream)]   # no copy of the tensor
+
+
+def _post(backend):
+    from tensorrt_yolox_py.stages.postprocess import Postprocessor
+
+    return Postprocessor(backend.input_hw, 0.5, 0.7, 100, 'raw')
+
+
+def _cpu(backend):
+    from tensorrt_yolox_py.stages.preprocess import CpuPreprocessor
+
+    return CpuPreprocessor(backend.input_hw, backend.input_dtype)
+
+
+def _labels():
+    return [f'c{i}' for i in range(8)]
