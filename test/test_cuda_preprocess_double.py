@@ -110,6 +110,36 @@ def test_run_one_and_a_batch_write_the_reference_tensor(double, dtype):
                                                                 dtype)[0])
 
 
+@pytest.mark.parametrize('count', [1, 3])
+def test_run_writes_a_callers_nhwc_or_nchw_tensor(double, count):
+    """``run(sources, out=...)`` writes a caller's device tensor (a backend's static input):
+    NHWC through the NHWC batch kernel (also for one image), NCHW as usual."""
+    memory, kernels = double
+    in_hw = (48, 64)
+    images = [_image(40 + 8 * i, 60, i) for i in range(count)]
+    sources = [SourceImage.from_array(image, 'bgr8') for image in images]
+    want = np.concatenate([_want(image, 'bgr8', in_hw, np.float16)[0] for image in images])
+    with cuda_preprocess.CudaPreprocessor(in_hw, np.float16) as pre:
+        mem = pre._mem
+        nbytes = count * 3 * in_hw[0] * in_hw[1] * 2
+        for layout, shape in (('NHWC', (count,) + in_hw + (3,)), ('NCHW', (count, 3) + in_hw)):
+            ptr = mem.malloc(nbytes)
+            target = DeviceTensor(ptr, shape, np.float16, layout)
+            tensor, lbs = pre.run(sources, out=target)
+            assert tensor.ptr == ptr and tensor.layout == layout and tensor.shape == shape
+            assert tensor.stream == pre.stream_handle and len(lbs) == count
+            got = tensor.to_host()
+            if layout == 'NHWC':
+                assert kernels[0].launches[-1][0] == 'fused_batch_nhwc_f16'
+                got = got.transpose(0, 3, 1, 2)
+            np.testing.assert_array_equal(got, want)
+            mem.free(ptr)
+        with pytest.raises(InputError, match='out must be'):
+            pre.run(sources, out=DeviceTensor(1024, (count + 1, 3) + in_hw, np.float16))
+        with pytest.raises(InputError, match='out must be'):
+            pre.run(sources, out=DeviceTensor(1024, (count, 3) + in_hw, np.float32))
+
+
 def test_new_pixels_same_geometry_reuse_the_batch_plan(double):
     memory, _ = double
     in_hw = (32, 32)

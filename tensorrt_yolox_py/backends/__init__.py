@@ -125,10 +125,9 @@ def _create_tensorrt(config: DetectorConfig) -> Backend:
 def _torch_usable(config: DetectorConfig) -> str:
     if config.device in DLA_DEVICES:
         return f'{config.device} needs TensorRT'
-    missing = [m for m in ('torch', 'onnx2torch') if not module_findable(m)]
-    if missing:
-        return (f"{' and '.join(missing)} not installed (pip install torch && "
-                'pip install --no-deps onnx2torch)')
+    if not module_findable('torch'):   # onnx2torch: only for models the static converter
+        return 'torch not installed (pip install torch)'   # does not cover
+
     if config.backend == 'auto':
         if config.device == 'cpu':
             return 'device=cpu (auto takes torch only on a GPU)'
@@ -151,7 +150,8 @@ def _create_torch(config: DetectorConfig) -> Backend:
                            'on the CPU (allow_cpu_fallback is true)', config.gpu_id)
     return TorchBackend(config.resolved_model_path, device=device, precision=config.precision,
                         max_batch=config.max_batch, cuda_graph=config.cuda_graph,
-                        num_threads=config.num_threads)
+                        num_threads=config.num_threads, compile_mode=config.torch_compile,
+                        cache_dir=config.engine_cache_dir or None)
 
 
 def _onnxruntime_usable(config: DetectorConfig) -> str:

@@ -18,7 +18,13 @@ Contract:
   copied to the host here (``DeviceTensor.to_host``, logged once per backend).
   ``close()`` releases resources explicitly.
 - ``capabilities`` (``BackendCapabilities``): ``device_memory`` (see above), ``max_batch`` =
-  the largest first dimension B one call takes; ``precisions`` and ``devices`` it runs.
+  the largest first dimension B one call takes; ``precisions`` and ``devices`` it runs;
+  ``device_decode``: ``infer_decoded(tensor)`` (same checks) runs decode, score threshold and
+  top-k on the device and returns a ``DecodedBatch`` (candidates, not the full output), and
+  ``input_tensor(batch)`` offers the backend's static device input in its own dtype and
+  ``input_layout`` ('NCHW' or 'NHWC', which ``infer`` then also accepts from device tensors)
+  for a preprocessor to write in place, under ``device_lock()`` (callers sharing the backend
+  take turns).
   ``device_id``: the GPU a device-memory backend reads (a device tensor on another GPU is an
   ``InputError``); None for host-only backends.
 - ``REGISTRY``: backend name -> ``BackendEntry`` (``usable(config)`` -> '' or why not,
@@ -27,6 +33,7 @@ Contract:
 """
 
 import abc
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple, Union
@@ -40,11 +47,28 @@ LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class DecodedBatch:
+    """What ``infer_decoded`` returns: per image candidates or, past top-k, the full rows.
+
+    ``candidates`` (B, K, 7) float32 rows (x1, y1, x2, y2, score, class, anchor) in model-input
+    pixels, best first, and ``counts`` (B,) int32, the anchors passing the score threshold
+    (``backends.torch_decode``); ``raw[i]`` (N, 5 + C) float32 for each image i whose count
+    exceeds K (its full output, copied only then).
+    """
+
+    candidates: np.ndarray
+    counts: np.ndarray
+    raw: Dict[int, np.ndarray]
+
+
+@dataclass(frozen=True)
 class BackendCapabilities:
     """What a backend instance can do (see the module contract)."""
 
     #: ``_infer_impl`` reads a ``DeviceTensor`` in place (else ``infer`` copies it to host).
     device_memory: bool = False
+    #: ``infer_decoded`` / ``input_tensor`` (see the module contract; the torch backend).
+    device_decode: bool = False
     max_batch: int = 1
     precisions: Tuple[str, ...] = ('fp32',)
     devices: Tuple[str, ...] = ('cpu',)
@@ -66,6 +90,8 @@ class Backend(abc.ABC):
         self.input_dtype = np.dtype(np.float32)
         #: The GPU whose memory ``_infer_impl`` reads (device-memory backends), else None.
         self.device_id: Optional[int] = None
+        #: The layout ``infer`` accepts besides NCHW (the torch backend's channels_last: NHWC).
+        self.input_layout = 'NCHW'
         self._closed = False
         self._told_to_host = False
 
@@ -81,21 +107,7 @@ class Backend(abc.ABC):
 
     def infer(self, tensor: Union[np.ndarray, HostTensor, DeviceTensor]) -> np.ndarray:
         """Run the model on a (B, 3, H, W) preprocessed tensor; return its (B, N, 5 + C)."""
-        if self._closed:
-            raise RuntimeError(f'{self.name} backend is closed')
-        tensor = as_tensor(tensor)
-        if tensor.layout != 'NCHW':
-            raise InputError(f'{self.name} takes NCHW input, got a {tensor.layout} tensor')
-        shape = tuple(tensor.shape)
-        batch = int(shape[0])
-        if shape[1:] != tuple(self.input_shape[1:]) or \
-                not 1 <= batch <= self.capabilities.max_batch:
-            raise InputError(f'input shape {shape} does not match the model input '
-                             f'{tuple(self.input_shape)} (batch 1..'
-                             f'{self.capabilities.max_batch})')
-        if tensor.dtype != self.input_dtype:
-            raise InputError(f'input dtype {tensor.dtype} does not match the model input '
-                             f'{self.input_dtype}')
+        tensor = self._checked(tensor)
         if isinstance(tensor, HostTensor):
             return self._infer_impl(np.ascontiguousarray(tensor.array))
         if not self.capabilities.device_memory:
@@ -104,10 +116,63 @@ class Backend(abc.ABC):
                 LOGGER.info('%s reads host memory: device tensors are copied to the host '
                             '(to_host) before inference', self.name)
             return self._infer_impl(tensor.to_host())
-        if self.device_id is not None and tensor.device_id != self.device_id:
+        return self._infer_impl(tensor)
+
+    def infer_decoded(self, tensor: Union[HostTensor, DeviceTensor]) -> DecodedBatch:
+        """As ``infer``, decoded on the device (``capabilities.device_decode``)."""
+        if not self.capabilities.device_decode:
+            raise NotImplementedError(f'{self.name} backend does not decode on the device')
+        return self._infer_decoded_impl(self._checked(tensor))
+
+    def _checked(self, tensor: Any) -> Any:
+        """Check state, layout, shape, batch, dtype and GPU of an input; return it as a tensor."""
+        if self._closed:
+            raise RuntimeError(f'{self.name} backend is closed')
+        tensor = as_tensor(tensor)
+        if tensor.layout != 'NCHW' and (isinstance(tensor, HostTensor)
+                                        or tensor.layout != self.input_layout):
+            raise InputError(f'{self.name} takes NCHW input (device tensors also '
+                             f'{self.input_layout}), got a {tensor.layout} '
+                             f'{type(tensor).__name__}')
+        shape = tuple(tensor.shape)
+        if tensor.layout == 'NHWC':
+            shape = (shape[0], shape[3], shape[1], shape[2])
+        batch = int(shape[0])
+        if shape[1:] != tuple(self.input_shape[1:]) or \
+                not 1 <= batch <= self.capabilities.max_batch:
+            raise InputError(f'input shape {tuple(tensor.shape)} ({tensor.layout}) does not '
+                             f'match the model input {tuple(self.input_shape)} (batch 1..'
+                             f'{self.capabilities.max_batch})')
+        if tensor.dtype != self.input_dtype:
+            raise InputError(f'input dtype {tensor.dtype} does not match the model input '
+                             f'{self.input_dtype}')
+        if isinstance(tensor, DeviceTensor) and self.capabilities.device_memory and \
+                self.device_id is not None and tensor.device_id != self.device_id:
             raise InputError(f'input is on GPU {tensor.device_id}, the {self.name} backend '
                              f'runs on GPU {self.device_id}')
-        return self._infer_impl(tensor)
+        return tensor
+
+    def _infer_decoded_impl(self, tensor: Any) -> DecodedBatch:
+        """Backend-specific decoded inference (``capabilities.device_decode``)."""
+        raise NotImplementedError(f'{self.name} backend does not decode on the device')
+
+    def input_tensor(self, batch: int) -> Optional[DeviceTensor]:
+        """Return the static device input for ``batch`` images (``capabilities.device_decode``)."""
+        return None
+
+    def prepare(self, batches: Optional[Any] = None) -> Dict[int, bool]:
+        """Build what the batch sizes need before the first frame; return batch -> captured.
+
+        The torch backend compiles / captures its work here; nothing to do by default.
+        """
+        return {}
+
+    def device_lock(self) -> Any:
+        """Return the lock held while a caller writes ``input_tensor`` and runs on it.
+
+        Re-entrant; a null context for backends without a static input.
+        """
+        return contextlib.nullcontext()
 
     @abc.abstractmethod
     def _infer_impl(self, tensor: Any) -> np.ndarray:

@@ -1,31 +1,39 @@
-"""PyTorch backend: any YOLOX ONNX converted by onnx2torch, on a CUDA GPU or the CPU.
+"""PyTorch backend: a YOLOX ONNX as one captured unit per batch size, on a CUDA GPU or the CPU.
 
 Contract: see ``backends.base``; this module is imported only when ``backend: torch`` is
 chosen (nothing else imports torch at run time).
 
 - ``TorchBackend(model_path, device='cuda:0' | 'cpu', precision='fp32' | 'fp16', max_batch=1,
-  cuda_graph=False)``. The ONNX model is checked against the YOLOX contract, made
-  batch-dynamic in memory when ``max_batch`` > 1 (``onnx_model.dynamic_batch``), converted with
-  ``onnx2torch.convert`` and run under ``torch.inference_mode``.
-- Precision: ``fp16`` on a CUDA device (compute capability >= 5.3) converts the module to half
-  (``input_dtype`` becomes float16, so the CUDA preprocessor writes half directly); on the CPU
-  the backend runs fp32 and says so in the log. ``int8`` is not a torch precision: fp16 on a
-  GPU, fp32 on the CPU, with a log line (``resolve_precision``). fp32 on CUDA turns TF32 off
-  (process-wide), so fp32 is IEEE fp32. Outputs are always float32 host arrays.
-- ``infer(tensor)`` (``Backend.infer``): (B, 3, H, W) in, host (B, N, 5 + C) out. A host
-  tensor is copied into a static device input on the backend's own stream. On CUDA
-  (``capabilities.device_memory``) a ``tensors.DeviceTensor`` (the preprocessor's output) is
-  wrapped without a copy (``torch.as_tensor`` over its ``__cuda_array_interface__``) and the
-  model runs on the tensor's stream (``torch.cuda.ExternalStream``), so it is ordered after
-  the preprocessing kernel with no host sync in between; the output is copied to the host on
-  that stream, then the stream is synchronized. Eager device-tensor calls from several
-  cameras' threads may overlap (each on its own stream); host-tensor calls and CUDA graphs are
-  serialized by a lock.
-- ``cuda_graph``: on CUDA, the first call per (input buffer, batch) captures the model as a
-  CUDA graph (after warm-up runs on a side stream) and later calls replay it; the graph reads
-  the wrapped input buffer in place, so the preprocessor must keep writing to the same pointer
-  (``CudaPreprocessor`` does: one output buffer, moved only when a larger batch comes).
-  Host-tensor calls use one static input buffer per batch size.
+  cuda_graph=True, converter='auto', channels_last=None, compile_mode='off', cache_dir=None,
+  top_k=1024)``. The ONNX model is checked against the YOLOX contract, made batch-dynamic in
+  memory when ``max_batch`` > 1 (``onnx_model.dynamic_batch``) and converted per batch size by
+  the static converter (``torch_graph``: every shape resolved, no host reads, so capturable and
+  compilable); a model it does not cover falls back to ``onnx2torch`` with the reason logged
+  once (``converter_fallback_reason``; ``converter='static'`` refuses instead).
+- Precision: ``fp16`` on a CUDA device (compute capability >= 5.3) converts the weights to half
+  (``input_dtype`` float16, written directly by the CUDA preprocessor); on the CPU the backend
+  runs fp32 and says so in the log. ``int8`` is not a torch precision: fp16 on a GPU, fp32 on
+  the CPU, with a log line (``resolve_precision``). fp32 on CUDA turns TF32 off (process-wide),
+  so fp32 is IEEE fp32. Outputs are always float32 host arrays.
+- Layout: ``channels_last`` (default: on for fp16 on CUDA, measured faster on the H100) keeps
+  the weights and the static inputs in NHWC memory order; ``input_layout`` is then 'NHWC'.
+- The captured unit (``torch_captured.CapturedModel``): per batch size a static input, the
+  network (``torch.compile``-d first when ``compile_mode`` is not 'off': inductor's cache in
+  ``cache_dir``/torch_inductor/<model digest>-<torch>-<GPU>-<precision>-<layout>, its own
+  keys covering the batch size) and, after ``configure_decode(score_threshold,
+  output_format)``, the GPU decode + threshold + top-k (``torch_decode``), captured as one CUDA
+  graph with ``cuda_graph``. ``prepare(batches)`` builds them ahead (``build_only``, warm
+  starts); ``captured(batch)`` / ``graph_fallback_reason`` tell whether capture worked.
+- ``infer(tensor)`` (``Backend.infer``): a host tensor is copied into the static input on the
+  backend's stream; a ``tensors.DeviceTensor`` is read on its own stream (no host sync after
+  the kernel that wrote it): in place when it IS the static input (``input_tensor(batch)``,
+  which a preprocessor writes with ``run(sources, out=...)``), else after one device copy
+  into it. Returns the host (B, N, 5 + C) output.
+- ``infer_decoded(tensor)``: the same, returning ``base.DecodedBatch``: the device-to-host copy
+  is the (B, K, 7) candidates (on the backend's own stream into pinned memory), plus the full
+  output of an image with more than K passing anchors.
+- One lock (``device_lock()``, re-entrant) serializes the static inputs' writers and the
+  replays (graphs share one memory pool and their outputs).
 - ``onnx2torch`` imports ``torchvision`` for two converters YOLOX never uses (NMS, RoiAlign);
   where torchvision cannot be imported (the CPU torch wheel, CUDA machines without it) a
   placeholder module that raises on use stands in for it (``import_onnx2torch``), which also
@@ -33,26 +41,33 @@ chosen (nothing else imports torch at run time).
   onnx2torch 1.5 lacks (``_register_opset18``).
 """
 
-import contextlib
 import importlib
 import logging
+import os
 import sys
 import threading
+import time
 import types
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .._lazy import require
 from ..errors import MissingDependencyError, ModelContractError
 from ..tensors import DeviceTensor
-from .base import Backend, BackendCapabilities, check_io_contract
+from .base import Backend, BackendCapabilities, check_io_contract, DecodedBatch
+from .torch_captured import CapturedModel
+from .torch_decode import DecodeHead, DEFAULT_TOP_K
+from .torch_graph import convert_static, graph_digest, UnsupportedGraph
 
 LOGGER = logging.getLogger(__name__)
-INSTALL = 'pip install torch && pip install --no-deps onnx2torch==1.5.15'
-_GRAPH_WARMUP = 3
+INSTALL = 'pip install torch (onnx2torch for models the static converter does not cover)'
+CONVERTERS = ('auto', 'static', 'onnx2torch')
+#: torch.compile modes with bounded compile time ('off': CUDA graphs of the eager calls).
+COMPILE_MODES = ('off', 'default', 'max-autotune-no-cudagraphs')
+DEFAULT_CACHE_DIR = Path('~/.cache/tensorrt_yolox_py').expanduser()
 
 
 def _placeholder_torchvision() -> None:
@@ -239,20 +254,39 @@ def _onnx_dims(value_info: Any) -> Tuple[Union[int, str], ...]:
                  for d in value_info.type.tensor_type.shape.dim)
 
 
+def inductor_cache_dir(root: Path, digest: str, torch: Any, device: Any, precision: str,
+                       layout: str) -> Path:
+    """Return the inductor cache folder for a model / torch / GPU / precision / layout.
+
+    Inductor keys its own entries by graph and input shapes (so by batch size) inside it.
+    """
+    gpu = torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'
+    safe = ''.join(c if c.isalnum() or c in '.-' else '_' for c in gpu)
+    return (root / 'torch_inductor' /
+            f'{digest[:16]}-torch{torch.__version__}-{safe}-{precision}-{layout}')
+
+
 class TorchBackend(Backend):
-    """YOLOX inference through PyTorch (onnx2torch); see the module contract."""
+    """YOLOX inference through PyTorch; see the module contract."""
 
     name = 'torch'
     capabilities = BackendCapabilities(device_memory=False, max_batch=1,
                                        precisions=('fp32', 'fp16'), devices=('gpu', 'cpu'))
 
     def __init__(self, model_path: Union[str, Path], device: str = 'cpu',
-                 precision: str = 'fp32', max_batch: int = 1, cuda_graph: bool = False,
-                 num_threads: int = 0) -> None:
+                 precision: str = 'fp32', max_batch: int = 1, cuda_graph: bool = True,
+                 num_threads: int = 0, converter: str = 'auto',
+                 channels_last: Optional[bool] = None, compile_mode: str = 'off',
+                 cache_dir: Optional[Union[str, Path]] = None,
+                 top_k: int = DEFAULT_TOP_K) -> None:
         super().__init__()
         onnx = require('onnx', 'the torch backend', 'pip install onnx')
-        onnx2torch = import_onnx2torch()
-        torch = self._torch = importlib.import_module('torch')
+        torch = self._torch = require('torch', 'the torch backend', INSTALL)
+        if converter not in CONVERTERS:
+            raise ValueError(f'converter must be one of {CONVERTERS}, got {converter!r}')
+        if compile_mode not in COMPILE_MODES:
+            raise ValueError(f'compile_mode must be one of {COMPILE_MODES}, got '
+                             f'{compile_mode!r}')
         path = self.model_path = Path(model_path)
         if not path.is_file():
             raise ModelContractError(f'model file not found: {path}')
@@ -273,8 +307,10 @@ class TorchBackend(Backend):
         if elem != onnx.TensorProto.FLOAT:
             raise ModelContractError(f'{path}: the torch backend takes float32-input models, '
                                      f'got ONNX element type {elem}')
+        self.metadata = {p.key: p.value for p in model.metadata_props}
         if max_batch > 1:
             model = make_dynamic_batch(model)
+        self._proto = model
         self.device = torch.device(device)
         if self.device.type == 'cuda' and not torch.cuda.is_available():
             raise ModelContractError(f'torch backend: {device} requested but torch sees no '
@@ -291,20 +327,28 @@ class TorchBackend(Backend):
                 LOGGER.warning('torch backend: GPU compute capability %s has no fast fp16; '
                                'running fp32', capability)
                 self.precision = 'fp32'
-        try:
-            module = onnx2torch.convert(_fold_initializer_identities(model))
-        except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError, ...
-            raise ModelContractError(f'{path}: onnx2torch cannot convert the model: '
-                                     f'{type(exc).__name__}: {exc}') from exc
         if self.device.type == 'cuda' and self.precision == 'fp32':
             # fp32 means fp32: no TF32 convolutions / matmuls (torch enables TF32 for cuDNN
             # by default, which moves outputs by ~1e-3 relative). Process-wide setting.
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
         self._torch_dtype = torch.float16 if self.precision == 'fp16' else torch.float32
-        self._module = module.eval().to(self.device, dtype=self._torch_dtype)
-        if self.device.type == 'cuda':
-            _host_resize_parameters(self._module)
+        if channels_last is None:
+            channels_last = self.device.type == 'cuda' and self.precision == 'fp16'
+        self.channels_last = bool(channels_last)
+        self.top_k = int(top_k)
+        self.digest = graph_digest(model)
+        self._shared: Dict[str, Any] = {}
+        self._graphs: Dict[int, Any] = {}
+        self.converter, self.converter_fallback_reason = self._choose_converter(converter, path)
+        if self.converter == 'onnx2torch':
+            self.channels_last = False
+        self.input_layout = 'NHWC' if self.channels_last else 'NCHW'
+        self.compile_mode = compile_mode if self.device.type == 'cuda' else 'off'
+        if compile_mode != 'off' and self.compile_mode == 'off':
+            LOGGER.info('torch backend: torch.compile is used on CUDA only; off on %s',
+                        self.device)
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE_DIR
         self.input_name = inputs[0].name
         self.output_name = outputs[0].name
         self.input_shape = tuple(int(d) for d in in_dims)
@@ -312,104 +356,258 @@ class TorchBackend(Backend):
         self.cuda_graph = bool(cuda_graph) and self.device.type == 'cuda'
         if cuda_graph and not self.cuda_graph:
             LOGGER.info('torch backend: cuda_graph needs a CUDA device; off on %s', self.device)
-        self._lock = threading.Lock()
-        self.graph_fallback_reason = ''
-        self._graphs: Dict[tuple, Tuple[Any, Any]] = {}
-        self._static_in: Dict[int, Any] = {}
+        self._lock = threading.RLock()
         self._stream = torch.cuda.Stream(self.device) if self.device.type == 'cuda' else None
+        self._decode: Optional[DecodeHead] = None
+        self.output_format = ''
+        self._runner = self._make_runner()
         with torch.inference_mode():
             probe = torch.zeros(self.input_shape, dtype=self._torch_dtype, device=self.device)
-            out = self._forward(probe)
+            out = self._plain_fn(1)(self._layout(probe))
+            if isinstance(out, (list, tuple)):
+                out = out[0]
         self.output_shape = tuple(int(d) for d in out.shape)
         check_io_contract(self.input_shape, self.output_shape, str(path))
         self.capabilities = replace(self.capabilities,
                                     device_memory=self.device.type == 'cuda',
+                                    device_decode=self.device.type == 'cuda',
                                     max_batch=max(1, int(max_batch)),
                                     precisions=(('fp32', 'fp16') if self.device.type == 'cuda'
                                                 else ('fp32',)))
-        LOGGER.info('torch %s on %s, %s%s: %s', torch.__version__, self.device, self.precision,
-                    ', CUDA graphs' if self.cuda_graph else '', self.describe())
+        LOGGER.info('torch %s on %s, %s, %s converter, %s, %s%s: %s', torch.__version__,
+                    self.device, self.precision, self.converter, self.layout,
+                    'CUDA graphs' if self.cuda_graph else 'eager',
+                    f', torch.compile {self.compile_mode}' if self.compile_mode != 'off'
+                    else '', self.describe())
 
-    def _forward(self, tensor: Any) -> Any:
-        out = self._module(tensor)
-        if isinstance(out, (list, tuple)):
-            out = out[0]
-        return out
+    # ---- construction ----
+    def _choose_converter(self, wanted: str, path: Path) -> Tuple[str, str]:
+        """Convert batch 1 statically ('auto' / 'static'); return (converter, fallback reason)."""
+        if wanted in ('auto', 'static'):
+            try:
+                self._static_graph(1)
+                return 'static', ''
+            except UnsupportedGraph as exc:
+                if wanted == 'static':
+                    raise ModelContractError(f'{path}: the static converter cannot convert '
+                                             f'the model: {exc}') from exc
+                LOGGER.warning('torch backend: %s is not covered by the static converter '
+                               '(%s); using onnx2torch (slower, no capture guarantee)',
+                               path.name, exc)
+                return 'onnx2torch', str(exc)
+        return 'onnx2torch', ''
 
-    def _to_host(self, out: Any) -> np.ndarray:
-        return out.float().cpu().numpy()
+    def _static_graph(self, batch: int) -> Any:
+        graph = self._graphs.get(batch)
+        if graph is None:
+            graph = self._graphs[batch] = convert_static(
+                self._proto, batch, self.device, self._torch_dtype, self.channels_last,
+                shared=self._shared)
+        return graph
+
+    def _plain_fn(self, batch: int) -> Any:
+        """Return the uncompiled network for ``batch`` images."""
+        if self.converter == 'static':
+            return self._static_graph(batch).forward
+        return self._onnx2torch_module()
+
+    def _layout(self, tensor: Any) -> Any:
+        if self.channels_last:
+            return tensor.contiguous(memory_format=self._torch.channels_last)
+        return tensor
+
+    @property
+    def layout(self) -> str:
+        """Memory order of the static inputs: 'nhwc' (channels_last) or 'nchw'."""
+        return 'nhwc' if self.channels_last else 'nchw'
+
+    def _network(self, batch: int) -> Any:
+        """Return the network for ``batch`` images: static graph (compiled) or onnx2torch."""
+        torch = self._torch
+        fn = self._plain_fn(batch)
+        if self.compile_mode == 'off':
+            return fn
+        folder = inductor_cache_dir(self.cache_dir, self.digest, torch, self.device,
+                                    self.precision, self.layout)
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ['TORCHINDUCTOR_CACHE_DIR'] = str(folder)
+        LOGGER.info('torch backend: torch.compile (%s) for batch %d, cache %s', self.compile_mode,
+                    batch, folder)
+        return torch.compile(fn, mode=self.compile_mode, dynamic=False, fullgraph=True)
+
+    def _onnx2torch_module(self) -> Any:
+        module = getattr(self, '_o2t_module', None)
+        if module is None:
+            onnx2torch = import_onnx2torch()
+            try:
+                module = onnx2torch.convert(_fold_initializer_identities(self._proto))
+            except Exception as exc:  # onnx2torch raises NotImplementedError, KeyError, ...
+                raise ModelContractError(f'{self.model_path}: onnx2torch cannot convert the '
+                                         f'model: {type(exc).__name__}: {exc}') from exc
+            module = module.eval().to(self.device, dtype=self._torch_dtype)
+            if self.device.type == 'cuda':
+                _host_resize_parameters(module)
+            self._o2t_module = module
+        return module
+
+    def _make_runner(self) -> CapturedModel:
+        return CapturedModel(self._network, tuple(self.input_shape[1:]), self._torch_dtype,
+                             self.device, self.channels_last, self._decode, self.cuda_graph)
+
+    # ---- decode configuration ----
+    def configure_decode(self, score_threshold: float, output_format: str = 'auto') -> str:
+        """Put decode + threshold + top-k into the captured work; return the output format.
+
+        ``output_format`` 'auto' takes the model's ``output_format`` metadata, else probes a
+        gray (114) image with the postprocess stage's test. Drops captured graphs (they are
+        captured again, with the decode, on next use).
+        """
+        from ..stages.postprocess import DECODED_MEAN_X_THRESHOLD
+
+        torch = self._torch
+        key = (float(score_threshold), output_format)
+        if self._decode is not None and getattr(self, '_decode_key', None) == key:
+            return self.output_format
+        fmt = output_format
+        if fmt == 'auto':
+            fmt = self.metadata.get('output_format', '')
+            if fmt not in ('raw', 'decoded'):
+                with torch.inference_mode():
+                    gray = torch.full(self.input_shape, 114.0, dtype=self._torch_dtype,
+                                      device=self.device)
+                    out = self._plain_fn(1)(self._layout(gray))
+                    if isinstance(out, (list, tuple)):
+                        out = out[0]
+                    mean_x = float(out[0, :, 0].double().mean())
+                fmt = 'decoded' if mean_x > DECODED_MEAN_X_THRESHOLD else 'raw'
+                LOGGER.info("torch backend: output format '%s' (probe mean of column 0 = "
+                            "%.2f)", fmt, mean_x)
+        with self._lock:
+            self._decode = DecodeHead(self.input_hw, score_threshold, self.top_k, fmt,
+                                      self.device)
+            self._runner = self._make_runner()
+        self.output_format = fmt
+        self._decode_key = key
+        return fmt
+
+    def prepare(self, batches: Optional[Sequence[int]] = None) -> Dict[int, bool]:
+        """Build (convert, compile, capture) the given batch sizes now; return captured-ness.
+
+        Default: every batch size 1..max_batch (start-up, ``build_only`` and warm starts use
+        this); one log line per batch size with its time (compilation can take minutes the
+        first time, then comes from the cache).
+        """
+        batches = list(batches or range(1, self.capabilities.max_batch + 1))
+        with self._lock:
+            for batch in batches:
+                start = time.perf_counter()
+                self._runner.slot(batch)
+                if self.device.type == 'cuda':
+                    self._runner.run(batch, self._stream, decoded=False)
+                LOGGER.info('torch backend: batch %d ready in %.1f s (%s)', batch,
+                            time.perf_counter() - start,
+                            'CUDA graph' if self._runner.captured(batch) else 'eager')
+        return {b: self._runner.captured(b) for b in batches}
+
+    @property
+    def graph_fallback_reason(self) -> str:
+        """Why CUDA graph capture fell back to eager runs ('' when it did not)."""
+        return self._runner.fallback_reason
+
+    def captured(self, batch: int = 1) -> bool:
+        """Whether ``batch`` replays a CUDA graph (after its first run or ``prepare``)."""
+        return self._runner.captured(batch)
+
+    def device_lock(self) -> Any:
+        """Return the backend's re-entrant lock (see ``Backend.device_lock``)."""
+        return self._lock
+
+    def input_tensor(self, batch: int) -> Optional[DeviceTensor]:
+        """Return the static device input the ``batch`` work reads, in ``input_layout``.
+
+        A preprocessor that writes it (``Preprocessor.run(sources, out=...)``, under
+        ``device_lock()``) leaves nothing to copy: ``infer`` / ``infer_decoded`` then read it
+        in place. Its ``stream`` is the backend's own; the writer's tensor carries the writer's.
+        """
+        if self.device.type != 'cuda':
+            return None
+        batch = self._check_batch(batch)
+        with self._lock:
+            slot = self._runner.slot(batch)
+        shape = tuple(slot.input.permute(0, 2, 3, 1).shape if self.channels_last
+                      else slot.input.shape)
+        return DeviceTensor(slot.input_ptr, shape, self.input_dtype, self.input_layout,
+                            int(self._stream.cuda_stream), int(self.device_id), owner=self)
+
+    # ---- inference ----
+    def _check_batch(self, batch: int) -> int:
+        if not 1 <= int(batch) <= self.capabilities.max_batch:
+            raise ValueError(f'batch {batch} is outside 1..{self.capabilities.max_batch}')
+        return int(batch)
 
     def _infer_impl(self, tensor: Union[np.ndarray, DeviceTensor]) -> np.ndarray:
-        if isinstance(tensor, DeviceTensor):
-            return self._infer_device(tensor)
         torch = self._torch
+        if isinstance(tensor, DeviceTensor):
+            with self._lock, torch.inference_mode(), torch.cuda.device(self.device):
+                slot = self._device_run(tensor, decoded=False)
+                return slot.raw.float().cpu().numpy()
+        batch = int(tensor.shape[0])
         with self._lock, torch.inference_mode():
+            slot = self._runner.slot(batch)
             host = torch.from_numpy(tensor)
             if self.device.type == 'cpu':
-                return self._to_host(self._forward(host))
-            batch = int(tensor.shape[0])
+                slot.input.copy_(host)
+                return self._runner.run(batch, decoded=False).raw.float().numpy()
             with torch.cuda.device(self.device), torch.cuda.stream(self._stream):
-                static = self._static_in.get(batch)
-                if static is None:
-                    static = self._static_in[batch] = torch.empty(
-                        tensor.shape, dtype=self._torch_dtype, device=self.device)
-                static.copy_(host)
-                out = self._run(static, ('host', batch), self._stream)
-                return self._to_host(out)
+                slot.input.copy_(host)
+                out = self._runner.run(batch, self._stream, decoded=False).raw
+                return out.float().cpu().numpy()
 
-    def _infer_device(self, tensor: DeviceTensor) -> np.ndarray:
-        """Run on a checked device tensor in place, on its stream (see the module contract)."""
+    def _device_run(self, tensor: DeviceTensor, decoded: bool) -> Any:
+        """Copy the input into the static one unless it is that buffer, then run (locked).
+
+        The work runs on the tensor's stream, after what wrote it (no host sync between).
+        """
         torch = self._torch
-        # eager runs of several cameras may overlap on their own streams; graph capture and
-        # replay (shared graphs and outputs) take the lock
-        lock = self._lock if self.cuda_graph else contextlib.nullcontext()
-        with lock, torch.inference_mode(), torch.cuda.device(self.device):
-            external = torch.cuda.ExternalStream(tensor.stream, device=self.device)
+        external = torch.cuda.ExternalStream(tensor.stream, device=self.device)
+        slot = self._runner.slot(tensor.batch)
+        if tensor.ptr != slot.input_ptr:     # a buffer elsewhere: one copy (layout-converting)
             with torch.cuda.stream(external):
                 view = torch.as_tensor(_DeviceView(tensor), device=self.device)
-                out = self._run(view, ('device', tensor.ptr, tensor.batch), external)
-                return self._to_host(out)
+                if tensor.layout == 'NHWC':
+                    view = view.permute(0, 3, 1, 2)
+                slot.input.copy_(view)
+        return self._runner.run(tensor.batch, external, decoded=decoded,
+                                copy_stream=self._stream)
 
-    def _run(self, tensor: Any, key: tuple, stream: Any) -> Any:
-        """Run the module on ``tensor`` on the current stream (a CUDA graph replay if on)."""
-        if not self.cuda_graph:
-            return self._forward(tensor)
+    def _infer_decoded_impl(self, tensor: Any) -> DecodedBatch:
+        """Decode, threshold and top-k on the GPU; only candidates come back (module doc)."""
+        if self._decode is None:
+            raise RuntimeError('configure_decode() before infer_decoded()')
         torch = self._torch
-        cached = self._graphs.get(key)
-        if cached is None:
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(stream)
-            with torch.cuda.stream(side):
-                for _ in range(_GRAPH_WARMUP):
-                    self._forward(tensor)
-            stream.wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            try:
-                # thread_local: other cameras' threads may allocate / launch while capturing
-                with torch.cuda.graph(graph, stream=side, capture_error_mode='thread_local'):
-                    static_out = self._forward(tensor)
-            except RuntimeError as exc:   # an operator that cannot be captured: run eagerly
-                stream.wait_stream(side)
-                LOGGER.warning('torch backend: CUDA graph capture failed (%s); running this '
-                               'model without CUDA graphs', exc)
-                self.cuda_graph = False
-                self.graph_fallback_reason = str(exc).splitlines()[0]
-                return self._forward(tensor)
-            stream.wait_stream(side)
-            cached = self._graphs[key] = (graph, static_out)
-            LOGGER.info('torch backend: captured a CUDA graph for %s', key)
-        graph, static_out = cached
-        graph.replay()
-        return static_out
+        if not isinstance(tensor, DeviceTensor):   # a host tensor: into the static input
+            with self._lock, torch.inference_mode(), torch.cuda.device(self.device), \
+                    torch.cuda.stream(self._stream):
+                slot = self._runner.slot(int(tensor.shape[0]))
+                slot.input.copy_(torch.from_numpy(np.ascontiguousarray(tensor.array)))
+            tensor = self.input_tensor(int(tensor.shape[0]))
+        with self._lock, torch.inference_mode(), torch.cuda.device(self.device):
+            slot = self._device_run(tensor, decoded=True)
+            counts = slot.host_counts.numpy().copy()
+            cands = slot.host_candidates.numpy().copy()
+            raw = {int(i): slot.raw[int(i)].float().cpu().numpy()
+                   for i in np.flatnonzero(counts > cands.shape[1])}
+        return DecodedBatch(cands, counts, raw)
 
     def close(self) -> None:
-        """Drop the module, graphs and buffers (the CUDA caching allocator keeps the memory)."""
+        """Drop the graphs, networks and buffers (the CUDA caching allocator keeps memory)."""
         if self._closed:
             return
         with self._lock:
             if self._stream is not None:
                 self._stream.synchronize()
+            self._runner = None
+            self._shared.clear()
             self._graphs.clear()
-            self._static_in.clear()
-            self._module = None
+            self._o2t_module = None
         super().close()

@@ -83,6 +83,7 @@ def load_source(paths: Sequence[Path], include_dirs: Sequence[Path] = (HERE,)) -
 KERNEL_NAMES = (
     'fused_b1_f32', 'fused_b1_f16', 'fused_w1_f32', 'fused_w1_f16', 'fused_c1_f32',
     'fused_c1_f16', 'fused_fmt_f32', 'fused_fmt_f16', 'fused_batch_f32', 'fused_batch_f16',
+    'fused_batch_nhwc_f32', 'fused_batch_nhwc_f16',
 )
 
 

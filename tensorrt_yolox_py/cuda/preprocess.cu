@@ -66,3 +66,26 @@ extern "C" __global__ void __launch_bounds__(256) NAME(                         
 }
 FUSED_BATCH(fused_batch_f32, float, ID)
 FUSED_BATCH(fused_batch_f16, unsigned short, f2h)
+
+// The same batch kernel writing NHWC (channels_last): the three values of a pixel side by
+// side, the layout a channels_last network reads without a transpose.
+#define FUSED_BATCH_NHWC(NAME, OUT_T, CVT)                                              \
+extern "C" __global__ void __launch_bounds__(256) NAME(                                \
+    const BatchDesc* __restrict__ descs, int dst_w, int dst_h) {                        \
+    int x = blockIdx.x * blockDim.x + threadIdx.x;                                      \
+    int y = blockIdx.y * blockDim.y + threadIdx.y;                                      \
+    if (x >= dst_w || y >= dst_h) return;                                               \
+    const BatchDesc d = descs[blockIdx.z];                                              \
+    float c0 = PAD_F, c1 = PAD_F, c2 = PAD_F;                                           \
+    if (x < d.rw && y < d.rh) {                                                         \
+        Px p = d.use_words                                                              \
+            ? sample_words<true>(d.src, d.pitch, d.src_w, d.src_h, d.sx, d.sy, x, y)    \
+            : sample_any(d.fmt, d.src, d.pitch, d.src_w, d.src_h, d.sx, d.sy, x, y);    \
+        c0 = p.b; c1 = p.g; c2 = p.r;                                                   \
+        if (d.use_words && d.swap_rb) { float tmp_ = c0; c0 = c2; c2 = tmp_; }          \
+    }                                                                                   \
+    OUT_T* __restrict__ dst = (OUT_T*)d.dst + ((size_t)y * dst_w + x) * 3;              \
+    ST_CS(dst, CVT(c0)); ST_CS(dst + 1, CVT(c1)); ST_CS(dst + 2, CVT(c2));              \
+}
+FUSED_BATCH_NHWC(fused_batch_nhwc_f32, float, ID)
+FUSED_BATCH_NHWC(fused_batch_nhwc_f16, unsigned short, f2h)

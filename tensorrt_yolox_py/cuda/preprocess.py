@@ -41,6 +41,7 @@ from . import kernels as K
 from .check import CudaUnavailableError
 from .driver import bindings_major, driver_cuda_version, mismatch_reason
 from .memory import CudaMemory
+from ..errors import InputError
 from ..image import Encoding, SourceImage
 from ..stages.preprocess import (check_sources, compute_letterbox, LetterboxParams,
                                  Preprocessor)
@@ -139,6 +140,7 @@ class CudaPreprocessor(Preprocessor):
     """
 
     name = 'cuda'
+    writes_device_tensors = True
 
     def __init__(self, input_hw: Tuple[int, int], dtype: type = np.float32, gpu_id: int = 0,
                  kernels: K.KernelSet = K.RUNTIME_KERNELS) -> None:
@@ -179,20 +181,41 @@ class CudaPreprocessor(Preprocessor):
                   self.arch, self.input_hw, self.dtype, kernels.name)
 
     # ---- the Preprocessor interface ----
-    def run(self, sources: Sequence[SourceImage]
+    def run(self, sources: Sequence[SourceImage], out: Optional[DeviceTensor] = None
             ) -> Tuple[DeviceTensor, List[LetterboxParams]]:
-        """Letterbox ``sources`` into the instance's device tensor; see the module contract."""
+        """Letterbox ``sources`` into the instance's device tensor; see the module contract.
+
+        ``out``: a device tensor to write instead (a backend's static input, e.g. the one a
+        captured CUDA graph reads), (B, 3, H, W) 'NCHW' or (B, H, W, 3) 'NHWC' of this
+        instance's dtype on this GPU; NHWC goes through the batch kernel (any B).
+        """
         sources = check_sources(sources)
         self._ensure_open()
         count = len(sources)
-        dst = self._output(count)
-        if count == 1:
+        layout = 'NCHW'
+        if out is None:
+            dst = self._output(count)
+        else:
+            dst, layout = self._check_out(out, count), out.layout
+        if count == 1 and layout == 'NCHW':
             letterboxes = [self._enqueue_one(sources[0], dst)]
         else:
-            letterboxes = self._enqueue_batch(sources, dst)
-        tensor = DeviceTensor(dst, (count, 3) + self.input_hw, self.dtype, 'NCHW',
-                              self.stream_handle, self.gpu_id, owner=self)
+            letterboxes = self._enqueue_batch(sources, dst, layout)
+        shape = ((count, 3) + self.input_hw if layout == 'NCHW'
+                 else (count,) + self.input_hw + (3,))
+        tensor = DeviceTensor(dst, shape, self.dtype, layout, self.stream_handle, self.gpu_id,
+                              owner=self if out is None else out.owner)
         return tensor, letterboxes
+
+    def _check_out(self, out: DeviceTensor, count: int) -> int:
+        """Return ``out``'s pointer, or raise InputError unless it fits ``count`` images."""
+        want = ((count, 3) + self.input_hw if out.layout == 'NCHW'
+                else (count,) + self.input_hw + (3,))
+        if not isinstance(out, DeviceTensor) or tuple(out.shape) != want or \
+                out.dtype != self.dtype or out.device_id != self.gpu_id:
+            raise InputError(f'out must be a {want} {self.dtype} {out.layout} device tensor on '
+                             f'GPU {self.gpu_id}, got {out!r}')
+        return int(out.ptr)
 
     def synchronize(self) -> None:
         """Wait until everything enqueued on the instance's streams has finished."""
@@ -357,11 +380,12 @@ class CudaPreprocessor(Preprocessor):
         self._consumed(slot)
         return lb
 
-    def _enqueue_batch(self, sources: Sequence[SourceImage], dst: int
+    def _enqueue_batch(self, sources: Sequence[SourceImage], dst: int, layout: str = 'NCHW'
                        ) -> List[LetterboxParams]:
         """Stage the sources into one pinned buffer, one H2D, ONE batch kernel into ``dst``.
 
-        Image i goes to byte offset i * ``output_nbytes`` of ``dst``.
+        Image i goes to byte offset i * ``output_nbytes`` of ``dst``, in ``layout`` (NHWC: the
+        ``fused_batch_nhwc_*`` kernel, a pixel's three values side by side).
         """
         slot = self._slots[0]
         keys = tuple((s.pixels.shape, s.pixels.strides, s.encoding.name) for s in sources)
@@ -375,7 +399,8 @@ class CudaPreprocessor(Preprocessor):
             np.copyto(slot.host[offset:offset + nbytes], _flat_bytes(source, pitch, nbytes))
         self._h2d(slot, slot.host_ptr, total)
         in_h, in_w = self.input_hw
-        self._gpu.launch(f'fused_batch_{K.dtype_suffix(self.dtype)}', geometry,
+        kernel = 'fused_batch_nhwc_' if layout == 'NHWC' else 'fused_batch_'
+        self._gpu.launch(kernel + K.dtype_suffix(self.dtype), geometry,
                          self.stream_handle, self._batch['table_dev'], np.int32(in_w),
                          np.int32(in_h))
         self._consumed(slot)

@@ -246,8 +246,33 @@ class Postprocessor:
                                self.anchor_strides[candidates])
         else:
             boxes = cxcywh_to_xyxy(cand_rows)
-        cand_scores = scores.astype(np.float32)
-        cand_classes = class_ids.astype(np.int32)
+        return self._finish(boxes, scores.astype(np.float32), class_ids.astype(np.int32),
+                            letterbox)
+
+    def from_candidates(self, candidates: np.ndarray, count: int,
+                        letterbox: LetterboxParams) -> Detections:
+        """NMS and letterbox mapping of decoded candidates (``backends.torch_decode``).
+
+        ``candidates`` (K, 7) rows (x1, y1, x2, y2, score, class, anchor) of one image with
+        ``count`` anchors passing the threshold (``count`` <= K; more is the caller's full
+        output fallback). The rows are put back in anchor order, so NMS sees what ``__call__``
+        would give it.
+        """
+        count = int(count)
+        if count > candidates.shape[0]:
+            raise InputError(f'{count} passing anchors but only {candidates.shape[0]} '
+                             'candidates: postprocess the full output instead')
+        if count == 0:
+            return Detections.empty()
+        rows = candidates[:count]
+        rows = rows[np.argsort(rows[:, 6], kind='stable')]
+        return self._finish(np.ascontiguousarray(rows[:, :4], dtype=np.float32),
+                            rows[:, 4].astype(np.float32), rows[:, 5].astype(np.int32),
+                            letterbox)
+
+    def _finish(self, boxes: np.ndarray, cand_scores: np.ndarray, cand_classes: np.ndarray,
+                letterbox: LetterboxParams) -> Detections:
+        """Class-aware NMS, then boxes from model-input to source-image pixels."""
         keep = batched_nms(boxes, cand_scores, cand_classes, self.nms_threshold,
                            self.max_detections)
         boxes = boxes[keep] / np.float32(letterbox.scale)

@@ -119,6 +119,8 @@ class Preprocessor(abc.ABC):
 
     #: Short name for logs ('cpu', 'cuda').
     name = 'preprocessor'
+    #: Whether ``run`` can write a caller's device tensor (``out``): a backend's static input.
+    writes_device_tensors = False
 
     def __init__(self, input_hw: Tuple[int, int], dtype: type = np.float32) -> None:
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
@@ -129,8 +131,12 @@ class Preprocessor(abc.ABC):
             raise ValueError(f'output dtype must be float32 or float16, got {self.dtype}')
 
     @abc.abstractmethod
-    def run(self, sources: Sequence[SourceImage]) -> Tuple[Tensor, List[LetterboxParams]]:
-        """Letterbox ``sources`` into one (B, 3, in_h, in_w) tensor; see the module contract."""
+    def run(self, sources: Sequence[SourceImage], out: Optional[Any] = None
+            ) -> Tuple[Tensor, List[LetterboxParams]]:
+        """Letterbox ``sources`` into one (B, 3, in_h, in_w) tensor; see the module contract.
+
+        ``out`` (only where ``writes_device_tensors``): a ``tensors.DeviceTensor`` to write.
+        """
 
     def close(self) -> None:
         """Release what the instance holds (idempotent)."""
@@ -155,9 +161,11 @@ class CpuPreprocessor(Preprocessor):
         super().__init__(input_hw, dtype)
         self._out = np.empty((1, 3) + self.input_hw, dtype=self.dtype)
 
-    def run(self, sources: Sequence[SourceImage]
+    def run(self, sources: Sequence[SourceImage], out: Optional[Any] = None
             ) -> Tuple[HostTensor, List[LetterboxParams]]:
         """Preprocess SourceImages into the instance's (B, 3, in_h, in_w) host buffer."""
+        if out is not None:
+            raise InputError('the CPU preprocessor writes host memory only (out must be None)')
         sources = check_sources(sources)
         count = len(sources)
         if self._out.shape[0] < count:
