@@ -47,9 +47,11 @@ def used():
 
 
 def test_the_scan_sees_the_memory_layer_and_the_preprocessor(used):
-    for name in ('driver:cuMemcpyHtoDAsync', 'driver:cuGraphInstantiate',
-                 'runtime:cudaMemcpyAsync', 'nvrtc:nvrtcVersion',
-                 'driver:CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL'):
+    # cuda/memory.py (copies, events, streams through the runtime API), cuda/check.py
+    # (the driver's count), cuda/kernels.py (NVRTC's version).
+    for name in ('runtime:cudaMemcpyAsync', 'runtime:cudaEventRecord',
+                 'runtime:cudaStreamWaitEvent', 'runtime:cudaMallocHost', 'driver:cuInit',
+                 'nvrtc:nvrtcVersion'):
         assert name in used, name
 
 
@@ -79,11 +81,12 @@ def test_every_call_exists_and_binds(used, version):
 
 def test_a_call_that_does_not_bind_is_caught():
     names = json.loads((SNAPSHOTS / '13.5.0.json').read_text())['names']
-    copy = names['driver:cuMemcpyHtoDAsync']
-    assert cuda_api.binds((4, ()), copy)
-    assert not cuda_api.binds((5, ()), copy)
-    assert not cuda_api.binds((3, ()), copy)                 # the stream is not optional
-    assert not cuda_api.binds((4, ('stream',)), copy)
+    copy = names['runtime:cudaMemcpyAsync']      # (dst, src, count, kind, stream)
+    assert cuda_api.binds((5, ()), copy)
+    assert not cuda_api.binds((6, ()), copy)
+    assert not cuda_api.binds((4, ()), copy)                 # the stream is not optional
+    assert cuda_api.binds((4, ('stream',)), copy)
+    assert not cuda_api.binds((4, ('strm',)), copy)           # no such keyword
 
 
 COMPILE = '''
