@@ -71,7 +71,8 @@ def _package_version(name: str) -> str:
 
 def start_node(model: Path, transport: str) -> subprocess.Popen:
     """Start the node under test in its own process."""
-    args = [sys.executable, '-m', 'tensorrt_yolox_py.ros.node', '--ros-args',
+    args = [sys.executable, '-c', 'from tensorrt_yolox_py.ros.entry_points import yolox_node; '
+            'yolox_node()', '--ros-args',
             '-r', f'__node:={NODE}', '-p', f'model_path:={model}', '-p', 'device:=cpu',
             '-p', 'preprocess_on_gpu:=false', '--log-level', 'warn']
     if transport == 'default':

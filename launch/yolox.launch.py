@@ -14,18 +14,22 @@ with a non-zero status ends the launch with status 1.
 
 import os
 
+from tensorrt_yolox_py.image import ENCODINGS
+from tensorrt_yolox_py.params import DEVICES, PARAMS_BY_NAME
+
 PACKAGE = 'tensorrt_yolox_py'
 #: (name, default, description) of every launch argument; '' = "not set".
 ARGUMENTS = (
     ('input/image', '/image_raw',
-     'sensor_msgs/Image topic to detect objects in (encodings: docs/ros_interface.md)'),
+     'sensor_msgs/Image topic to detect objects in (encodings: ' + ', '.join(ENCODINGS) + ')'),
     ('output/objects', '',
      'vision_msgs/Detection2DArray output topic; empty = the private ~/out/objects'),
     ('model_path', '', 'YOLOX ONNX model; empty = the value in params_file (or the bundled '
      'demo model)'),
     ('label_path', '', 'label file, one class name per line; empty = the value in params_file'),
-    ('device', '', 'gpu | dla0 | dla1 | cpu; empty = the value in params_file'),
-    ('precision', '', 'fp32 | fp16 | int8 (TensorRT); empty = the value in params_file'),
+    ('device', '', ' | '.join(DEVICES) + '; empty = the value in params_file'),
+    ('precision', '', ' | '.join(PARAMS_BY_NAME['precision'].choices or ())
+     + ' (TensorRT); empty = the value in params_file'),
     ('allow_cpu_fallback', '', 'true | false: run a gpu / DLA device on the CPU where nothing '
      'here can use it (false: refuse); empty = the value in params_file'),
     ('params_file', '', 'ROS parameter file (/**: ros__parameters): a path, or a file name in '
@@ -35,7 +39,8 @@ ARGUMENTS = (
 )
 OVERRIDABLE = ('model_path', 'label_path', 'device', 'precision', 'allow_cpu_fallback')
 #: Allowed values of arguments with a fixed set ('' = keep the params_file value).
-CHOICES = {'device': ('', 'gpu', 'dla0', 'dla1', 'cpu'), 'precision': ('', 'fp32', 'fp16', 'int8'),
+CHOICES = {'device': ('',) + DEVICES,
+           'precision': ('',) + tuple(PARAMS_BY_NAME['precision'].choices or ()),
            'allow_cpu_fallback': ('', 'true', 'false')}
 NOT_EMPTY = ('input/image', 'node_name')
 

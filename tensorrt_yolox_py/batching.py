@@ -22,7 +22,8 @@ ROS-free; the multi-camera runner feeds it from its subscriptions.
   camera's bad frame never costs the others theirs. ``close()`` stops the worker (pending
   frames are dropped and counted).
 - ``group_key(config)``: cameras whose configs give the same key can share a scheduler (same
-  model, backend, device, GPU, precision and thresholds); DLA devices never batch.
+  value of every parameter that affects the engine or the detector: ``params`` marks each);
+  DLA devices never batch.
 - ``BatchGroups``: what the multi-camera runner uses. ``factory(camera)`` returns a detector
   factory for that camera's node: cameras whose configs share a ``group_key`` and have
   ``max_batch`` > 1 get a ``BatchClient`` of one shared ``Detector`` + ``BatchScheduler``
@@ -322,14 +323,14 @@ class BatchScheduler:
 
 
 def group_key(config: DetectorConfig) -> Optional[Tuple]:
-    """Return the key of cameras that may share one batched detector, or None (DLA)."""
+    """Return the key of cameras that may share one batched detector, or None (DLA).
+
+    Every ENGINE and DETECTOR parameter of the schema (``params.affects``), with the model
+    and label paths resolved: cameras that differ in any of them never share a detector.
+    """
     if config.device in DLA_DEVICES:
         return None
-    return (str(config.resolved_model_path), str(config.resolved_label_path), config.backend,
-            config.device, config.gpu_id, config.precision, config.score_threshold,
-            config.nms_threshold, config.max_detections, config.output_format,
-            config.max_batch, config.batch_wait_ms, config.cuda_graph, config.torch_compile,
-            config.preprocess_on_gpu)
+    return tuple(sorted(config.detector_values().items()))
 
 
 def group_cameras(configs: Dict[str, DetectorConfig]) -> List[Sequence[str]]:

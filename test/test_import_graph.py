@@ -3,15 +3,18 @@
 The graph is read statically (``ast``) from every module of ``tensorrt_yolox_py``, with every
 import counted, also those inside functions (a lazy import still ties two modules together).
 An edge goes to the module that is named: ``from a.b import c`` is an edge to ``a.b.c`` when
-that is a module, else to ``a.b``. Package ``__init__`` files are not added on the way (a
-package importing its own submodules is not a circle).
+that is a module, else to ``a.b``; the packages on the way (``a.b``, whose ``__init__`` runs
+first) are edges too, except the importer's own enclosing packages (a package importing its
+own submodules is not a circle).
 
 Rules:
 
 - no circle (strongly connected component of more than one module, or a module importing
   itself);
 - the runtime (every package module outside ``devkit/``) imports nothing of the development
-  kit: not ``tensorrt_yolox_py.devkit``, not ``benchmarks``.
+  kit: not ``tensorrt_yolox_py.devkit``, not ``benchmarks``;
+- programs (``if __name__ == '__main__'``) live in ``tools/`` or ``devkit/tools/``, apart from
+  ``STANDALONE_SCRIPTS`` (files run on their own, outside the installed package).
 """
 
 import ast
@@ -22,6 +25,10 @@ PACKAGE = 'tensorrt_yolox_py'
 ROOT = Path(__file__).resolve().parents[1]
 DEVKIT = f'{PACKAGE}.devkit'
 FORBIDDEN_FOR_RUNTIME = (DEVKIT, 'benchmarks')
+PROGRAM_FOLDERS = (f'{PACKAGE}.tools', f'{DEVKIT}.tools')
+#: Files run on their own, outside the installed package: the ModelOpt worker (in ModelOpt's own
+#: environment) and the driver probe (scripts/setup.sh, before the dependencies are installed).
+STANDALONE_SCRIPTS = (f'{PACKAGE}.quantization.modelopt_worker', f'{PACKAGE}.cuda.driver')
 
 
 def module_name(path: Path, root: Path = ROOT) -> str:
@@ -58,8 +65,24 @@ def imports_of(name: str, path: Path, modules: Dict[str, Path]) -> Set[str]:
 
 
 def package_graph(modules: Dict[str, Path]) -> Dict[str, Set[str]]:
-    """Module -> the modules it imports (package modules and outside ones, dotted)."""
-    return {name: imports_of(name, path, modules) for name, path in modules.items()}
+    """Module -> the modules it imports (package modules and outside ones, dotted).
+
+    Importing ``a.b.c`` also runs the ``__init__`` of ``a.b`` (and ``a``): those packages are
+    edges too, except the importer's own enclosing packages (already being imported).
+    """
+    graph: Dict[str, Set[str]] = {}
+    for name, path in modules.items():
+        own = name.split('.')
+        enclosing = {'.'.join(own[:i]) for i in range(1, len(own) + 1)}
+        edges = set()
+        for target in imports_of(name, path, modules):
+            edges.add(target)
+            parts = target.split('.')
+            edges.update(package for package in ('.'.join(parts[:i])
+                                                 for i in range(1, len(parts)))
+                         if package in modules and package not in enclosing)
+        graph[name] = edges
+    return graph
 
 
 def circles(graph: Dict[str, Set[str]]) -> List[List[str]]:
@@ -139,6 +162,9 @@ def test_graph_sees_the_imports_it_checks():
     assert f'{PACKAGE}.ros.lifecycle' in graph[f'{PACKAGE}.ros.node']
     assert f'{PACKAGE}.onnx_model.integrity' in graph[f'{PACKAGE}.pipeline']
     assert f'{PACKAGE}.evaluation.coco' in graph[f'{PACKAGE}.devkit.train']
+    # backends.tensorrt.builder imports ...cuda.memory: cuda/__init__ runs first.
+    assert f'{PACKAGE}.cuda' in graph[f'{PACKAGE}.backends.tensorrt.builder']
+    assert f'{PACKAGE}.backends' not in graph[f'{PACKAGE}.backends.tensorrt.builder']
     assert len(graph) > 80
 
 
@@ -151,3 +177,19 @@ def test_checks_fail_on_a_circle_and_on_a_lab_import():
                        f'{PACKAGE}.ros.node>benchmarks.bench_host_path'])
     assert runtime_violations(graph) == [f'{PACKAGE}.pipeline -> {DEVKIT}.train',
                                          f'{PACKAGE}.ros.node -> benchmarks.bench_host_path']
+
+
+def _is_program(path: Path) -> bool:
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare) \
+                and isinstance(node.test.left, ast.Name) and node.test.left.id == '__name__':
+            return True
+    return False
+
+
+def test_programs_live_in_tools():
+    programs = [name for name, path in package_modules().items() if _is_program(path)]
+    assert f'{PACKAGE}.tools.detect' in programs          # the walk sees them
+    stray = [name for name in programs if name not in STANDALONE_SCRIPTS
+             and not any(name.startswith(folder + '.') for folder in PROGRAM_FOLDERS)]
+    assert not stray, f'python -m programs outside tools/: {stray}'

@@ -6,8 +6,8 @@ import pytest
 
 from tensorrt_yolox_py.errors import FileError, ParameterError
 from tensorrt_yolox_py.params import (
-    DetectorConfig, defaults, load_param_yaml, make_config, markdown_table, PARAMS)
-from tensorrt_yolox_py.tools.params_doc import DERIVED, param_yaml
+    DetectorConfig, defaults, load_param_yaml, make_config, PARAMS)
+from tensorrt_yolox_py.tools.params_doc import DERIVED, param_yaml, readme_table
 
 
 def test_schema_and_config_fields_agree():
@@ -69,7 +69,7 @@ def test_readme_table_is_generated_from_the_schema(repo_root):
     readme = (repo_root / 'README.md').read_text()
     match = re.search(r'<!-- params:begin -->\n(.*?)<!-- params:end -->', readme, re.S)
     assert match, 'README.md needs the generated parameter table between params markers'
-    assert match.group(1) == markdown_table(), \
+    assert match.group(1) == readme_table(), \
         'regenerate with: python -m tensorrt_yolox_py.tools.params_doc --markdown'
 
 

@@ -267,9 +267,9 @@ def test_plan_int8_by_version_and_device(tiny_model):
     assert plan_int8(gpu, (10, 0, 1), False).mode == 'implicit'
     assert plan_int8(gpu, (10, 1, 0), False).mode == 'explicit'
     assert plan_int8(gpu, (8, 6, 1), True).mode == 'model-qdq'
-    dla = EngineSettings(tiny_model, dla_core=0)
+    dla = EngineSettings(tiny_model, dla_core_id=0)
     assert plan_int8(dla, (10, 3, 0), False).mode == 'ranges'
-    entropy = EngineSettings(tiny_model, dla_core=0, calibration_algorithm='Entropy')
+    entropy = EngineSettings(tiny_model, dla_core_id=0, calibration_algorithm='Entropy')
     assert plan_int8(entropy, (8, 6, 2), False).mode == 'implicit'
     clip = EngineSettings(tiny_model, clip_value=6.0)
     assert plan_int8(clip, (10, 3, 0), False).mode == 'clip'
@@ -278,7 +278,7 @@ def test_plan_int8_by_version_and_device(tiny_model):
                   (10, 3, 0), False)
     assert info.value.name == 'int8_mode'
     with pytest.raises(ParameterError) as info:
-        plan_int8(EngineSettings(tiny_model, dla_core=1, int8_mode='implicit'), (10, 0, 0),
+        plan_int8(EngineSettings(tiny_model, dla_core_id=1, int8_mode='implicit'), (10, 0, 0),
                   False)
     assert info.value.name == 'calibration_algorithm' and 'Entropy' in str(info.value)
 

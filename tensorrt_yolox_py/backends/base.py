@@ -245,3 +245,17 @@ def register(entry: BackendEntry) -> BackendEntry:
     """Add ``entry`` to the registry (keeps registration order) and return it."""
     REGISTRY[entry.name] = entry
     return entry
+
+
+def backend_choices() -> Tuple[str, ...]:
+    """Return the values of ``backend``: ``auto``, then the registry in its order."""
+    return ('auto',) + tuple(REGISTRY)
+
+
+def param_choices(spec: Any) -> Optional[Tuple[str, ...]]:
+    """Return the allowed values of a ``params.ParamSpec``: the registry's for ``backend``.
+
+    Every other parameter's are its own ``choices``. The registry is complete once
+    ``backends`` is imported (importing this module does it first).
+    """
+    return backend_choices() if spec.name == 'backend' else spec.choices

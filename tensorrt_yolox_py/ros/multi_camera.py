@@ -26,8 +26,7 @@ from ..batching import BatchGroups
 from ..errors import YoloxError
 from ..params import PARAMS_BY_NAME, load_param_yaml
 from .camera_mapping import NodeSpec, load_cameras_file
-from .lifecycle import (STOP, UsageError, exit_process, init_ros, run_entry_point,
-                        spin_until_stopped)
+from .lifecycle import STOP, UsageError, init_ros, run_entry_point, spin_until_stopped
 from .node import DetectorFactory, YoloxNode
 
 rclpy = require('rclpy', 'the multi-camera runner', 'pip install ros-rclpy')
@@ -121,7 +120,3 @@ def main(argv: Optional[List[str]] = None) -> int:
                     node.destroy_node()
 
     return run_entry_point(body)
-
-
-if __name__ == '__main__':
-    exit_process(main())

@@ -37,7 +37,7 @@ from ..errors import InputError
 from ..params import DetectorConfig
 from ..pipeline import Detector
 from .image_conversion import fill_image_msg, image_msg_to_source, ImageFormatError
-from .lifecycle import STOP, exit_process, init_ros, run_entry_point, spin_until_stopped
+from .lifecycle import STOP, init_ros, run_entry_point, spin_until_stopped
 from ..visualize import annotated_encoding, draw_detections
 from .messages import copy_header, to_detection2d_array, to_label_info
 from .parameters import declare_detector_parameters
@@ -245,7 +245,3 @@ def main(args: Optional[List[str]] = None) -> int:
                 node.destroy_node()
 
     return run_entry_point(body)
-
-
-if __name__ == '__main__':
-    exit_process(main())

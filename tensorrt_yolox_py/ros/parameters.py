@@ -11,6 +11,7 @@ import math
 from typing import Any, Dict, Set, Tuple
 
 from .._lazy import require
+from ..backends.base import param_choices
 from ..errors import ParameterError
 from ..params import PARAMS, PARAMS_BY_NAME, DetectorConfig, ParamSpec, make_config
 
@@ -28,8 +29,9 @@ def descriptor_for(spec: ParamSpec) -> Any:
             str: rcl.ParameterType.PARAMETER_STRING}[spec.type]
     descriptor = rcl.ParameterDescriptor(name=spec.name, type=kind,
                                          description=spec.description, read_only=True)
-    if spec.choices is not None:
-        descriptor.additional_constraints = 'one of: ' + ', '.join(spec.choices)
+    choices = param_choices(spec)
+    if choices is not None:
+        descriptor.additional_constraints = 'one of: ' + ', '.join(choices)
     if spec.min is not None or spec.max is not None:
         if spec.type is int:
             low = _INT64_MIN if spec.min is None else int(spec.min)

@@ -237,7 +237,7 @@ GPU_CHECK = '''
 import json, sys
 import numpy as np
 import tensorrt_yolox_py
-from tensorrt_yolox_py.cuda import CudaPreprocessor, cuda_unavailable_reason
+from tensorrt_yolox_py.cuda.preprocess import CudaPreprocessor, cuda_unavailable_reason
 from tensorrt_yolox_py.cuda.driver import bindings_major, driver_cuda_version
 from tensorrt_yolox_py.image import SourceImage
 from tensorrt_yolox_py.stages.preprocess import preprocess_cpu
@@ -272,7 +272,7 @@ def test_installed_wheel_runs_the_fused_kernel_on_the_gpu(fresh_env, tmp_path):
     On the GPU machine: ``python -m pytest -q -rA test/platforms/test_platform_installed_wheel.py
     -k gpu`` (the report is printed and written to ``$YOLOX_GPU_LOG`` when set).
     """
-    from tensorrt_yolox_py.cuda import cuda_unavailable_reason
+    from tensorrt_yolox_py.cuda.preprocess import cuda_unavailable_reason
 
     here = cuda_unavailable_reason(0)
     report = json.loads(run_in(fresh_env, GPU_CHECK, tmp_path).strip().splitlines()[-1])

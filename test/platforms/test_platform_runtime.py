@@ -118,7 +118,7 @@ def test_auto_int8_falls_back_to_implicit_without_qdq_writing(tmp_path, caplog):
     assert any('1.23.2' in r.getMessage() for r in caplog.records)
     # Paths that need no Q/DQ writing are unchanged.
     assert plan_int8(gpu, (8, 6, 2), False, qdq_writable=False).mode == 'implicit'
-    dla = EngineSettings(tmp_path / 'm.onnx', dla_core=0)
+    dla = EngineSettings(tmp_path / 'm.onnx', dla_core_id=0)
     assert plan_int8(dla, (10, 3, 0), False, qdq_writable=False).mode == 'ranges'
 
 

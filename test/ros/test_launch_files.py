@@ -52,6 +52,18 @@ def test_launch_descriptions_build_where_launch_ros_exists() -> None:
         assert description.entities
 
 
+def test_single_camera_launch_lists_what_the_schema_and_the_encoding_table_hold() -> None:
+    from tensorrt_yolox_py.image import ENCODINGS
+    from tensorrt_yolox_py.params import DEVICES, PARAMS_BY_NAME
+
+    described = {name: text for name, _, text in _load('yolox.launch.py').ARGUMENTS}
+    assert described['device'].split(';')[0].split(' | ') == list(DEVICES)
+    assert described['precision'].split(' (')[0].split(' | ') == \
+        list(PARAMS_BY_NAME['precision'].choices)
+    listed = described['input/image'].split('encodings: ')[1].rstrip(')').split(', ')
+    assert listed == list(ENCODINGS)
+
+
 # -- launch_support and dds_profile: the pure parts ------------------------------------------
 def test_unknown_argument_error_suggests_the_closest_declared_name() -> None:
     from tensorrt_yolox_py.ros.launch_support import unknown_argument_error

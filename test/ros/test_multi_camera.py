@@ -167,8 +167,10 @@ def test_overload_three_cameras_at_30hz_into_a_slow_backend(ros: Any, cpu_params
     assert max(rss[1:]) - rss[1] < 60.0, rss
 
 
-def _start(module: str, args: List[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, '-m', module] + args, env=subprocess_env(),
+def _start(entry: str, args: List[str]) -> subprocess.Popen:
+    command = [sys.executable, '-c',
+               f'from tensorrt_yolox_py.ros.entry_points import {entry}; {entry}()']
+    return subprocess.Popen(command + args, env=subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -186,7 +188,7 @@ def _finish(process: subprocess.Popen, sig: int) -> Tuple[int, str]:
 def test_runner_process_serves_three_cameras_and_stops_cleanly_on_sigterm(
         ros: Any, cpu_params: dict, tmp_path: Path) -> None:
     path = _cameras_file(tmp_path, cpu_params)
-    process = _start('tensorrt_yolox_py.ros.multi_camera', ['--cameras', str(path)])
+    process = _start('yolox_multi_camera', ['--cameras', str(path)])
     try:
         _three_camera_round_trip(ros.peer())
     finally:
@@ -203,7 +205,7 @@ def test_node_process_serves_and_stops_cleanly_on_sigint(ros: Any, cpu_params: d
     args = ['--ros-args', '-r', '__node:=proc_det']
     for key, value in cpu_params.items():
         args += ['-p', f'{key}:={str(value).lower() if isinstance(value, bool) else value}']
-    process = _start('tensorrt_yolox_py.ros.node', args)
+    process = _start('yolox_node', args)
     try:
         peer = ros.peer()
         got: List[Any] = []

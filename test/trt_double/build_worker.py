@@ -25,7 +25,7 @@ def main(model: str, cache: str, ready: str, go: str, result: str) -> int:
     sys.modules['tensorrt'] = double.module
     from tensorrt_yolox_py.backends.tensorrt.builder import EngineSettings, prepare_engine
 
-    settings = EngineSettings(Path(model), precision='fp16', cache_dir=Path(cache))
+    settings = EngineSettings(Path(model), precision='fp16', engine_cache_dir=str(cache))
     Path(ready).touch()
     deadline = time.time() + 60
     while not Path(go).exists():

@@ -59,14 +59,14 @@ import logging
 import re
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ...errors import ModelContractError, ParameterError
-from ...params import DetectorConfig, PARAMS
+from ...params import DetectorConfig, ENGINE, KEY_INT8, KEY_VALUE, params_affecting
 from ...quantization.images import fingerprint, list_calibration_images
 from ...quantization.clip import CLIP_RECIPE_VERSION
 from ...quantization.static import CALIBRATION_CACHE_ORT, CALIBRATION_VERSION
@@ -87,47 +87,54 @@ CALIBRATOR_NAMES = {'Entropy': 'IInt8EntropyCalibrator2', 'MinMax': 'IInt8MinMax
                     'Legacy': 'IInt8LegacyCalibrator'}
 
 
-#: Defaults from the one parameter schema.
-_DEFAULT = {spec.name: spec.default for spec in PARAMS}
+class _EngineSettingsMethods:
+    """What ``EngineSettings`` adds to its fields."""
 
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """Everything that decides how an engine is built (a view of DetectorConfig)."""
-
-    model_path: Path
-    precision: str = _DEFAULT['precision']
-    dla_core: int = _DEFAULT['dla_core_id']
-    gpu_id: int = _DEFAULT['gpu_id']
-    calibration_algorithm: str = _DEFAULT['calibration_algorithm']
-    calibration_image_list_path: str = _DEFAULT['calibration_image_list_path']
-    calibration_num_images: int = _DEFAULT['calibration_num_images']
-    percentile: float = _DEFAULT['percentile']
-    int8_mode: str = _DEFAULT['int8_mode']
-    clip_value: float = _DEFAULT['clip_value']
-    #: quantize_first_layer / quantize_last_layer (Autoware's meaning: True keeps it in FP16).
-    fp16_first_layer: bool = _DEFAULT['quantize_first_layer']
-    fp16_last_layer: bool = _DEFAULT['quantize_last_layer']
-    workspace_size_mb: int = _DEFAULT['workspace_size_mb']
-    cache_dir: Optional[Path] = None
-    max_batch: int = 1
+    __slots__ = ()
 
     @classmethod
     def from_config(cls, config: DetectorConfig) -> 'EngineSettings':
-        """Take the engine-relevant parameters of a validated config."""
-        return cls(config.resolved_model_path, config.precision, config.dla_core_id,
-                   config.gpu_id, config.calibration_algorithm,
-                   config.calibration_image_list_path, config.calibration_num_images,
-                   config.percentile, config.int8_mode, config.clip_value,
-                   config.quantize_first_layer, config.quantize_last_layer,
-                   config.workspace_size_mb,
-                   Path(config.engine_cache_dir).expanduser() if config.engine_cache_dir
-                   else None, config.max_batch)
+        """Take the ENGINE parameters of a validated config (the model path resolved)."""
+        values = {spec.name: getattr(config, spec.name) for spec in ENGINE_PARAMS}
+        values['model_path'] = config.resolved_model_path
+        return cls(**values)
 
     @property
     def device(self) -> str:
         """'gpu', 'dla0' or 'dla1'."""
-        return 'gpu' if self.dla_core < 0 else f'dla{self.dla_core}'
+        core = getattr(self, 'dla_core_id')
+        return 'gpu' if core < 0 else f'dla{core}'
+
+    @property
+    def cache_dir(self) -> Optional[Path]:
+        """``engine_cache_dir`` as a path; None = the default cache folder."""
+        folder = getattr(self, 'engine_cache_dir')
+        return Path(folder).expanduser() if folder else None
+
+    def key_fields(self, kinds: Tuple[str, ...] = (KEY_VALUE, KEY_INT8)) -> Dict[str, Any]:
+        """Return the parameters of the engine cache key, by name (``ParamSpec.engine_key``).
+
+        KEY_VALUE parameters always, KEY_INT8 ones under int8 (``kinds`` picks among the
+        two); KEY_CONTENT ones are keyed by ``prepare_engine`` through what they name,
+        KEY_NONE ones not at all.
+        """
+        int8 = getattr(self, 'precision') == 'int8'
+        return {spec.name: getattr(self, spec.name) for spec in ENGINE_PARAMS
+                if spec.engine_key in kinds and (spec.engine_key == KEY_VALUE or int8)}
+
+
+#: The schema's ENGINE parameters: the fields of EngineSettings.
+ENGINE_PARAMS = params_affecting(ENGINE)
+#: Everything that decides how an engine is built: a frozen dataclass with one field per ENGINE
+#: parameter (schema name and default; ``model_path`` first, a ``Path``, required).
+EngineSettings = make_dataclass(
+    'EngineSettings',
+    [('model_path', Path)] + [(spec.name, spec.type, field(default=spec.default))
+                              for spec in ENGINE_PARAMS if spec.name != 'model_path'],
+    bases=(_EngineSettingsMethods,), frozen=True)
+EngineSettings.__module__ = __name__
+EngineSettings.__doc__ = ('Everything that decides how an engine is built: one field per '
+                          'ENGINE parameter of ``params.PARAMS``.')
 
 
 @dataclass(frozen=True)
@@ -223,7 +230,7 @@ def plan_int8(settings: EngineSettings, version: Tuple[int, int, int],
     ask the installed one). Where it cannot (ONNX Runtime < 1.32: Python 3.10), ``auto`` on
     TensorRT 10.1+ takes the implicit calibrator instead of ``explicit`` and warns.
     """
-    dla = settings.dla_core >= 0
+    dla = settings.dla_core_id >= 0
     algo = settings.calibration_algorithm
     mode = settings.int8_mode
     if model_qdq:
@@ -316,7 +323,7 @@ def check_hardware(builder: Any, settings: EngineSettings, gpu: Dict[str, Any],
     from the compute capability after (the platform queries are deprecated there).
     """
     gpu_text = _gpu_text(gpu)
-    if settings.dla_core >= 0:
+    if settings.dla_core_id >= 0:
         has_dla, why = dla_support(version)
         if not has_dla:
             raise ParameterError('device', f'{settings.device}: TensorRT '
@@ -326,7 +333,7 @@ def check_hardware(builder: Any, settings: EngineSettings, gpu: Dict[str, Any],
         if cores == 0:
             raise ParameterError('device', f'{settings.device}: this platform has no DLA '
                                  f'({gpu_text}); use device gpu')
-        if settings.dla_core >= cores:
+        if settings.dla_core_id >= cores:
             raise ParameterError('device', f'{settings.device}: this platform has {cores} '
                                  f'DLA core(s) (dla0..dla{cores - 1})')
     if supports(version, 'platform_queries'):
@@ -368,11 +375,11 @@ class EngineBuild:
             self.report.typed_model_tool = typed_model_tool(typed_model)
 
     def _artifact(self, kind: str, suffix: str) -> Path:
-        digest = engine_key({'model': file_sha256(self.settings.model_path), 'kind': kind,
+        # The schema's KEY_INT8 parameters, and what the plan and the images decided.
+        digest = engine_key({**self.settings.key_fields((KEY_INT8,)),
+                             'model': file_sha256(self.settings.model_path), 'kind': kind,
                              'algorithm': self.plan.algorithm if self.plan else '',
-                             'percentile': self.settings.percentile, 'images': self.image_key,
-                             'first': self.settings.fp16_first_layer,
-                             'last': self.settings.fp16_last_layer,
+                             'images': self.image_key,
                              'calibration_version': CALIBRATION_VERSION,
                              'trt': version_text(self.version[:2] + (0,))})[:12]
         return self.cache_dir / f'{_safe(self.settings.model_path.stem)}.{kind}-{digest}{suffix}'
@@ -456,8 +463,8 @@ class EngineBuild:
                 quantize_static_qdq(
                     self.settings.model_path, tmp, self.images, plan.algorithm,
                     percentile=self.settings.percentile, target='tensorrt',
-                    exclude_first_layer=self.settings.fp16_first_layer,
-                    exclude_last_layer=self.settings.fp16_last_layer,
+                    exclude_first_layer=self.settings.quantize_first_layer,
+                    exclude_last_layer=self.settings.quantize_last_layer,
                     progress=self.progress.calibration)
         self.report.calibration = f'{plan.algorithm} (ONNX Runtime static quantization)'
         self.report.calibration_images = len(self.images)
@@ -563,7 +570,7 @@ class EngineBuild:
             LOGGER.info('strongly typed network: %s from the ONNX types of %s', precision,
                         self._model_to_parse().name)
             return None
-        if precision == 'fp16' or self.fast.get('fp16', False) or settings.dla_core >= 0:
+        if precision == 'fp16' or self.fast.get('fp16', False) or settings.dla_core_id >= 0:
             config.set_flag(trt.BuilderFlag.FP16)
         if precision == 'fp16':
             return None
@@ -591,13 +598,13 @@ class EngineBuild:
             self.report.calibration_images = len(self.images)
         if plan.mode in ('clip', 'ranges', 'implicit'):
             first, last = boundary_layers(trt, network)
-            pinned = (first if settings.fp16_first_layer else []) + \
-                (last if settings.fp16_last_layer else [])
+            pinned = (first if settings.quantize_first_layer else []) + \
+                (last if settings.quantize_last_layer else [])
             if pinned:
                 self.report.fp16_layers = keep_in_fp16(trt, pinned)
                 config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
                 LOGGER.info('kept in FP16 (quantize_first_layer=%s, quantize_last_layer=%s): %s',
-                            settings.fp16_first_layer, settings.fp16_last_layer,
+                            settings.quantize_first_layer, settings.quantize_last_layer,
                             ', '.join(self.report.fp16_layers))
         return calibrator
 
@@ -627,10 +634,10 @@ class EngineBuild:
 
     def _set_device(self, config: Any, network: Any) -> None:
         trt, settings = self.trt, self.settings
-        if settings.dla_core < 0:
+        if settings.dla_core_id < 0:
             return
         config.default_device_type = trt.DeviceType.DLA
-        config.DLA_core = int(settings.dla_core)
+        config.DLA_core = int(settings.dla_core_id)
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
         fallback = []
         constant = getattr(trt.LayerType, 'CONSTANT', None)
@@ -671,10 +678,9 @@ def prepare_typed_model(settings: EngineSettings, plan: Optional[Int8Plan],
               'calibration_version': CALIBRATION_VERSION, 'clip_recipe': CLIP_RECIPE_VERSION,
               'tool': strongly_typed.planned_tool(
                   precision, plan.algorithm if plan is not None else '')}
-    if plan is not None:
-        fields.update(algorithm=plan.algorithm, images=image_key, clip=settings.clip_value,
-                      percentile=settings.percentile, first=settings.fp16_first_layer,
-                      last=settings.fp16_last_layer)
+    if plan is not None:  # the schema's KEY_INT8 parameters, and what the plan decided
+        fields.update(settings.key_fields((KEY_INT8,)), algorithm=plan.algorithm,
+                      images=image_key)
     digest = engine_key(fields)[:12]
     path = cache_dir / f'{_safe(model.stem)}.typed-{precision}-{digest}.onnx'
     if trust.usable(path, 'strongly typed model'):
@@ -691,8 +697,8 @@ def prepare_typed_model(settings: EngineSettings, plan: Optional[Int8Plan],
                 model, tmp, list(images),
                 method=plan.algorithm if plan.algorithm != 'clip' else 'MinMax',
                 percentile=settings.percentile, clip_value=settings.clip_value,
-                fp16_first_layer=settings.fp16_first_layer,
-                fp16_last_layer=settings.fp16_last_layer, progress=progress.calibration)
+                fp16_first_layer=settings.quantize_first_layer,
+                fp16_last_layer=settings.quantize_last_layer, progress=progress.calibration)
         for note in result.notes:
             LOGGER.info('strongly typed model: %s', note)
         LOGGER.info('strongly typed %s model by %s in %.1f s: %s', precision, result.tool,
@@ -709,7 +715,7 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
     model = Path(settings.model_path)
     if not model.is_file():
         raise ModelContractError(f'model file not found: {model}')
-    if settings.dla_core >= 0 and settings.precision == 'fp32':
+    if settings.dla_core_id >= 0 and settings.precision == 'fp32':
         raise ParameterError('precision', f'fp32 cannot run on {settings.device}: the DLA runs '
                              'FP16 or INT8 only')
     memory = memory or CudaMemory(settings.gpu_id)
@@ -726,20 +732,18 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
             images = list_calibration_images(settings.calibration_image_list_path,
                                              settings.calibration_num_images)
             image_key = fingerprint(images)
+    # The schema's ENGINE parameters (settings.key_fields), then what KEY_CONTENT ones name
+    # (model bytes, calibration images, GPU) and what the build itself decided.
     fields: Dict[str, Any] = {
-        'model_sha256': file_sha256(model), 'precision': settings.precision,
-        'device': 'dla' if settings.dla_core >= 0 else 'gpu', 'dla_core': settings.dla_core,
+        **settings.key_fields(), 'model_sha256': file_sha256(model),
+        'device': 'dla' if settings.dla_core_id >= 0 else 'gpu',
         'trt_version': version_text(version), 'gpu': gpu['name'],
         'compute_capability': list(gpu['compute_capability'])}
     if settings.precision == 'fp32':
         fields['tf32'] = False      # BuilderFlag.TF32 cleared (engines before it allowed it)
     if plan is not None:
-        fields.update(int8_path=plan.mode, calibration_algorithm=plan.algorithm,
-                      percentile=settings.percentile if plan.algorithm == 'Legacy' else None,
-                      calibration_images=image_key, num_images=len(images),
-                      clip_value=settings.clip_value,
-                      fp16_first_layer=settings.fp16_first_layer,
-                      fp16_last_layer=settings.fp16_last_layer)
+        fields.update(int8_path=plan.mode, int8_algorithm=plan.algorithm,
+                      calibration_images=image_key, num_images=len(images))
         if plan.mode in ('explicit', 'ranges', 'typed-qdq'):  # made by quantization.*
             fields['calibration_version'] = CALIBRATION_VERSION
         if settings.clip_value > 0:
@@ -754,10 +758,9 @@ def prepare_engine(settings: EngineSettings, trt: Any = None, memory: Any = None
         if typed_model is not None:
             fields['typed_model_sha256'] = file_sha256(typed_model)
     if settings.max_batch > 1:
-        if settings.dla_core >= 0:
+        if settings.dla_core_id >= 0:
             raise ParameterError('max_batch', f'{settings.max_batch} needs the GPU (engines on '
                                  f'{settings.device} keep batch 1)')
-        fields['max_batch'] = int(settings.max_batch)
     key = engine_key(fields)
     name = f'{_safe(model.stem)}.{settings.precision}.{settings.device}'
     if settings.max_batch > 1:
