@@ -248,10 +248,6 @@ class LabPreprocessor(CudaPreprocessor):
         if self.overlap_h2d:
             mem.stream_wait_event(self.stream_handle, slot.copied)
 
-    def _consumed(self, slot: _Staging) -> None:
-        if self.overlap_h2d:
-            self._mem.event_record(slot.consumed, self.stream_handle)
-
     def _upload(self, source: SourceImage) -> Tuple[_Staging, int]:
         if self.host_copy == 'direct':
             return super()._upload(source)
