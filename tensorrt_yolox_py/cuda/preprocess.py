@@ -546,8 +546,7 @@ class CudaPreprocessor(Preprocessor):
         return plans, letterboxes, total
 
     def _upload_table(self, table: np.ndarray, store: Optional[Dict[str, Any]] = None) -> None:
-        """Send a batch descriptor table to the device unless unchanged (``store``: its buffers,
-        default ``_batch``)."""
+        """Send a batch descriptor table (buffers in ``store``, default ``_batch``) if changed."""
         store = self._batch if store is None else store
         cached = store.get('table')
         if cached is not None and cached.shape == table.shape and np.array_equal(cached, table):
