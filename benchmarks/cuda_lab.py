@@ -136,7 +136,7 @@ class LabPreprocessor(CudaPreprocessor):
         self._pool: Optional[ThreadPoolExecutor] = None
         self._graphs: Dict[tuple, Tuple[Any, Any]] = {}
         self._next_slot = 0
-        super().__init__(input_hw, dtype, gpu_id, kernels)
+        super().__init__(input_hw, dtype, gpu_id, kernels, staging_slots=1)  # + 1: overlap_h2d
         try:
             self._drv = importlib.import_module('cuda.bindings.driver')
             self._copy_stream = self._new_stream() if self.overlap_h2d else self.stream_handle
