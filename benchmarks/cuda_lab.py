@@ -296,6 +296,7 @@ class LabPreprocessor(CudaPreprocessor):
             self._h2d(slot, slot.host_ptr, nbytes, record=False),
             self._launch_one(slot.dev_ptr, pitch, lb, source.encoding, dst)))
         self._mem.event_record(slot.copied, self.stream_handle)
+        self._consumed(slot)   # a staged batch's H2D into this slot waits for the replay
         return lb
 
     # ---- enqueue: host or device images ----
