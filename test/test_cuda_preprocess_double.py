@@ -388,3 +388,19 @@ def test_scheduler_stages_the_next_batch_while_one_runs(double, planted_model):
             np.testing.assert_array_equal(got.class_ids, want.class_ids)
             np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-4)
     assert sum(staged) == len(frames) and threads == {'yolox-batch-run'}
+
+
+@pytest.mark.parametrize('overlap', [False, True], ids=['sequential', 'pipelined'])
+def test_the_benchmarks_pipelined_rows_run_on_the_lazy_gpu(lazy, planted_model, overlap):
+    from benchmarks.bench_gpu_captured import run_pipelined
+
+    backend = OnnxRuntimeBackend(planted_model)
+    pre = cuda_preprocess.CudaPreprocessor(backend.input_hw, backend.input_dtype)
+    staged = []
+    stage = pre.stage
+    pre.stage = lambda sources: staged.append(1) or stage(sources)
+    with Detector(backend, pre, _post(backend), _labels()) as det:
+        row = run_pipelined(det, _frames(1, 5, 60, 80), 0.3, overlap, warmup=1)
+    assert row['frames'] >= 1 and row['fps'] > 0 and row['host_cpu_ms_per_frame'] > 0
+    assert row['p99_ms'] >= row['p50_ms'] > 0
+    assert (len(staged) >= row['frames']) if overlap else not staged
