@@ -15,7 +15,12 @@ hand. Rows, each with whether capture / compilation succeeded:
   CUDA kernel writing the captured work's static input, graph replay, GPU decode, NMS on the
   host): 1 camera closed loop (p50 / p99, host CPU time per frame), 4 cameras batched vs one
   call per camera, 8 cameras batched (``BatchScheduler``, the closed loops of
-  ``bench_gpu_end_to_end``).
+  ``bench_gpu_end_to_end``: every camera waits for its result, so no batch is ready while one
+  runs), and 8 cameras as one stream of batches (``run_pipelined``): ``sequential`` (pack,
+  infer, wait, in one thread) vs ``pipelined`` (a producer thread stages batch n + 1 into the
+  other pinned slot, ``Detector.stage``, while batch n infers: host frames overlap). Every
+  e2e row has wall frames/s and p50 / p99 ms beside the host CPU ms per frame (process CPU
+  time over frames, all threads).
 - ``profile``: a ``torch.profiler`` summary of 1-camera frames (GPU kernel time vs wall, top
   kernels, host time).
 - ``warm_start``: seconds to construct + prepare the compiled backend with a warm cache.
@@ -268,9 +273,68 @@ def e2e_rows(model_path: Path, var: Dict[str, Any], seconds: float, rows: List[D
                                           if b in backend._runner._slots)))
             LOG.info('%s', rows[-1])
             save()
+        for mode in ('sequential', 'pipelined'):   # host frames overlap, A/B in one run
+            setup = Setup(backend, 'gpu', 8, True, 'device')
+            try:
+                row = run_pipelined(setup.detectors[0], images, seconds, mode == 'pipelined')
+            finally:
+                setup.close()
+            rows.append(dict(base, cams=8, batched=mode, **row, captured=backend.captured(8)))
+            LOG.info('%s', rows[-1])
+            save()
     finally:
         backend.close()
         torch.cuda.empty_cache()
+
+
+def run_pipelined(det: Any, images: List[Any], seconds: float, overlap: bool,
+                  warmup: int = 10) -> Dict[str, Any]:
+    """Batches of ``images`` back to back: one thread, or a producer staging batch n + 1.
+
+    p50 / p99: from the start of a batch's staging to its results. Host CPU: process time
+    (all threads) per frame.
+    """
+    import queue
+    import threading
+
+    for _ in range(warmup):
+        det.detect_batch(images)
+    lat: List[float] = []
+    stop = threading.Event()
+    handoff: 'queue.Queue[Any]' = queue.Queue(maxsize=1)
+
+    def producer() -> None:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            handoff.put((t0, det.stage(images)))
+        handoff.put(None)
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    deadline = wall0 + seconds
+    if overlap:
+        thread = threading.Thread(target=producer, daemon=True)
+        thread.start()
+        while True:
+            item = handoff.get()
+            if item is None:
+                break
+            t0, staged = item
+            det.detect_batch(images, staged=staged)
+            lat.append((time.perf_counter() - t0) * 1e3)
+            if time.perf_counter() >= deadline:
+                stop.set()
+        thread.join(60)
+    else:
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            det.detect_batch(images)
+            lat.append((time.perf_counter() - t0) * 1e3)
+    wall = time.perf_counter() - wall0
+    frames = len(lat) * len(images)
+    return {'frames': frames, 'fps': frames / wall, 'p50_ms': float(np.median(lat)),
+            'p99_ms': float(np.percentile(lat, 99)),
+            'host_cpu_ms_per_frame': (time.process_time() - cpu0) / frames * 1e3,
+            'mean_batch_size': float(len(images))}
 
 
 def profile_frames(det: Any, image: Any, frames: int = 50) -> Dict[str, Any]:

@@ -136,7 +136,7 @@ class LabPreprocessor(CudaPreprocessor):
         self._pool: Optional[ThreadPoolExecutor] = None
         self._graphs: Dict[tuple, Tuple[Any, Any]] = {}
         self._next_slot = 0
-        super().__init__(input_hw, dtype, gpu_id, kernels)
+        super().__init__(input_hw, dtype, gpu_id, kernels, staging_slots=1)  # + 1: overlap_h2d
         try:
             self._drv = importlib.import_module('cuda.bindings.driver')
             self._copy_stream = self._new_stream() if self.overlap_h2d else self.stream_handle
@@ -248,10 +248,6 @@ class LabPreprocessor(CudaPreprocessor):
         if self.overlap_h2d:
             mem.stream_wait_event(self.stream_handle, slot.copied)
 
-    def _consumed(self, slot: _Staging) -> None:
-        if self.overlap_h2d:
-            self._mem.event_record(slot.consumed, self.stream_handle)
-
     def _upload(self, source: SourceImage) -> Tuple[_Staging, int]:
         if self.host_copy == 'direct':
             return super()._upload(source)
@@ -300,6 +296,7 @@ class LabPreprocessor(CudaPreprocessor):
             self._h2d(slot, slot.host_ptr, nbytes, record=False),
             self._launch_one(slot.dev_ptr, pitch, lb, source.encoding, dst)))
         self._mem.event_record(slot.copied, self.stream_handle)
+        self._consumed(slot)   # a staged batch's H2D into this slot waits for the replay
         return lb
 
     # ---- enqueue: host or device images ----

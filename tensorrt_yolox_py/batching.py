@@ -14,13 +14,21 @@ ROS-free; the multi-camera runner feeds it from its subscriptions.
   ``submit(camera, source, header)`` takes a ``SourceImage`` (the adapter made it; anything
   else raises ``InputError`` at once) and never blocks; each frame's result comes back
   through ``on_result(CameraResult)`` (when given) with that frame's own ``header`` (opaque
-  metadata, returned untouched), on the worker thread, in arrival order per camera.
+  metadata, returned untouched), on the worker (or runner) thread, in arrival order per
+  camera.
   ``request(camera, source)`` submits a frame and returns its ``Ticket``, the completion
   handle a caller waits on (``Ticket.wait(timeout)`` -> ``CameraResult``); a ticketed frame
   that is dropped (replaced by a newer one, or pending at ``close()``) completes with a
   ``FrameDropped`` error. If the batch call fails, its frames are retried one by one so one
   camera's bad frame never costs the others theirs. ``close()`` stops the worker (pending
-  frames are dropped and counted).
+  frames are dropped and counted). Host frames overlap: with a detector that can stage
+  (``Detector.can_stage``: the CUDA preprocessor's pinned staging slots), the worker thread
+  only collects batches and stages them (``detector.stage``: pack into pinned memory, H2D
+  queued) and a second thread runs them (``detect_batch(sources, staged=...)``) and delivers
+  the results, so batch n + 1 is packed and sent while batch n infers; at most one staged
+  batch waits for the runner. Batch n + 1 exists only where frames arrive while batch n runs
+  (cameras with more than one frame in flight: ``submit``; not ``BatchClient``, whose camera
+  waits for its result before sending its next frame).
 - ``group_key(config)``: cameras whose configs give the same key can share a scheduler (same
   value of every parameter that affects the engine or the detector: ``params`` marks each);
   DLA devices never batch.
@@ -36,6 +44,7 @@ ROS-free; the multi-camera runner feeds it from its subscriptions.
 """
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -248,14 +257,48 @@ class BatchScheduler:
             return None
 
     def _loop(self) -> None:
+        if getattr(self.detector, 'can_stage', False) is True:
+            self._staging_loop()
+            return
         while True:
             frames = self._next_batch()
             if frames is None:
                 return
-            try:
-                self._run(frames)
-            except Exception:  # noqa: BLE001 - the worker must outlive any one batch
-                LOGGER.exception('batch of %d frames failed', len(frames))
+            self._run_logged(frames)
+
+    def _run_logged(self, frames: List[Frame], staged: Any = None) -> None:
+        try:
+            self._run(frames, staged)
+        except Exception:  # noqa: BLE001 - the worker must outlive any one batch
+            LOGGER.exception('batch of %d frames failed', len(frames))
+
+    def _staging_loop(self) -> None:
+        """Collect and stage batches here; a runner thread runs them (host frames overlap)."""
+        handoff: 'queue.Queue[Optional[Tuple[List[Frame], Any]]]' = queue.Queue(maxsize=1)
+
+        def runner() -> None:
+            while True:
+                item = handoff.get()
+                if item is None:
+                    return
+                self._run_logged(*item)
+
+        thread = threading.Thread(target=runner, name=f'{self._thread.name}-run', daemon=True)
+        thread.start()
+        try:
+            while True:
+                frames = self._next_batch()
+                if frames is None:
+                    return
+                staged = None
+                try:
+                    staged = self.detector.stage([frame.image for frame in frames])
+                except Exception as exc:  # noqa: BLE001 - the batch runs unstaged, fails there
+                    LOGGER.debug('staging a batch of %d failed (%s)', len(frames), exc)
+                handoff.put((frames, staged))
+        finally:
+            handoff.put(None)
+            thread.join()
 
     def _deliver(self, frame: Frame, result: Any = None, error: Optional[BaseException] = None,
                  batch_size: int = 0) -> None:
@@ -274,10 +317,12 @@ class BatchScheduler:
         except Exception:  # noqa: BLE001 - a broken consumer must not stop the others
             LOGGER.exception('on_result failed for camera %s', frame.camera)
 
-    def _run(self, frames: List[Frame]) -> None:
+    def _run(self, frames: List[Frame], staged: Any = None) -> None:
         good = frames
         try:
-            results = self.detector.detect_batch([frame.image for frame in good])
+            images = [frame.image for frame in good]
+            results = (self.detector.detect_batch(images) if staged is None
+                       else self.detector.detect_batch(images, staged=staged))
         except Exception as exc:  # noqa: BLE001 - retried frame by frame below
             if len(good) == 1:
                 self._deliver(good[0], error=exc)

@@ -22,6 +22,13 @@ Contract of ``Detector.detect_batch(sources)``, the one path:
 
 ``Detector.detect(source)`` is ``detect_batch([source])[0]``.
 
+Host frames overlap: ``Detector.stage(sources)`` packs one chunk ahead into the preprocessor's
+next pinned staging slot and queues its H2D (``cuda.preprocess.CudaPreprocessor.stage``;
+None where the preprocessor cannot: the CPU one, or more sources than ``max_batch``);
+``detect_batch(sources, staged=...)`` then runs that chunk without packing it again. One
+thread stages batch n + 1 while another runs batch n (``batching.BatchScheduler``); the
+staged slot is given back even when the chunk fails.
+
 Where the backend decodes on the device (``capabilities.device_decode``: the torch backend on
 CUDA, whose captured CUDA graph holds network, decode, score threshold and top-k) and the
 preprocessor writes device tensors, the chunk goes: ``preprocessor.run(sources,
@@ -35,7 +42,7 @@ postprocessor's (set once here).
 import logging
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from .backends import create_backend
 from .backends.base import Backend
@@ -138,22 +145,51 @@ class Detector:
         """Detect objects in one image: ``detect_batch([source])[0]``."""
         return self.detect_batch([source])[0]
 
-    def detect_batch(self, sources: Sequence[SourceImage]) -> List[DetectionResult]:
-        """Detect objects in several images with batched inference; see the module contract."""
-        sources = check_sources(sources)
-        step = max(1, int(self.backend.capabilities.max_batch))
-        results: List[DetectionResult] = []
-        for first in range(0, len(sources), step):
-            results += self._detect_chunk(sources[first:first + step])
-        return results
+    @property
+    def can_stage(self) -> bool:
+        """Whether ``stage`` packs chunks ahead (a preprocessor with host frames overlap)."""
+        return callable(getattr(self.preprocessor, 'stage', None))
 
-    def _detect_chunk(self, sources: Sequence[SourceImage]) -> List[DetectionResult]:
+    def stage(self, sources: Sequence[SourceImage]) -> Optional[Any]:
+        """Pack one chunk ahead (see the module contract); None where that is not possible."""
+        sources = check_sources(sources)
+        if not self.can_stage or len(sources) > max(1, int(self.backend.capabilities.max_batch)):
+            return None
+        return self.preprocessor.stage(sources)
+
+    def detect_batch(self, sources: Sequence[SourceImage], staged: Optional[Any] = None
+                     ) -> List[DetectionResult]:
+        """Detect objects in several images with batched inference; see the module contract.
+
+        ``staged``: what ``stage(sources)`` returned for these sources (one chunk).
+        """
+        try:
+            sources = check_sources(sources)
+            if staged is not None:
+                return self._detect_chunk(sources, staged)
+            step = max(1, int(self.backend.capabilities.max_batch))
+            results: List[DetectionResult] = []
+            for first in range(0, len(sources), step):
+                results += self._detect_chunk(sources[first:first + step])
+            return results
+        finally:
+            if staged is not None:
+                staged.release()
+
+    def _preprocess(self, sources: Sequence[SourceImage], staged: Optional[Any],
+                    **out: Any) -> tuple:
+        if staged is None:
+            return self.preprocessor.run(sources, **out)
+        return self.preprocessor.run(sources, staged=staged, **out)
+
+    def _detect_chunk(self, sources: Sequence[SourceImage], staged: Optional[Any] = None
+                      ) -> List[DetectionResult]:
         timer = StageTimer()
         start = time.perf_counter()
         if self._device_decode:
-            return self._detect_decoded(sources, timer, start)
+            return self._detect_decoded(sources, timer, start, staged)
         with timer.stage('preprocess'):
-            tensor, letterboxes = self.preprocessor.run(sources)
+            tensor, letterboxes = self._preprocess(sources, staged)
         with timer.stage('infer'):
             output = self.backend.infer(tensor)
         shared = dict(timer.times_ms)
@@ -167,13 +203,13 @@ class Detector:
             results.append(DetectionResult(detections, letterbox, times, len(sources)))
         return results
 
-    def _detect_decoded(self, sources: Sequence[SourceImage], timer: StageTimer, start: float
-                        ) -> List[DetectionResult]:
+    def _detect_decoded(self, sources: Sequence[SourceImage], timer: StageTimer, start: float,
+                        staged: Optional[Any] = None) -> List[DetectionResult]:
         """Run one chunk on the device-decode path (see the module contract)."""
         with self.backend.device_lock():   # the static input is shared by the backend's users
             with timer.stage('preprocess'):
-                tensor, letterboxes = self.preprocessor.run(
-                    sources, out=self.backend.input_tensor(len(sources)))
+                tensor, letterboxes = self._preprocess(
+                    sources, staged, out=self.backend.input_tensor(len(sources)))
             with timer.stage('infer'):
                 decoded = self.backend.infer_decoded(tensor)
         shared = dict(timer.times_ms)

@@ -8,6 +8,13 @@ The way test/trt_double stands in for TensorRT: the production class runs unchan
   (inside one live allocation, on a live stream, a live event) and journaled in ``calls``.
   ``shared=`` makes it see (and allocate into) another HostMemory's device memory and streams,
   so the TensorRT double reads what the preprocessor wrote.
+- ``deferred=True`` makes it a lazy GPU: copies and launches are queued per stream and run
+  only when a host wait needs them (``event_synchronize``, ``synchronize``, a copy to the
+  host), each after the events its stream waited on (``stream_wait_event``) and as late as
+  that allows. A copy reads its source bytes when it runs, as a DMA does, so pinned memory
+  rewritten before its copy is waited for, a copy into a buffer a queued kernel still reads,
+  or a kernel not ordered after its copy gives wrong pixels. ``calls`` then also journals
+  ``('wait', stream)`` and ``('event_sync',)``.
 - ``KernelDouble``: the ``kernels.LoadedKernels`` interface. A launch of ``fused_*`` /
   ``fused_fmt_*`` / ``fused_batch_*`` reads the source bytes from "device" memory at the given
   pointer and pitch (the batch kernel: from the packed ``BATCH_DESC_DTYPE`` table in device
@@ -23,7 +30,7 @@ hold to the CPU reference on a real GPU.
 
 import ctypes
 import itertools
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -38,13 +45,17 @@ _BY_FORMAT = {e.kernel_format: e for e in ENCODINGS.values()}
 class PreprocessMemory(HostMemory):
     """HostMemory plus activation, raw host-to-device copies and events (see module doc)."""
 
-    def __init__(self, shared: Optional[HostMemory] = None) -> None:
+    def __init__(self, shared: Optional[HostMemory] = None, deferred: bool = False) -> None:
         super().__init__()
         if shared is not None:       # one device address space and stream set with it
             self.device, self.streams, self.calls = shared.device, shared.streams, shared.calls
         self._ids = itertools.count(0x9000)
         self.events: set = set()
         self.activations = 0
+        self.deferred = deferred
+        self._queues: Dict[int, List[Callable[[], None]]] = {}   # stream -> queued work
+        self._done: Dict[int, int] = {}                           # stream -> ops run
+        self._marks: Dict[int, Tuple[int, int]] = {}              # event -> (stream, op count)
 
     def activate(self) -> None:
         self.activations += 1
@@ -52,8 +63,8 @@ class PreprocessMemory(HostMemory):
     def copy_htod_async(self, dst: int, src: int, nbytes: int, stream: int) -> None:
         self._stream(stream)
         self._region(dst, nbytes)
-        ctypes.memmove(dst, src, nbytes)
         self.calls.append(('htod', stream))
+        self.enqueue(stream, lambda: ctypes.memmove(dst, src, nbytes))
 
     def event_create(self) -> int:
         event = next(self._ids)
@@ -64,13 +75,55 @@ class PreprocessMemory(HostMemory):
         self._event(event)
         self._stream(stream)
         self.calls.append(('record', stream))
+        self._marks[event] = (stream, len(self._queues.get(stream, [])))
 
     def event_synchronize(self, event: int) -> None:
         self._event(event)
+        if self.deferred:
+            self.calls.append(('event_sync',))
+        self._reach(event)
 
     def stream_wait_event(self, stream: int, event: int) -> None:
         self._event(event)
         self._stream(stream)
+        if self.deferred:
+            self.calls.append(('wait', stream))
+        mark = self._marks.get(event)   # the event's last record (none: already complete)
+        if mark is not None:
+            self.enqueue(stream, lambda: self._run(*mark))
+
+    def synchronize(self, stream: int) -> None:
+        super().synchronize(stream)
+        self.drain(stream)
+
+    def drain(self, stream: int) -> None:
+        """Run everything queued on ``stream`` (and what it waits for), journaling nothing."""
+        self._run(stream, len(self._queues.get(stream, [])))
+
+    # -- the lazy GPU (deferred=True); otherwise work runs when queued
+    def enqueue(self, stream: int, work: Callable[[], None]) -> None:
+        """Queue ``work`` on ``stream`` (run at once unless deferred)."""
+        if not self.deferred:
+            work()
+            return
+        self._queues.setdefault(stream, []).append(work)
+
+    def flush(self) -> None:
+        """Run everything queued (a device-wide synchronisation)."""
+        for stream in list(self._queues):
+            self._run(stream, len(self._queues[stream]))
+
+    def _reach(self, event: int) -> None:
+        mark = self._marks.get(event)
+        if mark is not None:
+            self._run(*mark)
+
+    def _run(self, stream: int, upto: int) -> None:
+        queue = self._queues.get(stream, [])
+        while self._done.get(stream, 0) < upto:
+            index = self._done.get(stream, 0)
+            self._done[stream] = index + 1
+            queue[index]()
 
     def event_destroy(self, event: int) -> None:
         self._event(event)
@@ -125,6 +178,10 @@ class KernelDouble:
         geometry, name = prepared
         self.memory._stream(stream)
         self.launches.append((name, stream))
+        args = tuple(args)
+        self.memory.enqueue(stream, lambda: self._execute(geometry, name, args))
+
+    def _execute(self, geometry: K.Geometry, name: str, args: Sequence[Any]) -> None:
         dtype = np.float16 if name.endswith('_f16') else np.float32
         if name.startswith('fused_batch_'):
             self._batch(geometry, args, dtype, nhwc=name.startswith('fused_batch_nhwc_'))

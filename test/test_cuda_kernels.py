@@ -280,11 +280,14 @@ def test_constructor_rejects_bad_arguments_before_touching_cuda():
 
 
 def test_the_runtime_class_carries_no_lab_options():
-    """Graphs, overlap, staging modes, variants and download live in benchmarks/cuda_lab.py."""
+    """Graphs, overlap, staging modes, variants and download live in benchmarks/cuda_lab.py.
+
+    The runtime's own option: ``staging_slots`` (host frames overlap, ``stage``).
+    """
     import inspect
 
     params = set(inspect.signature(CudaPreprocessor.__init__).parameters)
-    assert params == {'self', 'input_hw', 'dtype', 'gpu_id', 'kernels'}
+    assert params == {'self', 'input_hw', 'dtype', 'gpu_id', 'kernels', 'staging_slots'}
     for name in ('download', 'alloc_device', 'enqueue', 'enqueue_batch', 'launch_fused',
                  '_replay', 'device_output', 'infer_device'):
         assert not hasattr(CudaPreprocessor, name), name

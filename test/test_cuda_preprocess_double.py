@@ -36,6 +36,7 @@ def _install(monkeypatch, memory):
 
     def copy_to_host(out, ptr, stream, gpu_id=0):
         memory._stream(stream)
+        memory.drain(stream)
         ctypes.memmove(out.ctypes.data, ptr, len(memory.read(ptr, out.nbytes)))
 
     monkeypatch.setattr(cuda_preprocess, 'cuda_unavailable_reason', lambda gpu_id=0: None)
@@ -152,7 +153,9 @@ def test_new_pixels_same_geometry_reuse_the_batch_plan(double):
                 np.testing.assert_array_equal(out[k], _want(image, 'bgr8', in_hw,
                                                             np.float32)[0][0])
         table_uploads = [c for c in memory.calls if c == ('htod', pre.stream_handle)]
-        assert len(table_uploads) == 3 + 1     # one staging copy per batch, the table once
+        staging = [c for c in memory.calls if c == ('htod', pre._h2d_stream)]
+        assert len(staging) == 3               # one staging copy per batch (the copy stream)
+        assert len(table_uploads) == 2         # the table once per staging slot
 
 
 def test_resources_are_freed_and_other_threads_activate_the_gpu(double):
@@ -236,3 +239,168 @@ def _cpu(backend):
 
 def _labels():
     return [f'c{i}' for i in range(8)]
+
+
+# ---- host frames overlap: staging slots, ordering on a lazy GPU ----
+@pytest.fixture
+def lazy(monkeypatch):
+    """The double as a lazy GPU: work runs only when a host wait needs it (cuda_double)."""
+    memory = PreprocessMemory(deferred=True)
+    return memory, _install(monkeypatch, memory)
+
+
+def _frames(count, seed, h=36, w=52):
+    return [SourceImage.from_array(_image(h, w, seed + k)) for k in range(count)]
+
+
+def _reference(frames, in_hw):
+    return np.concatenate([_want(f.pixels, 'bgr8', in_hw, np.float32)[0] for f in frames])
+
+
+def _overlapped(pre, memory, batches):
+    """Stage A, B; run A; stage C (A's slot) while A is queued; then B, C. Outputs in order."""
+    a, b, c = batches
+    for _ in range(2):                 # warm: both slots grown, their tables uploaded
+        pre.run(a)[0].to_host()
+    staged_a, staged_b = pre.stage(a), pre.stage(b)
+    tensor, _ = pre.run(a, staged=staged_a)
+    staged_c = pre.stage(c)            # slot 0 again: A's H2D and kernel must come first
+    memory.drain(pre._h2d_stream)      # the copy engine runs ahead of the kernel stream
+    outs = [tensor.to_host()]
+    outs.append(pre.run(b, staged=staged_b)[0].to_host())
+    outs.append(pre.run(c, staged=staged_c)[0].to_host())
+    return outs
+
+
+def test_staged_batches_on_a_lazy_gpu_match_the_reference_and_the_one_slot_path(lazy):
+    memory, _ = lazy
+    in_hw = (32, 40)
+    batches = [_frames(3, 10 * k) for k in range(3)]
+    with cuda_preprocess.CudaPreprocessor(in_hw) as pre:
+        overlapped = _overlapped(pre, memory, batches)
+    with cuda_preprocess.CudaPreprocessor(in_hw, staging_slots=1) as one:
+        sequential = [one.run(batch)[0].to_host() for batch in batches]
+    for got, seq, batch in zip(overlapped, sequential, batches):
+        np.testing.assert_array_equal(got, _reference(batch, in_hw))
+        assert got.tobytes() == seq.tobytes()
+
+
+@pytest.mark.parametrize('dropped', ['event_synchronize', 'stream_wait_event'])
+def test_the_lazy_gpu_sees_a_missing_wait(lazy, monkeypatch, dropped):
+    """Negative control: without either wait the overlapped run gives wrong pixels."""
+    memory, _ = lazy
+    monkeypatch.setattr(memory, dropped, lambda *args: None)
+    batches = [_frames(2, 10 * k) for k in range(3)]
+    with cuda_preprocess.CudaPreprocessor((32, 40)) as pre:
+        outs = _overlapped(pre, memory, batches)
+    assert any(not np.array_equal(o, _reference(b, (32, 40))) for o, b in zip(outs, batches))
+
+
+def test_a_slot_is_not_staged_again_before_its_batch_is_launched(double, monkeypatch):
+    a, b, c = (_frames(2, 10 * k) for k in range(3))
+    with cuda_preprocess.CudaPreprocessor((32, 32)) as pre:
+        staged_a, staged_b = pre.stage(a), pre.stage(b)
+        got = []
+        waiter = threading.Thread(target=lambda: got.append(pre.stage(c)))
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive() and not got      # slot 0 still holds A, not launched
+        pre.run(a, staged=staged_a)
+        waiter.join(30)
+        assert got and got[0].index == staged_a.index == 0
+        np.testing.assert_array_equal(pre.run(c, staged=got[0])[0].to_host(),
+                                      _reference(c, (32, 32)))
+        with pytest.raises(InputError, match='not pending'):
+            pre.run(a, staged=staged_a)            # launched once already
+        with pytest.raises(InputError, match='sources that were staged'):
+            pre.run(c, staged=staged_b)            # other sources: refused, slot given back
+        monkeypatch.setattr(cuda_preprocess, 'STAGE_WAIT_S', 0.05)
+        pre.stage(a)
+        pre.stage(b)
+        with pytest.raises(RuntimeError, match='staging slot busy'):
+            pre.stage(c)                           # one thread, more ahead than slots
+    assert memory_live(double) == 0
+
+
+def memory_live(double):
+    return double[0].own_live()
+
+
+def test_steady_state_batch_one_copy_no_sync_no_allocation(lazy):
+    """Per batch: one staging H2D, one launch, two event waits, one host event wait."""
+    memory, kernels = lazy
+    batch = _frames(4, 0)
+    with cuda_preprocess.CudaPreprocessor((32, 32)) as pre:
+        for _ in range(4):                         # every slot planned, table uploaded
+            pre.run(batch)
+        start, launched = len(memory.calls), len(kernels[0].launches)
+        for _ in range(6):
+            pre.run(batch)
+        calls = memory.calls[start:]
+        assert calls.count(('htod', pre._h2d_stream)) == 6
+        assert calls.count(('htod', pre.stream_handle)) == 0      # the tables: unchanged
+        assert len(kernels[0].launches) - launched == 6
+        assert calls.count(('wait', pre.stream_handle)) == 6      # kernel after its copy
+        assert calls.count(('wait', pre._h2d_stream)) == 6        # copy after last reader
+        assert calls.count(('event_sync',)) == 6                  # pinned slot reusable
+        assert not [c for c in calls if c[0] in ('sync', 'malloc', 'pinned', 'free',
+                                                 'free_pinned')]
+        one = SourceImage.from_array(_image(36, 52, 3))
+        pre.run([one])
+        start = len(memory.calls)
+        for _ in range(3):                         # one frame, NCHW: direct H2D, no packing
+            pre.run([one])
+        calls = memory.calls[start:]
+        assert calls.count(('htod', pre.stream_handle)) == 3 and len(calls) == 3 * 4
+        assert not [c for c in calls if c[0] in ('sync', 'malloc', 'pinned')]
+
+
+def test_scheduler_stages_the_next_batch_while_one_runs(double, planted_model):
+    from tensorrt_yolox_py.batching import BatchScheduler
+
+    backend = OnnxRuntimeBackend(planted_model)
+    pre = cuda_preprocess.CudaPreprocessor(backend.input_hw, backend.input_dtype)
+    staged, threads = [], set()
+    stage = pre.stage
+    pre.stage = lambda sources: staged.append(len(sources)) or stage(sources)
+    frames = [SourceImage.from_array(_image(60 + 8 * k, 80, k)) for k in range(6)]
+    with Detector(backend, pre, _post(backend), _labels()) as det, \
+            Detector(OnnxRuntimeBackend(planted_model), _cpu(backend), _post(backend),
+                     _labels()) as ref:
+        assert det.can_stage and not ref.can_stage
+        results = {}
+        done = threading.Event()
+
+        def on_result(result):
+            threads.add(threading.current_thread().name)
+            results[result.header] = result
+            if len(results) == len(frames):
+                done.set()
+
+        with BatchScheduler(det, on_result, max_wait_s=0.0) as scheduler:
+            for k, frame in enumerate(frames):
+                scheduler.submit(f'cam{k}', frame, header=k)
+            assert done.wait(60)
+        for k, frame in enumerate(frames):
+            assert results[k].error is None
+            want = ref.detect(frame).detections
+            got = results[k].result.detections
+            np.testing.assert_array_equal(got.class_ids, want.class_ids)
+            np.testing.assert_allclose(got.boxes, want.boxes, atol=1e-4)
+    assert sum(staged) == len(frames) and threads == {'yolox-batch-run'}
+
+
+@pytest.mark.parametrize('overlap', [False, True], ids=['sequential', 'pipelined'])
+def test_the_benchmarks_pipelined_rows_run_on_the_lazy_gpu(lazy, planted_model, overlap):
+    from benchmarks.bench_gpu_captured import run_pipelined
+
+    backend = OnnxRuntimeBackend(planted_model)
+    pre = cuda_preprocess.CudaPreprocessor(backend.input_hw, backend.input_dtype)
+    staged = []
+    stage = pre.stage
+    pre.stage = lambda sources: staged.append(1) or stage(sources)
+    with Detector(backend, pre, _post(backend), _labels()) as det:
+        row = run_pipelined(det, _frames(1, 5, 60, 80), 0.3, overlap, warmup=1)
+    assert row['frames'] >= 1 and row['fps'] > 0 and row['host_cpu_ms_per_frame'] > 0
+    assert row['p99_ms'] >= row['p50_ms'] > 0
+    assert (len(staged) >= row['frames']) if overlap else not staged

@@ -10,16 +10,31 @@ converted inside the one fused kernel), computed on the GPU by the kernels of
   H2D straight from the frame's own memory (from page-locked memory a true async DMA, the
   frame kept alive until it is done; from pageable memory the driver stages it and returns
   once the frame is read: the fastest measured, benchmarks/results/host_path_*.md); several
-  sources are packed into one pinned staging buffer and sent with one H2D. Then ONE kernel
+  sources are packed into one pinned staging slot and sent with one H2D. Then ONE kernel
   writes the (B, 3, in_h, in_w) tensor: the single-image fused kernel for B = 1, the batch
   kernel (``blockIdx.z`` = image) otherwise. Nothing waits on the host: the returned
   ``tensors.DeviceTensor`` carries the instance's stream (``stream_handle``), GPU and owner
   (the instance); enqueue the consumer on that stream. The tensor lives in one device buffer
   per instance (grown to the largest batch seen, so its pointer is stable in steady state)
   and is overwritten by the next ``run``.
-- One CUDA stream per instance (= per camera); an instance is not meant to be called from two
-  threads at once (a call from a new thread makes the GPU current there). ``close()`` frees
-  every CUDA resource explicitly (idempotent; also a context manager).
+- Host frames overlap (``stage``): a batch's staging goes to ``staging_slots`` (default 2)
+  pinned slots in turn. ``stage(sources) -> StagedBatch`` packs the sources into the next
+  slot and queues its H2D on the instance's copy stream; ``run(sources, out, staged=...)``
+  then makes the kernel stream wait for that copy (an event, no host wait) and launches. So
+  one thread may pack and send batch n + 1 while another waits for batch n's kernel and
+  inference (``batching.BatchScheduler`` does). Ordering, the one place (``stage`` /
+  ``_launch_staged``): a slot's pinned memory is rewritten only after its previous H2D is done
+  (``copied``, the one host wait, on the staging thread); its H2D waits on the GPU for the last
+  kernel that read the slot (``consumed``); a slot staged and not yet launched is not staged
+  again (``stage`` blocks until ``run`` launches it or ``StagedBatch.release()`` gives it
+  back); the kernel writing ``out`` (a captured graph's static input) is queued on the kernel
+  stream, after the previous replay there. ``run`` without ``staged`` stages and launches at
+  once (the same code). Per steady-state batch: one pack, one H2D, one event wait, one
+  launch, no allocation, no stream synchronisation (test/test_cuda_preprocess_double.py).
+- One kernel stream and one copy stream per instance (= per camera); ``run`` is not meant to
+  be called from two threads at once, ``stage`` may run in another thread than ``run`` (a call
+  from a new thread makes the GPU current there). ``close()`` frees every CUDA resource
+  explicitly (idempotent; also a context manager).
 - CUDA through one layer: memory, streams, events and copies through ``cuda.memory.CudaMemory``
   (every return code checked by ``cuda.check``), kernels compiled and launched through
   ``kernels.LoadedKernels``.
@@ -52,6 +67,9 @@ LOG = logging.getLogger(__name__)
 #: the last pixel, inside the aligned 32-bit word that holds it).
 _SLACK = 64
 _ALIGN = 256
+#: Longest ``stage`` waits for its slot's previous batch to be launched (then RuntimeError: a
+#: caller staging more batches ahead than there are slots, without running them).
+STAGE_WAIT_S = 60.0
 
 
 def cuda_unavailable_reason(gpu_id: int = 0) -> Optional[str]:
@@ -130,6 +148,29 @@ class _Staging:
         self.consumed: Any = None   # event: the kernel reading ``dev_ptr`` is done (lab)
         self.used = False
         self.keep: Any = None       # the frame a direct H2D reads, until ``copied``
+        self.pending: Optional['StagedBatch'] = None   # staged here, not yet launched
+        self.plan: Optional[tuple] = None   # (source keys, plans, letterboxes, total)
+        self.table: Dict[str, Any] = {}     # this slot's batch descriptor table
+
+
+class StagedBatch:
+    """Sources packed into a staging slot, their H2D queued (``CudaPreprocessor.stage``).
+
+    Pass it to ``run(sources, out, staged=...)`` with the same sources; ``release()`` gives the
+    slot back unused (idempotent; ``run`` releases it too).
+    """
+
+    def __init__(self, owner: 'CudaPreprocessor', index: int, sources: Sequence[SourceImage],
+                 letterboxes: Sequence[LetterboxParams]) -> None:
+        self.owner = owner
+        self.index = index
+        self.sources = tuple(sources)
+        self.letterboxes = tuple(letterboxes)
+        self.launched = False
+
+    def release(self) -> None:
+        """Give the slot back without launching (after an error); no-op once launched."""
+        self.owner._release(self)
 
 
 class CudaPreprocessor(Preprocessor):
@@ -143,9 +184,11 @@ class CudaPreprocessor(Preprocessor):
     writes_device_tensors = True
 
     def __init__(self, input_hw: Tuple[int, int], dtype: type = np.float32, gpu_id: int = 0,
-                 kernels: K.KernelSet = K.RUNTIME_KERNELS) -> None:
+                 kernels: K.KernelSet = K.RUNTIME_KERNELS, staging_slots: int = 2) -> None:
         super().__init__(input_hw, dtype)
         K.dtype_suffix(self.dtype)  # raises ValueError for dtypes other than float32/16
+        if int(staging_slots) < 1:
+            raise ValueError(f'staging_slots must be >= 1, got {staging_slots}')
         self.kernels = kernels
         self.gpu_id = int(gpu_id)
         self._closed = True
@@ -160,6 +203,9 @@ class CudaPreprocessor(Preprocessor):
         self._events: List[Any] = []
         self._prepared: Dict[tuple, tuple] = {}
         self._batch: Dict[str, Any] = {}
+        self._cond = threading.Condition()
+        self._local = threading.local()
+        self._ring = 0
         self.stream_handle = 0
         self._closed = False
         try:
@@ -167,13 +213,15 @@ class CudaPreprocessor(Preprocessor):
             self.arch = self._gpu.arch
             self._mem = CudaMemory(self.gpu_id)
             self._thread = threading.get_ident()
+            self._local.active = True
             self.stream_handle = self._new_stream()
             self._gpu.stream(self.stream_handle)   # wrapped now, never inside a graph capture
+            self._h2d_stream = self._new_stream()  # the staged batches' H2D copies
             in_h, in_w = self.input_hw
             self.output_nbytes = 3 * in_h * in_w * self.dtype.itemsize
             self._out_ptr = self._alloc_device(self.output_nbytes)
             self._out_images = 1
-            self._slots = [self._new_slot()]
+            self._slots = [self._new_slot() for _ in range(int(staging_slots))]
         except BaseException:
             self.close()
             raise
@@ -181,26 +229,34 @@ class CudaPreprocessor(Preprocessor):
                   self.arch, self.input_hw, self.dtype, kernels.name)
 
     # ---- the Preprocessor interface ----
-    def run(self, sources: Sequence[SourceImage], out: Optional[DeviceTensor] = None
-            ) -> Tuple[DeviceTensor, List[LetterboxParams]]:
+    def run(self, sources: Sequence[SourceImage], out: Optional[DeviceTensor] = None,
+            staged: Optional[StagedBatch] = None) -> Tuple[DeviceTensor, List[LetterboxParams]]:
         """Letterbox ``sources`` into the instance's device tensor; see the module contract.
 
         ``out``: a device tensor to write instead (a backend's static input, e.g. the one a
         captured CUDA graph reads), (B, 3, H, W) 'NCHW' or (B, H, W, 3) 'NHWC' of this
         instance's dtype on this GPU; NHWC goes through the batch kernel (any B).
+        ``staged``: what ``stage(sources)`` returned for these same sources (host frames
+        overlap); it is released even when this call fails.
         """
-        sources = check_sources(sources)
-        self._ensure_open()
-        count = len(sources)
-        layout = 'NCHW'
-        if out is None:
-            dst = self._output(count)
-        else:
-            dst, layout = self._check_out(out, count), out.layout
-        if count == 1 and layout == 'NCHW':
-            letterboxes = [self._enqueue_one(sources[0], dst)]
-        else:
-            letterboxes = self._enqueue_batch(sources, dst, layout)
+        try:
+            sources = check_sources(sources)
+            self._ensure_open()
+            count = len(sources)
+            layout = 'NCHW'
+            if out is None:
+                dst = self._output(count)
+            else:
+                dst, layout = self._check_out(out, count), out.layout
+            if staged is not None:
+                letterboxes = self._launch_staged(staged, sources, dst, layout)
+            elif count == 1 and layout == 'NCHW':
+                letterboxes = [self._enqueue_one(sources[0], dst)]
+            else:
+                letterboxes = self._enqueue_batch(sources, dst, layout)
+        finally:
+            if staged is not None:
+                staged.release()
         shape = ((count, 3) + self.input_hw if layout == 'NCHW'
                  else (count,) + self.input_hw + (3,))
         tensor = DeviceTensor(dst, shape, self.dtype, layout, self.stream_handle, self.gpu_id,
@@ -270,10 +326,11 @@ class CudaPreprocessor(Preprocessor):
     def _ensure_open(self) -> None:
         if self._closed:
             raise RuntimeError('CudaPreprocessor is closed')
-        if threading.get_ident() != self._thread:
+        if not getattr(self._local, 'active', False):   # CUDA's current GPU is per thread
             self._gpu.activate()
             self._mem.activate()
             self._thread = threading.get_ident()
+            self._local.active = True
 
     def _output(self, count: int) -> int:
         """Return the device buffer for ``count`` images (grown on demand)."""
@@ -302,6 +359,8 @@ class CudaPreprocessor(Preprocessor):
     def _take_slot(self, nbytes: int, index: Optional[int] = None) -> _Staging:
         """Return staging slot ``index`` (default: the next one), grown, its last H2D done."""
         slot = self._slots[self._next_slot_index() if index is None else index]
+        with self._cond:   # not while a staged batch waits in it
+            self._wait_free(slot)
         self._reserve(slot, nbytes)
         if slot.used:  # the previous H2D out of this slot's source must have finished
             self._mem.event_synchronize(slot.copied)
@@ -323,7 +382,8 @@ class CudaPreprocessor(Preprocessor):
         self._mem.event_record(slot.copied, self.stream_handle)
 
     def _consumed(self, slot: _Staging) -> None:
-        """Do nothing here (hook): the kernel reading ``slot.dev_ptr`` was just queued."""
+        """Record ``consumed``: the kernel reading ``slot.dev_ptr`` was just queued."""
+        self._mem.event_record(slot.consumed, self.stream_handle)
 
     def _upload(self, source: SourceImage) -> Tuple[_Staging, int]:
         """Send one frame's bytes to a staging slot; return (slot, row pitch)."""
@@ -382,32 +442,99 @@ class CudaPreprocessor(Preprocessor):
 
     def _enqueue_batch(self, sources: Sequence[SourceImage], dst: int, layout: str = 'NCHW'
                        ) -> List[LetterboxParams]:
-        """Stage the sources into one pinned buffer, one H2D, ONE batch kernel into ``dst``.
+        """Stage the sources into one pinned slot, one H2D, ONE batch kernel into ``dst``.
 
         Image i goes to byte offset i * ``output_nbytes`` of ``dst``, in ``layout`` (NHWC: the
         ``fused_batch_nhwc_*`` kernel, a pixel's three values side by side).
         """
-        slot = self._slots[0]
-        keys = tuple((s.pixels.shape, s.pixels.strides, s.encoding.name) for s in sources)
-        key = (dst, slot.dev_ptr, keys)   # the staging moves when it grows
-        cached = self._batch.get('prepared')
-        if cached is None or cached[0] != key:   # new geometry: plan, pack, upload the table
-            cached = self._batch['prepared'] = (key,) + self._plan_batch(sources, dst)
-        _, plans, letterboxes, total, geometry = cached
-        slot = self._take_slot(total, 0)
-        for source, (offset, pitch, nbytes) in zip(sources, plans):
-            np.copyto(slot.host[offset:offset + nbytes], _flat_bytes(source, pitch, nbytes))
-        self._h2d(slot, slot.host_ptr, total)
+        staged = self.stage(sources)
+        try:
+            return self._launch_staged(staged, sources, dst, layout)
+        finally:
+            staged.release()
+
+    # ---- host frames overlap: stage ahead, launch later ----
+    def stage(self, sources: Sequence[SourceImage]) -> StagedBatch:
+        """Pack ``sources`` into the next staging slot and queue its H2D (module contract)."""
+        sources = check_sources(sources)
+        self._ensure_open()
+        with self._cond:
+            index = self._ring
+            slot = self._slots[index]
+            self._wait_free(slot)
+            self._ring = (index + 1) % len(self._slots)
+            staged = slot.pending = StagedBatch(self, index, sources, ())
+        try:
+            keys = tuple((s.pixels.shape, s.pixels.strides, s.encoding.name) for s in sources)
+            if slot.plan is None or slot.plan[0] != keys:
+                slot.plan = (keys,) + self._plan_batch(sources)
+            _, plans, letterboxes, total = slot.plan
+            self._reserve(slot, total)
+            if slot.used:  # the previous H2D out of this slot's pinned memory must be done
+                self._mem.event_synchronize(slot.copied)
+            for source, (offset, pitch, nbytes) in zip(sources, plans):
+                np.copyto(slot.host[offset:offset + nbytes], _flat_bytes(source, pitch, nbytes))
+            mem, stream = self._mem, self._h2d_stream
+            mem.stream_wait_event(stream, slot.consumed)  # the last kernel reading it is done
+            mem.copy_htod_async(slot.dev_ptr, slot.host_ptr, total, stream)
+            mem.event_record(slot.copied, stream)
+            slot.used = True
+            staged.letterboxes = letterboxes
+        except BaseException:
+            staged.release()
+            raise
+        return staged
+
+    def _wait_free(self, slot: _Staging) -> None:
+        """Wait (``_cond`` held) until no staged batch waits in ``slot``."""
+        if slot.pending is not None and not self._cond.wait_for(
+                lambda: slot.pending is None or self._closed, STAGE_WAIT_S):
+            raise RuntimeError(f'staging slot busy for {STAGE_WAIT_S} s: run (or release) '
+                               f'a staged batch before staging more than '
+                               f'{len(self._slots)} ahead')
+        self._ensure_open()
+
+    def _release(self, staged: StagedBatch) -> None:
+        """Give ``staged``'s slot back (idempotent)."""
+        with self._cond:
+            slot = self._slots[staged.index] if staged.index < len(self._slots) else None
+            if slot is not None and slot.pending is staged:
+                slot.pending = None
+                self._cond.notify_all()
+
+    def _launch_staged(self, staged: StagedBatch, sources: Sequence[SourceImage], dst: int,
+                       layout: str) -> List[LetterboxParams]:
+        """Launch the batch kernel over a staged slot after its H2D (no host wait)."""
+        slot = self._slots[staged.index] if staged.owner is self else None
+        if slot is None or slot.pending is not staged or staged.launched:
+            raise InputError('staged batch is not pending on this preprocessor (run once, '
+                             'on the instance that staged it)')
+        if len(sources) != len(staged.sources) or any(
+                a is not b for a, b in zip(sources, staged.sources)):
+            raise InputError('run(sources, staged=...) needs the sources that were staged')
+        _, plans, letterboxes, total = slot.plan
+        count = len(sources)
+        key = (dst, slot.dev_ptr, slot.plan[0])
+        if slot.table.get('key') != key:   # new geometry, output or slot memory
+            table = np.zeros(count, K.BATCH_DESC_DTYPE)
+            for i, (source, (offset, pitch, _), lb) in enumerate(
+                    zip(sources, plans, letterboxes)):
+                K.pack_batch_descriptor(table[i], slot.dev_ptr + offset, pitch,
+                                        dst + i * self.output_nbytes, lb, source.encoding)
+            self._upload_table(table, slot.table)
+            slot.table['key'] = key
         in_h, in_w = self.input_hw
+        self._mem.stream_wait_event(self.stream_handle, slot.copied)
         kernel = 'fused_batch_nhwc_' if layout == 'NHWC' else 'fused_batch_'
-        self._gpu.launch(kernel + K.dtype_suffix(self.dtype), geometry,
-                         self.stream_handle, self._batch['table_dev'], np.int32(in_w),
-                         np.int32(in_h))
-        self._consumed(slot)
+        self._gpu.launch(kernel + K.dtype_suffix(self.dtype),
+                         K.launch_geometry(in_w, in_h, 1, count), self.stream_handle,
+                         slot.table['table_dev'], np.int32(in_w), np.int32(in_h))
+        self._mem.event_record(slot.consumed, self.stream_handle)
+        staged.launched = True
         return list(letterboxes)
 
-    def _plan_batch(self, sources: Sequence[SourceImage], dst: int) -> tuple:
-        """Lay out the staging buffer, pack and upload the descriptor table of a batch."""
+    def _plan_batch(self, sources: Sequence[SourceImage]) -> tuple:
+        """Lay out a batch in a staging slot: (plans, letterboxes, total bytes)."""
         in_h, in_w = self.input_hw
         plans: List[Tuple[int, int, int]] = []
         total = 0
@@ -415,43 +542,34 @@ class CudaPreprocessor(Preprocessor):
             pitch, nbytes = host_copy_plan(source)
             plans.append((total, pitch, nbytes))
             total += -(-(nbytes + _SLACK) // _ALIGN) * _ALIGN
-        slot = self._slots[0]
-        self._reserve(slot, total)
-        table = np.zeros(len(sources), K.BATCH_DESC_DTYPE)
-        letterboxes = []
-        for i, (source, (offset, pitch, _)) in enumerate(zip(sources, plans)):
-            lb = compute_letterbox(source.height, source.width, in_h, in_w)
-            K.pack_batch_descriptor(table[i], slot.dev_ptr + offset, pitch,
-                                    dst + i * self.output_nbytes, lb, source.encoding)
-            letterboxes.append(lb)
-        self._upload_table(table)
-        geometry = K.launch_geometry(in_w, in_h, 1, len(sources))
-        return plans, tuple(letterboxes), total, geometry
+        letterboxes = tuple(compute_letterbox(s.height, s.width, in_h, in_w) for s in sources)
+        return plans, letterboxes, total
 
-    def _upload_table(self, table: np.ndarray) -> None:
-        """Send the batch descriptor table to the device unless it is unchanged."""
-        cached = self._batch.get('table')
+    def _upload_table(self, table: np.ndarray, store: Optional[Dict[str, Any]] = None) -> None:
+        """Send a batch descriptor table (buffers in ``store``, default ``_batch``) if changed."""
+        store = self._batch if store is None else store
+        cached = store.get('table')
         if cached is not None and cached.shape == table.shape and np.array_equal(cached, table):
             return
         nbytes = table.nbytes
-        if self._batch.get('table_capacity', 0) < nbytes:
+        if store.get('table_capacity', 0) < nbytes:
             self.synchronize()
-            if 'table_host_ptr' in self._batch:
-                self._free_host(self._batch.pop('table_host_ptr'))
-            if 'table_dev' in self._batch:
-                self._free_device(self._batch.pop('table_dev'))
+            if 'table_host_ptr' in store:
+                self._free_host(store.pop('table_host_ptr'))
+            if 'table_dev' in store:
+                self._free_device(store.pop('table_dev'))
             capacity = -(-nbytes // _ALIGN) * _ALIGN
-            self._batch['table_host_ptr'], self._batch['table_host'] = self._alloc_host(capacity)
-            self._batch['table_dev'] = self._alloc_device(capacity)
-            self._batch['table_capacity'] = capacity
-            self._batch['table_event'] = self._new_event()
+            store['table_host_ptr'], store['table_host'] = self._alloc_host(capacity)
+            store['table_dev'] = self._alloc_device(capacity)
+            store['table_capacity'] = capacity
+            store['table_event'] = self._new_event()
         else:  # the previous upload must be done before its pinned source is rewritten
-            self._mem.event_synchronize(self._batch['table_event'])
-        self._batch['table_host'][:nbytes] = table.view(np.uint8).reshape(-1)
-        self._mem.copy_htod_async(self._batch['table_dev'], self._batch['table_host_ptr'],
+            self._mem.event_synchronize(store['table_event'])
+        store['table_host'][:nbytes] = table.view(np.uint8).reshape(-1)
+        self._mem.copy_htod_async(store['table_dev'], store['table_host_ptr'],
                                   nbytes, self.stream_handle)
-        self._mem.event_record(self._batch['table_event'], self.stream_handle)
-        self._batch['table'] = table.copy()
+        self._mem.event_record(store['table_event'], self.stream_handle)
+        store['table'] = table.copy()
 
     # ---- lifetime ----
     def _release_extra(self, attempt: Any) -> None:
@@ -488,7 +606,9 @@ class CudaPreprocessor(Preprocessor):
                 attempt(mem.stream_destroy, stream)
             self._streams = []
             attempt(mem.close)
-        self._closed = True
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()   # a stage() waiting for a slot raises now
         if errors:
             LOG.warning('CudaPreprocessor.close: %d error(s); first: %s', len(errors), errors[0])
             raise errors[0]
