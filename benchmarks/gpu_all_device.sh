@@ -35,13 +35,13 @@ YOLOX_GPU_LOG=$O/installed_wheel_gpu.json timeout ${WHEEL_S:-120} python3 -m pyt
   > "$O/installed_wheel_gpu.log" 2>&1
 echo "rc=$?" >> "$O/installed_wheel_gpu.log"
 if [ -d "$F/before/benchmarks" ]; then
-  (cd "$F/before" && PYTHONPATH=/tmp/site:$PWD timeout 80 python3 benchmarks/bench_host_path.py \
+  (cd "$F/before" && PYTHONPATH=/tmp/site:$PWD timeout ${HOST_S:-80} python3 benchmarks/bench_host_path.py \
      --iters 100 --out "$O" --name host_path_before > "$O/host_path_before.log" 2>&1)
 fi
-timeout 80 python3 benchmarks/bench_host_path.py --iters 100 --out "$O" \
+timeout ${HOST_S:-80} python3 benchmarks/bench_host_path.py --iters 100 --out "$O" \
   --name host_path_after > "$O/host_path_after.log" 2>&1
 timeout ${BENCH_S:-200} python3 benchmarks/bench_gpu_captured.py --tag ${TAG:-final} --out "$O" \
-  --cache-dir /tmp/tyx_cache > "$O/bench_captured.log" 2>&1
+  --cache-dir /tmp/tyx_cache $BENCH_ARGS > "$O/bench_captured.log" 2>&1
 echo "rc=$?" >> "$O/bench_captured.log"
 tail -2 "$O/gpu_tests.log" "$O/installed_wheel_gpu.log" "$O/bench_captured.log"
 grep -h -E "^\| " "$O"/host_path_*.md | head -30
