@@ -345,3 +345,18 @@ def test_modelopt_exclusions_match_exact_node_names_only():
 
     assert excluded(wanted) != wanted                  # the prefix / regex trap
     assert excluded(worker.exact_patterns(wanted)) == wanted
+
+
+def test_converter_tool_names_a_copy_without_package_metadata(monkeypatch):
+    """A converter importable without its dist-info (a vendored copy) still names its version."""
+    import importlib.metadata as metadata
+
+    converter = pytest.importorskip('onnxconverter_common')
+    from tensorrt_yolox_py.quantization import strongly_typed
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, 'version', missing)
+    expected = getattr(converter, '__version__', 'unknown')
+    assert strongly_typed._converter_tool() == f'onnxconverter-common {expected} float16'

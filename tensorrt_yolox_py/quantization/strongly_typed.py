@@ -232,7 +232,13 @@ def _float32_resize_parameters(model) -> None:
 def _converter_tool() -> str:
     import importlib.metadata as metadata
 
-    return f"onnxconverter-common {metadata.version('onnxconverter-common')} float16"
+    try:
+        version = metadata.version('onnxconverter-common')
+    except metadata.PackageNotFoundError:  # importable without its metadata (a vendored copy)
+        import onnxconverter_common
+
+        version = getattr(onnxconverter_common, '__version__', 'unknown')
+    return f'onnxconverter-common {version} float16'
 
 
 def _opset(model) -> int:

@@ -35,8 +35,11 @@ PACKAGE = 'tensorrt_yolox_py'
 
 
 def tracked_files() -> list:
-    """Return the repository's tracked files (git), or every file outside ignored folders."""
-    done = subprocess.run(['git', 'ls-files', '-z'], cwd=ROOT, capture_output=True)
+    """Return the repository's files (git: tracked and untracked-not-ignored, so a copy whose
+    index is older than its files still gives them all), or every file outside ignored folders.
+    """
+    done = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
+                          cwd=ROOT, capture_output=True)
     if done.returncode == 0 and done.stdout:
         return [name for name in done.stdout.decode().split('\0')
                 if name and (ROOT / name).is_file()]
