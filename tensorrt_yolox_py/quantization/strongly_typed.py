@@ -235,9 +235,9 @@ def _converter_tool() -> str:
     try:
         version = metadata.version('onnxconverter-common')
     except metadata.PackageNotFoundError:  # importable without its metadata (a vendored copy)
-        import onnxconverter_common
-
-        version = getattr(onnxconverter_common, '__version__', 'unknown')
+        converter = require('onnxconverter_common', 'float16 conversion',
+                            'pip install onnxconverter-common')
+        version = getattr(converter, '__version__', 'unknown')
     return f'onnxconverter-common {version} float16'
 
 
