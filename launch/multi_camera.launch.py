@@ -26,8 +26,13 @@ ARGUMENTS = (
      'false: one process per camera'),
     ('allow_cpu_fallback', '', 'true | false for every camera: run a gpu / DLA camera on the '
      'CPU where nothing here can use its device (false: refuse); empty = the files\' values'),
+    ('use_sim_time', '', 'true | false for every camera: stamp with the /clock time (rosbag '
+     'replay with --clock); empty = the files\' values (false by default)'),
 )
-CHOICES = {'single_process': ('true', 'false'), 'allow_cpu_fallback': ('', 'true', 'false')}
+#: Arguments that set one boolean parameter of every camera when not empty.
+BOOLEANS = ('allow_cpu_fallback', 'use_sim_time')
+CHOICES = {'single_process': ('true', 'false'),
+           **{name: ('', 'true', 'false') for name in BOOLEANS}}
 
 
 def launch_setup(context, *args, **kwargs):
@@ -45,19 +50,22 @@ def launch_setup(context, *args, **kwargs):
     params_file = resolve_config_file('params_file', value('params_file'), 'yolox.param.yaml')
     specs = load_cameras_file(cameras)  # raises CameraConfigError with a clear message
     fallback = value('allow_cpu_fallback')
+    # Given booleans, for every camera (above each camera's own parameters).
+    given = {name: value(name) == 'true' for name in BOOLEANS if value(name)}
     if value('single_process') == 'true':
-        # No name=: a __node remap would rename every node of that process.
+        # No name=: a __node remap would rename every node of that process; parameters without
+        # a node name go to every node of it ('/**').
         node = Node(package=PACKAGE, executable='yolox_multi_camera',
                     arguments=['--cameras', cameras, '--params-file', params_file] + (
                         ['--allow-cpu-fallback', fallback] if fallback else []),
-                    output='screen')
+                    parameters=[given] if given else [], output='screen')
         names = ', '.join(spec.camera for spec in specs)
         return stop_on_failure(node, f'yolox_multi_camera (cameras {names})') + [node]
     actions = []
     for spec in specs:
         node = Node(package=PACKAGE, executable='yolox_node', name=spec.name,
-                    namespace=spec.namespace, parameters=[params_file, spec.parameters] + (
-                        [{'allow_cpu_fallback': fallback == 'true'}] if fallback else []),
+                    namespace=spec.namespace,
+                    parameters=[params_file, spec.parameters] + ([given] if given else []),
                     remappings=list(spec.remappings), output='screen')
         actions += stop_on_failure(
             node, f"camera '{spec.camera}' (node {spec.fully_qualified_name})") + [node]

@@ -4,7 +4,8 @@
 
 Parameters come from ``params_file`` (default: the package's config/yolox.param.yaml; a path,
 or the name of a file in the package's config folder); the ``model_path``, ``label_path``,
-``device``, ``precision`` and ``allow_cpu_fallback`` arguments override it when not empty.
+``device``, ``precision``, ``allow_cpu_fallback`` and ``use_sim_time`` arguments override it
+when not empty.
 ``~/in/image`` is remapped to ``input/image``, and ``~/out/objects`` to ``output/objects`` when
 given. Checks and shared actions (``tensorrt_yolox_py.ros.launch_support``): an unknown
 argument, an empty topic or node name, or a missing ``params_file`` is an error before anything
@@ -32,16 +33,21 @@ ARGUMENTS = (
      + ' (TensorRT); empty = the value in params_file'),
     ('allow_cpu_fallback', '', 'true | false: run a gpu / DLA device on the CPU where nothing '
      'here can use it (false: refuse); empty = the value in params_file'),
+    ('use_sim_time', '', 'true | false: stamp with the /clock time (rosbag replay with '
+     '--clock); empty = the value in params_file (false by default)'),
     ('params_file', '', 'ROS parameter file (/**: ros__parameters): a path, or a file name in '
      'the package\'s config folder; empty = the package\'s config/yolox.param.yaml'),
     ('namespace', '', 'namespace of the node'),
     ('node_name', 'tensorrt_yolox', 'name of the node'),
 )
-OVERRIDABLE = ('model_path', 'label_path', 'device', 'precision', 'allow_cpu_fallback')
+OVERRIDABLE = ('model_path', 'label_path', 'device', 'precision', 'allow_cpu_fallback',
+               'use_sim_time')
+#: Overridable arguments that are booleans ('true' / 'false').
+BOOLEANS = ('allow_cpu_fallback', 'use_sim_time')
 #: Allowed values of arguments with a fixed set ('' = keep the params_file value).
 CHOICES = {'device': ('',) + DEVICES,
            'precision': ('',) + tuple(PARAMS_BY_NAME['precision'].choices or ()),
-           'allow_cpu_fallback': ('', 'true', 'false')}
+           **{name: ('', 'true', 'false') for name in BOOLEANS}}
 NOT_EMPTY = ('input/image', 'node_name')
 
 
@@ -62,8 +68,9 @@ def launch_setup(context, *args, **kwargs):
                               f'(default {dict((a[0], a[1]) for a in ARGUMENTS)[name]})')
     parameters = [resolve_config_file('params_file', value('params_file'), 'yolox.param.yaml')]
     overrides = {name: value(name) for name in OVERRIDABLE if value(name)}
-    if 'allow_cpu_fallback' in overrides:
-        overrides['allow_cpu_fallback'] = overrides['allow_cpu_fallback'] == 'true'
+    for name in BOOLEANS:
+        if name in overrides:
+            overrides[name] = overrides[name] == 'true'
     if overrides:
         parameters.append(overrides)
     remappings = [('~/in/image', value('input/image'))]

@@ -525,7 +525,8 @@ def test_multi_camera_launch_maps_devices_and_stops_every_node_on_sigint(
     config = yaml.safe_load(cameras.read_text())
     config['cameras'][2]['parameters'] = {'allow_cpu_fallback': True}  # a GPU-less machine
     cameras.write_text(yaml.safe_dump(config))
-    run = LaunchRun(ros2, 'multi_camera.launch.py', [f'cameras:={cameras}'],
+    run = LaunchRun(ros2, 'multi_camera.launch.py', [f'cameras:={cameras}',
+                                                     'use_sim_time:=true'],
                     install=colcon_install)
     try:
         assert run.wait_output(_STARTED.pattern, count=len(devices)), run.output()
@@ -533,9 +534,10 @@ def test_multi_camera_launch_maps_devices_and_stops_every_node_on_sigint(
         peer = ros.peer('launch_test_multi')
         for index, name in enumerate(devices):
             node = f'/lt_multi/{name}/tensorrt_yolox'
-            values = _parameters(peer, node, ['device', 'dla_core_id', 'allow_cpu_fallback'])
+            values = _parameters(peer, node, ['device', 'dla_core_id', 'allow_cpu_fallback',
+                                              'use_sim_time'])
             assert values == {'device': devices[name], 'dla_core_id': -1,
-                              'allow_cpu_fallback': name == 'cam_gpu'}
+                              'allow_cpu_fallback': name == 'cam_gpu', 'use_sim_time': True}
             frame, truth = frames[index % len(frames)]
             result = _answer(peer, f'/lt_multi_images/{name}', f'/lt_multi_objects/{name}',
                              frame)
@@ -558,7 +560,8 @@ def test_multi_camera_single_process_serves_all_and_stops_on_ctrl_c(
     names = [f'cam{i}' for i in range(len(frames))]
     cameras = _cameras_file(tmp_path, {name: 'cpu' for name in names}, '/lt_one')
     run = LaunchRun(ros2, 'multi_camera.launch.py', [f'cameras:={cameras}',
-                                                     'single_process:=true'], terminal)
+                                                     'single_process:=true',
+                                                     'use_sim_time:=true'], terminal)
     try:
         assert run.wait_output(r'running 3 camera node\(s\)'), run.output()
         children = psutil.Process(run.process.pid).children(recursive=True)
@@ -570,6 +573,8 @@ def test_multi_camera_single_process_serves_all_and_stops_on_ctrl_c(
             _assert_detects(_answer(peer, f'/lt_one_images/{name}', f'/lt_one_objects/{name}',
                                     frame), frame, truth)
             topics[f'/lt_one_images/{name}'] = frame
+            assert _parameters(peer, f'/lt_one/{name}/tensorrt_yolox', ['use_sim_time']) == {
+                'use_sim_time': True}
         # Ctrl-C while all three are busy: SIGINT to the whole foreground process group.
         counts = _processing_counts(peer, [f'/lt_one/{name}/tensorrt_yolox/debug/'
                                            'processing_time_ms' for name in names])
