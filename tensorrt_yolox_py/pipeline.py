@@ -42,7 +42,7 @@ postprocessor's (set once here).
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .backends import create_backend
 from .backends.base import Backend
@@ -192,16 +192,8 @@ class Detector:
             tensor, letterboxes = self._preprocess(sources, staged)
         with timer.stage('infer'):
             output = self.backend.infer(tensor)
-        shared = dict(timer.times_ms)
-        results = []
-        for index, letterbox in enumerate(letterboxes):
-            own = StageTimer()
-            with own.stage('postprocess'):
-                detections = self.postprocessor(output[index:index + 1], letterbox)
-            times = dict(shared, **own.times_ms)
-            times['total'] = (time.perf_counter() - start) * 1e3
-            results.append(DetectionResult(detections, letterbox, times, len(sources)))
-        return results
+        return self._results(letterboxes, timer, start, lambda index, letterbox:
+                             self.postprocessor(output[index:index + 1], letterbox))
 
     def _detect_decoded(self, sources: Sequence[SourceImage], timer: StageTimer, start: float,
                         staged: Optional[Any] = None) -> List[DetectionResult]:
@@ -212,19 +204,29 @@ class Detector:
                     sources, staged, out=self.backend.input_tensor(len(sources)))
             with timer.stage('infer'):
                 decoded = self.backend.infer_decoded(tensor)
+
+        def postprocess(index: int, letterbox: LetterboxParams) -> Detections:
+            if index in decoded.raw:        # more passing anchors than the top-k kept
+                return self.postprocessor(decoded.raw[index], letterbox)
+            return self.postprocessor.from_candidates(
+                decoded.candidates[index], decoded.counts[index], letterbox)
+
+        return self._results(letterboxes, timer, start, postprocess)
+
+    @staticmethod
+    def _results(letterboxes: Sequence[LetterboxParams], timer: StageTimer, start: float,
+                 postprocess: Callable[[int, LetterboxParams], Detections]
+                 ) -> List[DetectionResult]:
+        """One result per image: the chunk's shared stage times, its own postprocess time."""
         shared = dict(timer.times_ms)
         results = []
         for index, letterbox in enumerate(letterboxes):
             own = StageTimer()
             with own.stage('postprocess'):
-                if index in decoded.raw:        # more passing anchors than the top-k kept
-                    detections = self.postprocessor(decoded.raw[index], letterbox)
-                else:
-                    detections = self.postprocessor.from_candidates(
-                        decoded.candidates[index], decoded.counts[index], letterbox)
+                detections = postprocess(index, letterbox)
             times = dict(shared, **own.times_ms)
             times['total'] = (time.perf_counter() - start) * 1e3
-            results.append(DetectionResult(detections, letterbox, times, len(sources)))
+            results.append(DetectionResult(detections, letterbox, times, len(letterboxes)))
         return results
 
     def label_of(self, class_id: int) -> str:
