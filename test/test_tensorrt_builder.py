@@ -2,6 +2,7 @@
 
 import warnings
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -386,6 +387,23 @@ def test_the_double_rejects_misuse_like_tensorrt(trt, tiny_model):
         cfg.int8_calibrator = NoBaseInit()
 
 
+def interrupt_calibration_at(monkeypatch, stop: int) -> Any:
+    """Make the calibration images end with a Ctrl-C (KeyboardInterrupt) at image ``stop``;
+    return the real image source (to put back)."""
+    import tensorrt_yolox_py.backends.tensorrt.calibration as calibration
+
+    real = calibration.calibration_tensors
+
+    def interrupted(paths, size, dtype):
+        for index, tensor in enumerate(real(paths, size, dtype)):
+            if index == stop:
+                raise KeyboardInterrupt
+            yield tensor
+
+    monkeypatch.setattr(calibration, 'calibration_tensors', interrupted)
+    return real
+
+
 @pytest.mark.parametrize('version', ['8.6.1', '10.0.1'])
 def test_interrupt_during_calibration_keeps_no_cache_and_no_engine(
         trt, host_memory, tiny_model, calib_images, tmp_path, monkeypatch, version):
@@ -394,15 +412,7 @@ def test_interrupt_during_calibration_keeps_no_cache_and_no_engine(
     import tensorrt_yolox_py.backends.tensorrt.calibration as calibration
 
     trt.reset(version, memory=host_memory)     # implicit calibration is the default there
-    real = calibration.calibration_tensors
-
-    def interrupted(paths, size, dtype):
-        for index, tensor in enumerate(real(paths, size, dtype)):
-            if index == 3:
-                raise KeyboardInterrupt
-            yield tensor
-
-    monkeypatch.setattr(calibration, 'calibration_tensors', interrupted)
+    real = interrupt_calibration_at(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         prepare(trt, host_memory, tiny_model, tmp_path, precision='int8',
                 calibration_image_list_path=str(calib_images))
@@ -450,15 +460,7 @@ def test_rejected_calibration_cache_then_interrupt_keeps_no_truncated_cache(
     assert old.startswith(b'TRT-8601-')
     old_engine = (tmp_path / 'a' / 'tiny.int8.gpu.engine').read_bytes()
     trt.reset('8.6.2', memory=host_memory)     # same calibration-cache name, other header
-    real = calibration.calibration_tensors
-
-    def interrupted(paths, size, dtype):
-        for index, tensor in enumerate(real(paths, size, dtype)):
-            if index == 3:
-                raise KeyboardInterrupt
-            yield tensor
-
-    monkeypatch.setattr(calibration, 'calibration_tensors', interrupted)
+    real = interrupt_calibration_at(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         prepare(trt, host_memory, tiny_model, tmp_path / 'a', **options)
     assert ('IInt8Calibrator.read_calibration_cache', True) in trt.CALLS   # offered ...
