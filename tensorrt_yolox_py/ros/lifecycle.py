@@ -23,11 +23,16 @@ so they live here once:
   malformed, failed checksum: model, label, cameras or parameter file) or the model/backend
   fails to load; 2 the configuration is invalid (a parameter value, a cameras file entry, a
   command-line or ``--ros-args`` argument). Every start-up error is one ``yolox: error:`` line.
+- **Crashes.** A crash in native code (Fast DDS, a CUDA driver, TensorRT) ends the process
+  with a signal (status -11 for SIGSEGV); ``enable_crash_traces`` has Python print the stack of
+  every thread to the process's original stderr first, also while ``init_ros`` holds stderr
+  back, so the launch log shows where it died.
 
 Only the standard library is imported at module level, so the console scripts install the
 signal handlers before the heavy imports (rclpy, ONNX Runtime) run.
 """
 
+import faulthandler
 import logging
 import os
 import re
@@ -267,6 +272,7 @@ def run_entry_point(body: Callable[[], Optional[int]]) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     if main_thread:
         install_signal_handlers()
+        enable_crash_traces()
     logging.basicConfig(level=logging.INFO, format='[%(levelname)s] [%(name)s]: %(message)s')
     from ..errors import YoloxError
 
@@ -279,6 +285,27 @@ def run_entry_point(body: Callable[[], Optional[int]]) -> int:
     finally:
         if main_thread:
             ignore_signals()
+
+
+_CRASH_STREAM: List[Any] = []
+
+
+def enable_crash_traces() -> None:
+    """On SIGSEGV, SIGFPE, SIGABRT, SIGBUS or SIGILL, print every thread's Python stack.
+
+    The trace goes to a duplicate of the stderr this process started with: ``init_ros``
+    points file descriptor 2 at a temporary file while ``rclpy.init`` runs (the DDS participant
+    is made there), and a crash in that moment must still reach the log. Once per process;
+    left as it is when faulthandler is on already (``python -X faulthandler``, pytest).
+    """
+    if _CRASH_STREAM or faulthandler.is_enabled():  # already on (-X faulthandler, pytest)
+        return
+    try:
+        stream = os.fdopen(os.dup(sys.stderr.fileno()), 'w')
+    except (OSError, ValueError, AttributeError):  # no usable stderr (closed, replaced)
+        return
+    _CRASH_STREAM.append(stream)  # kept open for the life of the process
+    faulthandler.enable(file=stream, all_threads=True)
 
 
 def ignore_signals() -> None:

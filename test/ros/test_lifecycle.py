@@ -1,7 +1,11 @@
 """The entry points' life cycle: stop requests, spinning until stopped, error mapping."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,3 +94,26 @@ def test_spin_until_stopped_returns_when_the_context_is_shut_down() -> None:
     assert not thread.is_alive() and errors == []
     assert stop.is_set()
     node.destroy_node()
+
+
+_CRASH = '''
+import faulthandler, os, sys, tempfile
+from tensorrt_yolox_py.ros import lifecycle
+
+def starting_the_participant():
+    held = tempfile.TemporaryFile()      # what init_ros does while rclpy.init runs
+    os.dup2(held.fileno(), 2)
+    faulthandler._sigsegv()
+
+sys.exit(lifecycle.run_entry_point(starting_the_participant))
+'''
+
+
+def test_a_native_crash_while_stderr_is_held_back_still_prints_where(tmp_path: Path) -> None:
+    """A SIGSEGV in rclpy.init (stderr pointed at a file) leaves a Python stack on stderr."""
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONFAULTHANDLER'}
+    done = subprocess.run([sys.executable, '-c', _CRASH], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == -11, done.stderr
+    assert 'Fatal Python error: Segmentation fault' in done.stderr, done.stderr
+    assert 'starting_the_participant' in done.stderr, done.stderr
