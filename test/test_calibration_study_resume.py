@@ -62,6 +62,12 @@ def setup(tmp_path_factory):
     return base, model
 
 
+def _named_semaphores() -> set:
+    """Python multiprocessing's named semaphores in /dev/shm (Linux)."""
+    shm = Path('/dev/shm')
+    return set(shm.glob('sem.mp-*')) if shm.is_dir() else set()
+
+
 @pytest.mark.timing
 def test_killed_damaged_study_resumes_to_the_uninterrupted_result(setup):
     base, model = setup
@@ -72,6 +78,7 @@ def test_killed_damaged_study_resumes_to_the_uninterrupted_result(setup):
     assert len(expected) == 8 and all('model_sha256' in r for r in expected)
 
     work, out = base / 'work_b', base / 'out_b'
+    semaphores = _named_semaphores()
     proc = subprocess.Popen(command(model, work, out), env=env(), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
@@ -83,6 +90,10 @@ def test_killed_damaged_study_resumes_to_the_uninterrupted_result(setup):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
+        # The kill took multiprocessing's resource tracker with it: remove the named
+        # semaphores the killed group made (nothing else ran meanwhile).
+        for path in _named_semaphores() - semaphores:
+            path.unlink(missing_ok=True)
     assert not (out / 'calibration_study.json').exists()
 
     prepared = work / 'prepared.onnx'
