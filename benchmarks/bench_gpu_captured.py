@@ -177,7 +177,8 @@ def backend_rows(model_path: Path, batches: Sequence[int], variants: Sequence[Di
             backend = TorchBackend(model_path, device='cuda:0', precision=var['precision'],
                                    max_batch=max(batches), cuda_graph=var['graph'],
                                    channels_last=var['channels_last'],
-                                   compile_mode=var['compile'], cache_dir=cache_dir)
+                                   compile_mode=var['compile'], cache_dir=cache_dir,
+                                   decode_select=var.get('select', 'compact'))
             backend.configure_decode(0.3, 'raw')
         except Exception as exc:  # noqa: BLE001
             LOG.exception('backend %s failed', var)
@@ -190,7 +191,7 @@ def backend_rows(model_path: Path, batches: Sequence[int], variants: Sequence[Di
             row = {'kind': 'infer', 'impl': 'backend', 'mode': var['name'], 'batch': batch,
                    'precision': backend.precision, 'layout': backend.input_layout,
                    'converter': backend.converter, 'compiled': var['compile'] != 'off',
-                   'init_s': round(init_s, 1)}
+                   'select': backend.decode_select, 'init_s': round(init_s, 1)}
             try:
                 t0 = time.perf_counter()
                 backend.prepare([batch])
@@ -229,7 +230,8 @@ def e2e_rows(model_path: Path, var: Dict[str, Any], seconds: float, rows: List[D
 
     backend = TorchBackend(model_path, device='cuda:0', precision=var['precision'], max_batch=8,
                            cuda_graph=var['graph'], channels_last=var['channels_last'],
-                           compile_mode=var['compile'], cache_dir=cache_dir)
+                           compile_mode=var['compile'], cache_dir=cache_dir,
+                           decode_select=var.get('select', 'compact'))
     rng = np.random.default_rng(0)
     images = [SourceImage.from_array(rng.integers(0, 256, SOURCE_HW + (3,), dtype=np.uint8))
               for _ in range(8)]
@@ -445,7 +447,8 @@ def markdown(report: Dict[str, Any]) -> str:
              f"({m['cpu_count']} cores), Python {m['python']}, "
              + ', '.join(f'{k} {v}' for k, v in m['versions'].items()) + '.', '',
              'Model: YOLOX-S+-Opt 960x960, 8 classes, seeded random weights (seed 0). Backend: '
-             'static ONNX converter -> captured unit (network + GPU decode/top-k). Anchor: the '
+             'static ONNX converter -> captured unit (network + GPU decode; candidates selected '
+             'by prefix-sum compaction, or top-k in the `_topk` modes). Anchor: the '
              "package's PyTorch module with the same weights, BN folded, fp16 channels_last, "
              'captured / compiled by hand. GPU ms = median CUDA-event time of one replay; call '
              'ms = wall time of one backend call (replay + decode + D2H of the candidates + '
@@ -510,6 +513,9 @@ VARIANTS = {
     'compile_nhwc_fp16': dict(name='compile_nhwc_fp16', precision='fp16', graph=True,
                               channels_last=True, compile='default'),
 }
+# the same with the decode's top-k selection instead of the prefix-sum compaction (A/B)
+VARIANTS.update({f'{name}_topk': dict(var, name=f'{name}_topk', select='topk')
+                 for name, var in list(VARIANTS.items())})
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -170,6 +170,32 @@ def test_capture_succeeds_for_the_package_models(which, precision, tmp_path_fact
         assert backend.input_layout == ('NHWC' if precision == 'fp16' else 'NCHW')
 
 
+def test_compiled_capture_succeeds_for_the_demo_model_and_keeps_its_detections(tmp_path):
+    """torch.compile (inductor) + CUDA graph for the bundled model: compiled AND captured (this
+    FAILS on a fallback), and its fp16 detections on the bag are the graph path's (at most one
+    box per frame without a counterpart, matched boxes IoU >= 0.98)."""
+    def detector(compile_mode):
+        return Detector.from_config(make_config({
+            'backend': 'torch', 'device': 'gpu', 'precision': 'fp16', 'preprocess_on_gpu': True,
+            'torch_compile': compile_mode, 'engine_cache_dir': str(tmp_path)}))
+
+    with detector('default') as compiled, detector('off') as graphed:
+        assert compiled.backend.compile_mode == 'default'
+        assert compiled.backend.captured(1), compiled.backend.graph_fallback_reason
+        assert compiled.backend.graph_fallback_reason == ''
+        assert any(tmp_path.rglob('*.py')), 'no inductor code in the cache folder'
+        for source in bag_frames():
+            a = compiled.detect(source).detections
+            b = graphed.detect(source).detections
+            assert abs(len(a) - len(b)) <= 1, f'{len(a)} compiled vs {len(b)} graph detections'
+            if len(a) and len(b):
+                small, big = (a, b) if len(a) <= len(b) else (b, a)
+                iou = pairwise_iou(small.boxes, big.boxes)
+                iou[small.class_ids[:, None] != big.class_ids[None, :]] = -1.0
+                best = iou.max(axis=1)
+                assert (best < 0.98).sum() <= 1, f'matched IoUs {best}'
+
+
 def test_nhwc_kernel_writes_the_nchw_kernels_values_transposed():
     from tensorrt_yolox_py.cuda.preprocess import CudaPreprocessor
 
@@ -184,13 +210,15 @@ def test_nhwc_kernel_writes_the_nchw_kernels_values_transposed():
     np.testing.assert_array_equal(nhwc.transpose(0, 3, 1, 2), nchw)
 
 
-def test_gpu_decode_candidates_equal_the_cpu_postprocess():
-    """Decode + top-k inside the captured work, NMS on the host = the CPU postprocess of the
-    same raw output (fp32), frame by frame; the copy back is detection-sized."""
+@pytest.mark.parametrize('select', ['compact', 'topk'])
+def test_gpu_decode_candidates_equal_the_cpu_postprocess(select):
+    """Decode + candidate selection inside the captured work, NMS on the host = the CPU
+    postprocess of the same raw output (fp32), frame by frame; the copy back is
+    detection-sized."""
     from tensorrt_yolox_py.cuda.preprocess import CudaPreprocessor
     from tensorrt_yolox_py.stages.postprocess import Postprocessor
 
-    with _torch_backend(precision='fp32', max_batch=2) as backend, \
+    with _torch_backend(precision='fp32', max_batch=2, decode_select=select) as backend, \
             CudaPreprocessor(backend.input_hw, dtype=backend.input_dtype) as pre:
         backend.configure_decode(0.05, 'raw')         # a low threshold: many candidates
         post = Postprocessor(backend.input_hw, 0.05, 0.45, 100, 'raw')

@@ -124,13 +124,14 @@ def _synthetic_output(rng, batch, n, classes, decoded=False, hw=(640, 960)):
     return out
 
 
+@pytest.mark.parametrize('select', ['compact', 'topk'])
 @pytest.mark.parametrize('fmt', ['raw', 'decoded'])
-def test_decode_head_and_host_nms_equal_the_cpu_postprocess(fmt):
+def test_decode_head_and_host_nms_equal_the_cpu_postprocess(fmt, select):
     rng = np.random.default_rng(3)
     hw = (640, 960)
     n = make_anchors(hw)[0].shape[0]
     out = _synthetic_output(rng, 3, n, 8, fmt == 'decoded', hw)
-    head = DecodeHead(hw, 0.3, top_k=4096, output_format=fmt)
+    head = DecodeHead(hw, 0.3, top_k=4096, output_format=fmt, select=select)
     cands, counts = head(torch.from_numpy(out))
     assert cands.shape == (3, 4096, 7) and counts.dtype == torch.int32
     post = Postprocessor(hw, 0.3, 0.45, 100, fmt)
@@ -145,13 +146,38 @@ def test_decode_head_and_host_nms_equal_the_cpu_postprocess(fmt):
         np.testing.assert_allclose(got.boxes, want.boxes, rtol=1e-6, atol=1e-3)  # exp ulps
 
 
-def test_more_candidates_than_top_k_asks_for_the_full_output():
+def test_compacted_candidates_are_the_passing_anchors_in_anchor_order():
+    rng = np.random.default_rng(6)
+    hw = (320, 480)
+    n = make_anchors(hw)[0].shape[0]
+    out = _synthetic_output(rng, 2, n, 4, hw=hw)
+    out[1, :, 4] = 0.0                                  # image 1: nothing passes
+    head = DecodeHead(hw, 0.3, top_k=512)
+    cands, counts = (t.numpy() for t in head(torch.from_numpy(out)))
+    score = out[..., 4] * out[..., 5:].max(-1)
+    for b in range(2):
+        passing = np.flatnonzero(score[b] >= 0.3)
+        assert counts[b] == len(passing) <= 512
+        np.testing.assert_array_equal(cands[b, :counts[b], 6], passing.astype(np.float32))
+        np.testing.assert_array_equal(cands[b, :counts[b], 4],
+                                      score[b, passing].astype(np.float32))
+        assert (cands[b, counts[b]:] == -1).all()
+    assert counts[1] == 0 and counts[0] > 10
+
+
+def test_decode_head_refuses_an_unknown_select_method():
+    with pytest.raises(ValueError, match='select must be one of'):
+        DecodeHead((320, 320), 0.3, select='sort')
+
+
+@pytest.mark.parametrize('select', ['compact', 'topk'])
+def test_more_candidates_than_top_k_asks_for_the_full_output(select):
     rng = np.random.default_rng(4)
     hw = (320, 320)
     n = make_anchors(hw)[0].shape[0]
     out = _synthetic_output(rng, 1, n, 3, hw=hw)
     out[..., 4:] = 0.9                                  # every anchor passes
-    head = DecodeHead(hw, 0.3, top_k=16)
+    head = DecodeHead(hw, 0.3, top_k=16, select=select)
     cands, counts = head(torch.from_numpy(out))
     assert int(counts[0]) == n > 16
     post = Postprocessor(hw, 0.3, 0.45, 100, 'raw')

@@ -5,11 +5,13 @@ chosen (nothing else imports torch at run time).
 
 - ``TorchBackend(model_path, device='cuda:0' | 'cpu', precision='fp32' | 'fp16', max_batch=1,
   cuda_graph=True, converter='auto', channels_last=None, compile_mode='off', cache_dir=None,
-  top_k=1024)``. The ONNX model is checked against the YOLOX contract, made batch-dynamic in
-  memory when ``max_batch`` > 1 (``onnx_model.dynamic_batch``) and converted per batch size by
-  the static converter (``torch_graph``: every shape resolved, no host reads, so capturable and
-  compilable); a model it does not cover falls back to ``onnx2torch`` with the reason logged
-  once (``converter_fallback_reason``; ``converter='static'`` refuses instead).
+  top_k=1024, decode_select='compact')``. The ONNX model is checked against the YOLOX
+  contract, made batch-dynamic in memory when ``max_batch`` > 1 (``onnx_model.dynamic_batch``)
+  and converted per batch size by the static converter (``torch_graph``: every shape
+  resolved, no host reads, so capturable and compilable); a model it does not cover falls
+  back to ``onnx2torch`` with the reason logged once (``converter_fallback_reason``;
+  ``converter='static'`` refuses instead). ``decode_select``: the decode head's candidate
+  selection (``torch_decode``).
 - Precision: ``fp16`` on a CUDA device (compute capability >= 5.3) converts the weights to half
   (``input_dtype`` float16, written directly by the CUDA preprocessor); on the CPU the backend
   runs fp32 and says so in the log. ``int8`` is not a torch precision: fp16 on a GPU, fp32 on
@@ -59,7 +61,7 @@ from ..errors import MissingDependencyError, ModelContractError
 from ..tensors import DeviceTensor
 from .base import Backend, BackendCapabilities, check_io_contract, DecodedBatch
 from .torch_captured import CapturedModel
-from .torch_decode import DecodeHead, DEFAULT_TOP_K
+from .torch_decode import DecodeHead, DEFAULT_TOP_K, SELECT_METHODS
 from .torch_graph import convert_static, graph_digest, UnsupportedGraph
 
 LOGGER = logging.getLogger(__name__)
@@ -278,7 +280,7 @@ class TorchBackend(Backend):
                  num_threads: int = 0, converter: str = 'auto',
                  channels_last: Optional[bool] = None, compile_mode: str = 'off',
                  cache_dir: Optional[Union[str, Path]] = None,
-                 top_k: int = DEFAULT_TOP_K) -> None:
+                 top_k: int = DEFAULT_TOP_K, decode_select: str = 'compact') -> None:
         super().__init__()
         onnx = require('onnx', 'the torch backend', 'pip install onnx')
         torch = self._torch = require('torch', 'the torch backend', INSTALL)
@@ -337,6 +339,10 @@ class TorchBackend(Backend):
             channels_last = self.device.type == 'cuda' and self.precision == 'fp16'
         self.channels_last = bool(channels_last)
         self.top_k = int(top_k)
+        if decode_select not in SELECT_METHODS:
+            raise ValueError(f'decode_select must be one of {SELECT_METHODS}, got '
+                             f'{decode_select!r}')
+        self.decode_select = decode_select
         self.digest = graph_digest(model)
         self._shared: Dict[str, Any] = {}
         self._graphs: Dict[int, Any] = {}
@@ -484,7 +490,7 @@ class TorchBackend(Backend):
                             "%.2f)", fmt, mean_x)
         with self._lock:
             self._decode = DecodeHead(self.input_hw, score_threshold, self.top_k, fmt,
-                                      self.device)
+                                      self.device, self.decode_select)
             self._runner = self._make_runner()
         self.output_format = fmt
         self._decode_key = key
