@@ -38,7 +38,7 @@ setup(
         'cuda12': requirements('requirements-cuda12.txt'),
         'cuda13': requirements('requirements-cuda13.txt'),
         'train': ['torch', 'onnxsim'],
-        'eval': ['rosbags', 'pycocotools', 'matplotlib', 'tqdm'],
+        'eval': ['rosbags', 'pycocotools', 'matplotlib'],
     },
     # The kernels are read from files next to their module (cuda/kernels.py).
     zip_safe=False,
