@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from needs import qdq_from_ranges  # noqa: E402
 
 from tensorrt_yolox_py.devkit.synthetic import make_planted_model
 
@@ -68,6 +69,7 @@ def _named_semaphores() -> set:
     return set(shm.glob('sem.mp-*')) if shm.is_dir() else set()
 
 
+@qdq_from_ranges
 @pytest.mark.timing
 def test_killed_damaged_study_resumes_to_the_uninterrupted_result(setup):
     base, model = setup

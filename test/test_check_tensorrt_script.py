@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from needs import qdq_from_ranges  # noqa: E402
 
 from tensorrt_yolox_py.stages.postprocess import Detections
 
@@ -19,6 +20,7 @@ def load_script():
     return module
 
 
+@qdq_from_ranges
 def test_checklist_builds_runs_compares_and_gives_a_verdict(trt, host_memory, planted_model,
                                                             tmp_path, capsys):
     script = load_script()
@@ -131,6 +133,7 @@ def test_matching_counts_same_class_overlaps_once():
     assert script.f1(1, 2, 2) == 0.5 and script.f1(0, 0, 0) == 1.0
 
 
+@qdq_from_ranges
 def test_checklist_on_tensorrt_11_takes_the_strongly_typed_path(trt, host_memory,
                                                                 planted_model, tmp_path):
     script = load_script()
@@ -155,6 +158,7 @@ def test_checklist_on_tensorrt_11_takes_the_strongly_typed_path(trt, host_memory
     assert status == 0, rows
 
 
+@qdq_from_ranges
 def test_adjust_for_dla_question_on_tensorrt_11_4_1(trt, host_memory, planted_model, tmp_path):
     """The strongly typed DLA question: the same DLA build with and without ADJUST_FOR_DLA
     (the double does not model what the flag changes; this checks the experiment runs)."""

@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from needs import qdq_from_ranges  # noqa: E402
 from onnx import numpy_helper
 
 from tensorrt_yolox_py.errors import InputError, ParameterError
@@ -57,6 +58,7 @@ def _qdq_facts(path: Path):
     return model, ops, conv_weights, conv_biases
 
 
+@qdq_from_ranges
 @pytest.mark.parametrize('method', METHODS)
 def test_cpu_qdq_graph_and_accuracy(tmp_path, tiny_model, calib_images, method):
     images = list_calibration_images(calib_images)
@@ -85,6 +87,7 @@ def test_cpu_qdq_graph_and_accuracy(tmp_path, tiny_model, calib_images, method):
     assert not np.array_equal(out, ref)  # it really is quantized
 
 
+@qdq_from_ranges
 def test_tensorrt_target_is_symmetric_int8_with_float_bias(trt, tmp_path, tiny_model,
                                                            calib_images):
     images = list_calibration_images(calib_images)
@@ -106,6 +109,7 @@ def test_tensorrt_target_is_symmetric_int8_with_float_bias(trt, tmp_path, tiny_m
     assert 'symmetric' in parser.get_error(0).desc() or 'INT8' in parser.get_error(0).desc()
 
 
+@qdq_from_ranges
 def test_first_and_last_layers_stay_float(tmp_path, tiny_model, calib_images):
     images = list_calibration_images(calib_images)
     first, last = weighted_boundary_nodes(onnx.load(str(tiny_model)))
@@ -120,7 +124,9 @@ def test_first_and_last_layers_stay_float(tmp_path, tiny_model, calib_images):
     assert weights['dark2'][0] == np.int8 and weights['dark3'][0] == np.int8
 
 
+@qdq_from_ranges
 def test_real_yolox_export_quantizes_every_conv_bias(tmp_path, calib_images):
+    pytest.importorskip('torch')   # the export builds the PyTorch model
     export = pytest.importorskip('tensorrt_yolox_py.devkit.export')
     path = export.export_variant('yolox-tiny-test', str(tmp_path / 'yolox.onnx'), (64, 64))
     images = list_calibration_images(calib_images)
@@ -221,6 +227,7 @@ def test_optimized_sessions_stay_within_rounding_of_onnxruntime(
                       1e-5 if key == 'MinMax' else 1.0 / 2048)
 
 
+@qdq_from_ranges
 def test_calibrate_uses_every_image_where_onnxruntime_drops_some(tmp_path, tiny_model):
     """Regression: ORT 1.32's max_intermediate_outputs drops the images of full batches.
 

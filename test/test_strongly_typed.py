@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from needs import qdq_from_ranges  # noqa: E402
 from onnx import helper, numpy_helper, TensorProto
 
 from tensorrt_yolox_py.errors import MissingDependencyError, ModelContractError, ParameterError
@@ -119,6 +120,7 @@ def test_fp16_without_io_types_has_float16_io(tmp_path, tiny_model):
 
 
 def test_fp16_of_a_real_yolox_keeps_resize_scales_float32(tmp_path, calib_images):
+    pytest.importorskip('torch')   # the export builds the PyTorch model
     export = pytest.importorskip('tensorrt_yolox_py.devkit.export')
     path = export.export_variant('yolox-tiny-test', str(tmp_path / 'yolox.onnx'), HW)
     result = convert_fp16(path, tmp_path / 'fp16.onnx', tool='onnxruntime')
@@ -141,6 +143,7 @@ def test_fp16_by_modelopt_autocast(tmp_path, tiny_model, calib_images):
 
 
 # ------------------------------------------------------------------------------------- INT8
+@qdq_from_ranges
 def test_int8_fallback_qdq_plus_fp16(tmp_path, tiny_model, calib_images):
     images = list_calibration_images(calib_images)
     result = quantize_int8_qdq(tiny_model, tmp_path / 'int8.onnx', images, 'MinMax',
@@ -166,6 +169,7 @@ def test_int8_fallback_qdq_plus_fp16(tmp_path, tiny_model, calib_images):
                               _outputs(fp16, _inputs(calib_images)))
 
 
+@qdq_from_ranges
 def test_int8_first_and_last_layers_stay_fp16(tmp_path, tiny_model, calib_images):
     images = list_calibration_images(calib_images)
     first, last = weighted_boundary_nodes(onnx.load(str(tiny_model)))
@@ -192,6 +196,7 @@ def test_int8_first_and_last_layers_stay_fp16(tmp_path, tiny_model, calib_images
     assert _quantized_weights(only_first.output_path)['cls_preds'] == 'qdq'
 
 
+@qdq_from_ranges
 def test_clip_recipe_has_fixed_scales_and_needs_no_images(tmp_path, tiny_model,
                                                           calib_images):
     result = quantize_int8_qdq(tiny_model, tmp_path / 'clip.onnx', [], clip_value=4.0)
@@ -213,6 +218,7 @@ def test_clip_recipe_has_fixed_scales_and_needs_no_images(tmp_path, tiny_model,
     assert np.isfinite(out).all() and out.shape == _outputs(tiny_model, x).shape
 
 
+@qdq_from_ranges
 def test_legacy_percentile_takes_the_onnxruntime_path(tmp_path, tiny_model, calib_images):
     images = list_calibration_images(calib_images)
     result = quantize_int8_qdq(tiny_model, tmp_path / 'legacy.onnx', images, 'legacy',
@@ -223,6 +229,7 @@ def test_legacy_percentile_takes_the_onnxruntime_path(tmp_path, tiny_model, cali
     _close(result.output_path, tiny_model, _inputs(calib_images), 0.15, 0.2)
 
 
+@qdq_from_ranges
 def test_auto_falls_back_when_modelopt_is_missing_or_broken(tmp_path, tiny_model,
                                                             calib_images, monkeypatch):
     images = list_calibration_images(calib_images)

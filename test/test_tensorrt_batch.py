@@ -9,6 +9,7 @@ original (batch-1) model, one image at a time.
 import numpy as np
 import onnxruntime as ort
 import pytest
+from needs import qdq_from_ranges  # noqa: E402
 
 from tensorrt_yolox_py.backends.tensorrt import TensorRTBackend
 from tensorrt_yolox_py.errors import InputError, ParameterError
@@ -114,6 +115,7 @@ def test_dla_keeps_batch_1():
         make_config({'device': 'dla0', 'max_batch': 4})
 
 
+@qdq_from_ranges
 def test_dynamic_batch_of_a_qdq_model_expands_its_quantized_constants(
         planted_model, calib_images, tmp_path):
     """The explicit-INT8 + max_batch path: ONNX Runtime's Q/DQ model puts a DequantizeLinear

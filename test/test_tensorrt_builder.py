@@ -7,6 +7,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from needs import qdq_from_ranges  # noqa: E402
 
 from tensorrt_yolox_py.backends.tensorrt.builder import (EngineSettings, plan_int8,
                                                          prepare_engine)
@@ -186,6 +187,7 @@ def test_clip_recipe_gives_residual_sums_their_range(trt, host_memory, tmp_path)
     assert not [c for c in trt.CALLS if c[0] == 'ILogger.log' and 'Missing scale' in c[2]]
 
 
+@qdq_from_ranges
 def test_explicit_qdq_on_tensorrt_10_1_and_later(trt, host_memory, tiny_model, calib_images,
                                                  tmp_path):
     prepared = prepare(trt, host_memory, tiny_model, tmp_path, precision='int8',
@@ -207,6 +209,7 @@ def test_explicit_qdq_on_tensorrt_10_1_and_later(trt, host_memory, tiny_model, c
     assert layers['stem']['precision'] == 'HALF'  # left out of the Q/DQ model
 
 
+@qdq_from_ranges
 def test_calibration_version_is_part_of_the_keys(trt, host_memory, tiny_model, calib_images,
                                                  tmp_path, monkeypatch):
     """An engine calibrated by an older calibration implementation is rebuilt, not reused."""
@@ -225,6 +228,7 @@ def test_calibration_version_is_part_of_the_keys(trt, host_memory, tiny_model, c
     assert len(qdq) == 2   # the Q/DQ artifact was made again too
 
 
+@qdq_from_ranges
 def test_model_that_already_has_qdq_is_parsed_as_is(trt, host_memory, tiny_model,
                                                     calib_images, tmp_path):
     from tensorrt_yolox_py.quantization import quantize_static_qdq
@@ -263,6 +267,7 @@ def test_legacy_and_entropy_calibrators_chosen_by_name(trt, host_memory, tiny_mo
     assert ('IBuilderConfig.int8_calibrator', 'IInt8EntropyCalibrator2') in trt.CALLS
 
 
+@qdq_from_ranges
 def test_plan_int8_by_version_and_device(tiny_model):
     gpu = EngineSettings(tiny_model)
     assert plan_int8(gpu, (10, 0, 1), False).mode == 'implicit'

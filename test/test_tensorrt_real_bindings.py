@@ -48,17 +48,36 @@ def in_ci() -> bool:
 def ready_dir(version: str) -> Path:
     """Return the importable real bindings of ``version`` (skip when absent; fail in CI)."""
     path = WORK / 'ready' / version / 'py'
+    here = f'{sys.version_info[0]}.{sys.version_info[1]}'
+    message = ''
     if not (path / 'tensorrt' / '__init__.py').is_file():
         log = WORK / f'stub-{version}.log'
         pip_log = WORK / f'pip-{version}.log'
         why = next((p.read_text()[-300:] for p in (pip_log, log) if p.is_file()), '')
         message = (f'real TensorRT {version} bindings not prepared in {path} for Python '
-                   f'{sys.version_info[0]}.{sys.version_info[1]} (bash scripts/trt_api.sh '
-                   f'prepares them; needs PyPI, gcc and a wheel for this Python) {why}').strip()
+                   f'{here} (bash scripts/trt_api.sh prepares them; needs PyPI, gcc and a '
+                   f'wheel for this Python) {why}').strip()
+    else:
+        built = wheel_python(path.parent / 'stub_info.json')
+        if built not in ('', here):
+            message = (f'the real TensorRT {version} bindings in {path} are built for Python '
+                       f'{built}, this is Python {here}: run scripts/trt_api.sh with this '
+                       f'Python (YOLOX_VENV=its venv, TRT_API_WORK=another folder)')
+    if message:
         if in_ci():
             pytest.fail(f'CI=true: {message}')
         pytest.skip(message)
     return path
+
+
+def wheel_python(stub_info: Path) -> str:
+    """Return 'X.Y' of the CPython wheel the stubs were built from ('' when not tagged)."""
+    try:
+        wheel = Path(json.loads(stub_info.read_text())['wheel']).name
+    except (OSError, ValueError, KeyError):
+        return ''
+    tag = wheel.split('-')[2] if wheel.count('-') >= 4 else ''
+    return f'{tag[2]}.{tag[3:]}' if tag.startswith('cp') and len(tag) > 3 else ''
 
 
 def test_ci_is_detected_from_the_environment(monkeypatch):
@@ -68,6 +87,28 @@ def test_ci_is_detected_from_the_environment(monkeypatch):
     assert not in_ci()
     monkeypatch.delenv('CI')
     assert not in_ci()
+
+
+def test_bindings_of_another_python_skip_with_the_reason(monkeypatch, tmp_path):
+    """Stubs built from a wheel of another CPython cannot be imported: skip, saying so."""
+    import _pytest.outcomes as outcomes
+
+    other = '3.9' if sys.version_info[:2] != (3, 9) else '3.8'
+    here = f'{sys.version_info[0]}{sys.version_info[1]}'
+    ready = tmp_path / 'ready' / '10.3.0'
+    (ready / 'py' / 'tensorrt').mkdir(parents=True)
+    (ready / 'py' / 'tensorrt' / '__init__.py').write_text('')
+    info = ready / 'stub_info.json'
+    monkeypatch.setattr(sys.modules[__name__], 'WORK', tmp_path)
+    monkeypatch.delenv('CI', raising=False)
+    tag = other.replace('.', '')
+    info.write_text(json.dumps({'wheel': f'/w/tensorrt_cu12_bindings-10.3.0-cp{tag}-none-'
+                                         'manylinux_2_17_x86_64.whl'}))
+    with pytest.raises(outcomes.Skipped, match=f'built for Python {other}'):
+        ready_dir('10.3.0')
+    info.write_text(json.dumps({'wheel': f'/w/tensorrt_cu12_bindings-10.3.0-cp{here}-none-'
+                                         'manylinux_2_17_x86_64.whl'}))
+    assert ready_dir('10.3.0') == ready / 'py'
 
 
 def test_missing_bindings_fail_in_ci_and_skip_elsewhere(monkeypatch, tmp_path):

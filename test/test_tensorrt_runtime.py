@@ -6,6 +6,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from needs import qdq_from_ranges  # noqa: E402
 from onnx import helper, TensorProto
 
 from tensorrt_yolox_py.backends import choose_backend, create_backend
@@ -206,7 +207,8 @@ def test_backend_auto_picks_tensorrt_when_importable(trt, host_memory, tiny_mode
         assert opened.infer(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 64, 13)
 
 
-@pytest.mark.parametrize('version', ['10.0.1', '11.4.0.106'])
+@pytest.mark.parametrize('version', [
+    '10.0.1', pytest.param('11.4.0.106', marks=qdq_from_ranges)])
 def test_layer_precision_is_the_compute_type_not_the_output_format(
         trt, host_memory, tiny_model, calib_images, tmp_path, version):
     """An INT8 layer feeding a float layer writes FP16/FP32: reading its output format (the

@@ -9,6 +9,7 @@ built strongly typed on 11.4.1+.
 
 import numpy as np
 import pytest
+from needs import qdq_from_ranges  # noqa: E402
 
 from tensorrt_yolox_py.backends.tensorrt import TensorRTBackend
 from tensorrt_yolox_py.backends.tensorrt.builder import EngineSettings, prepare_engine
@@ -63,6 +64,7 @@ def test_fp16_parses_an_fp16_model_with_no_precision_flag(trt, host_memory, tiny
     assert np.isfinite(out).all()
 
 
+@qdq_from_ranges
 def test_int8_is_a_qdq_model_with_fp16_elsewhere(trt, host_memory, tiny_model, calib_images,
                                                  tmp_path):
     trt.reset(TRT11, memory=host_memory)
@@ -82,6 +84,7 @@ def test_int8_is_a_qdq_model_with_fp16_elsewhere(trt, host_memory, tiny_model, c
     assert len(list(tmp_path.glob('tiny.typed-int8-*.onnx'))) == 1
 
 
+@qdq_from_ranges
 def test_first_and_last_layers_kept_in_fp16_on_request(trt, host_memory, tiny_model,
                                                        calib_images, tmp_path):
     trt.reset(TRT11, memory=host_memory)
@@ -92,6 +95,7 @@ def test_first_and_last_layers_kept_in_fp16_on_request(trt, host_memory, tiny_mo
     assert layers['stem']['precision'] == 'HALF' and layers['dark2']['precision'] == 'INT8'
 
 
+@qdq_from_ranges
 def test_clip_recipe_needs_no_images_and_changes_the_key(trt, host_memory, tmp_path):
     trt.reset(TRT11, memory=host_memory)
     model = make_tiny_yolox(tmp_path / 'relu6.onnx', act='relu6')
@@ -122,6 +126,7 @@ def test_dla_refused_on_releases_without_dla_support(trt, host_memory, tiny_mode
     assert 'no DLA support' in str(info.value)
 
 
+@qdq_from_ranges
 def test_dla_on_tensorrt_11_4_1_builds_strongly_typed(trt, host_memory, calib_images, tmp_path):
     trt.reset('11.4.1', memory=host_memory, hardware=trt.Hardware(num_dla_cores=2))
     model = make_tiny_yolox(tmp_path / 'relu6.onnx', act='relu6')
@@ -135,6 +140,7 @@ def test_dla_on_tensorrt_11_4_1_builds_strongly_typed(trt, host_memory, calib_im
     assert layers['stem']['device'] == 'DLA' and layers['spp']['device'] == 'GPU'
 
 
+@qdq_from_ranges
 def test_typed_model_names_its_tool_and_version_and_a_new_tool_remakes_it(
         trt, host_memory, tiny_model, calib_images, tmp_path, monkeypatch):
     import importlib.metadata as metadata

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+from needs import qdq_from_ranges  # noqa: E402
 
 from tensorrt_yolox_py import trust
 from tensorrt_yolox_py.backends.tensorrt.builder import EngineSettings, prepare_engine
@@ -110,6 +111,7 @@ def test_tampered_ranges_are_recomputed_not_trusted(trt, host_memory, tiny_model
     assert common and all(applied[name] == pytest.approx(honest[name]) for name in common)
 
 
+@qdq_from_ranges
 def test_symlink_planted_at_the_qdq_model_name_is_not_followed(trt, host_memory, tiny_model,
                                                                calib_images, cache):
     values = dict(precision='int8', int8_mode='explicit',
@@ -128,6 +130,7 @@ def test_symlink_planted_at_the_qdq_model_name_is_not_followed(trt, host_memory,
     assert not [p for p in cache.iterdir() if p.name.startswith('.')]    # no temporaries left
 
 
+@qdq_from_ranges
 def test_tampered_strongly_typed_model_is_remade(trt, host_memory, tiny_model, calib_images,
                                                  cache, caplog):
     trt.reset('11.4.0.106', memory=host_memory)

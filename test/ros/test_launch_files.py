@@ -166,7 +166,7 @@ def test_an_empty_topic_or_node_name_is_an_error_where_ros2_launch_lets_it_throu
 
 
 def test_the_argument_check_covers_the_command_line_of_the_launched_file_only() -> None:
-    pytest.importorskip('launch', reason='launch is not installed (not on PyPI)')
+    pytest.importorskip('launch.launch_context', reason='launch is not installed (not on PyPI)')
     from launch import LaunchContext
 
     from tensorrt_yolox_py.ros.launch_support import check_arguments, LaunchError
