@@ -152,7 +152,7 @@ def test_compacted_candidates_are_the_passing_anchors_in_anchor_order():
     n = make_anchors(hw)[0].shape[0]
     out = _synthetic_output(rng, 2, n, 4, hw=hw)
     out[1, :, 4] = 0.0                                  # image 1: nothing passes
-    head = DecodeHead(hw, 0.3, top_k=512)
+    head = DecodeHead(hw, 0.3, top_k=512, select='compact')
     cands, counts = (t.numpy() for t in head(torch.from_numpy(out)))
     score = out[..., 4] * out[..., 5:].max(-1)
     for b in range(2):

@@ -5,7 +5,7 @@ chosen (nothing else imports torch at run time).
 
 - ``TorchBackend(model_path, device='cuda:0' | 'cpu', precision='fp32' | 'fp16', max_batch=1,
   cuda_graph=True, converter='auto', channels_last=None, compile_mode='off', cache_dir=None,
-  top_k=1024, decode_select='compact')``. The ONNX model is checked against the YOLOX
+  top_k=1024, decode_select='topk')``. The ONNX model is checked against the YOLOX
   contract, made batch-dynamic in memory when ``max_batch`` > 1 (``onnx_model.dynamic_batch``)
   and converted per batch size by the static converter (``torch_graph``: every shape
   resolved, no host reads, so capturable and compilable); a model it does not cover falls
@@ -280,7 +280,7 @@ class TorchBackend(Backend):
                  num_threads: int = 0, converter: str = 'auto',
                  channels_last: Optional[bool] = None, compile_mode: str = 'off',
                  cache_dir: Optional[Union[str, Path]] = None,
-                 top_k: int = DEFAULT_TOP_K, decode_select: str = 'compact') -> None:
+                 top_k: int = DEFAULT_TOP_K, decode_select: str = 'topk') -> None:
         super().__init__()
         onnx = require('onnx', 'the torch backend', 'pip install onnx')
         torch = self._torch = require('torch', 'the torch backend', INSTALL)

@@ -11,10 +11,11 @@ Contract of ``DecodeHead(input_hw, score_threshold, top_k, output_format, device
   score reaches ``score_threshold`` (it may exceed K: the caller then falls back to the full
   output). When ``counts[b]`` <= K, the first ``counts[b]`` rows of image b are exactly its
   passing anchors; the rows after them carry score -1 (every column -1 with ``compact``).
-- ``select``: how the passing anchors are gathered. ``compact`` (default): a prefix sum over the
-  pass mask scatters them to their rank, so the rows are in anchor order (no sort); ``topk``:
-  ``torch.topk`` of the masked scores, rows in descending score order. Both keep the same set
-  (``benchmarks/bench_gpu_captured.py`` times both).
+- ``select``: how the passing anchors are gathered. ``topk`` (default, the one measured and
+  tested on a GPU): ``torch.topk`` of the masked scores, rows in descending score order;
+  ``compact``: a prefix sum over the pass mask scatters them to their rank, so the rows are in
+  anchor order (no sort). Both keep the same set (CPU tests); ``benchmarks/bench_gpu_captured.py``
+  times both (``_topk`` modes), which decides the default once it has run on a GPU.
 - The arithmetic is the CPU postprocess's, in float32 on float32 inputs (score = obj * cls of
   the FIRST arg-max class, ``exp(min(p, 20))``, centre +- size / 2), so with the candidates
   re-sorted by anchor index (``postprocess.Postprocessor.from_candidates`` does) the kept set
@@ -40,7 +41,7 @@ class DecodeHead:
 
     def __init__(self, input_hw: Tuple[int, int], score_threshold: float,
                  top_k: int = DEFAULT_TOP_K, output_format: str = 'raw',
-                 device: Any = 'cpu', select: str = 'compact') -> None:
+                 device: Any = 'cpu', select: str = 'topk') -> None:
         torch = self._torch = require('torch', 'the GPU decode', 'pip install torch')
         if output_format not in ('raw', 'decoded'):
             raise ValueError(f"output_format must be 'raw' or 'decoded', got {output_format!r}")
