@@ -187,13 +187,7 @@ def test_compiled_capture_succeeds_for_the_demo_model_and_keeps_its_detections(t
         for source in bag_frames():
             a = compiled.detect(source).detections
             b = graphed.detect(source).detections
-            assert abs(len(a) - len(b)) <= 1, f'{len(a)} compiled vs {len(b)} graph detections'
-            if len(a) and len(b):
-                small, big = (a, b) if len(a) <= len(b) else (b, a)
-                iou = pairwise_iou(small.boxes, big.boxes)
-                iou[small.class_ids[:, None] != big.class_ids[None, :]] = -1.0
-                best = iou.max(axis=1)
-                assert (best < 0.98).sum() <= 1, f'matched IoUs {best}'
+            _assert_close_detections(a, b, 'compiled', 'graph')
 
 
 def test_nhwc_kernel_writes_the_nchw_kernels_values_transposed():
@@ -278,6 +272,19 @@ def _assert_same_detections(a, b):
         used.add(j)
 
 
+def _assert_close_detections(a, b, name_a, name_b):
+    """At most one box without a counterpart (same class, IoU > 0.5); matched IoU >= 0.98."""
+    assert abs(len(a) - len(b)) <= 1, f'{len(a)} {name_a} vs {len(b)} {name_b} detections'
+    if len(a) and len(b):
+        small, big = (a, b) if len(a) <= len(b) else (b, a)
+        iou = pairwise_iou(small.boxes, big.boxes)
+        iou[small.class_ids[:, None] != big.class_ids[None, :]] = -1.0
+        best = iou.max(axis=1)
+        matched = best[best > 0.5]            # a box and its counterpart
+        assert len(best) - len(matched) <= 1, f'unmatched: {best}'
+        assert matched.min(initial=1.0) >= 0.98, f'matched IoUs {matched}'
+
+
 def test_bundled_bag_gpu_path_equals_cpu_path():
     frames = bag_frames()
     assert len(frames) == 18
@@ -303,15 +310,7 @@ def test_bundled_bag_fp16_matches_the_cpu_fp32_path():
         for source in frames:
             a = gpu.detect(source).detections
             b = cpu.detect(source).detections
-            assert abs(len(a) - len(b)) <= 1, f'{len(a)} fp16 vs {len(b)} fp32 detections'
-            if len(a) and len(b):
-                small, big = (a, b) if len(a) <= len(b) else (b, a)
-                iou = pairwise_iou(small.boxes, big.boxes)
-                iou[small.class_ids[:, None] != big.class_ids[None, :]] = -1.0
-                best = iou.max(axis=1)
-                matched = best[best > 0.5]            # a box and its counterpart
-                assert len(best) - len(matched) <= 1, f'unmatched: {best}'
-                assert matched.min(initial=1.0) >= 0.98, f'matched IoUs {matched}'
+            _assert_close_detections(a, b, 'fp16', 'fp32')
         assert gpu.backend.captured(1)
 
 

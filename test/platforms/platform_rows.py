@@ -8,6 +8,7 @@ names every row and the check that holds it.
 
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
+
+#: Module names that are ROS packages when the code imports them (rosidl message packages,
+#: the client library, launch, ament's index): package.xml keys, not pip requirements.
+ROS_MODULE = re.compile(r'^(rclpy|launch|launch_ros|ament_index_python|rcl_interfaces|'
+                        r'builtin_interfaces|[a-z0-9_]+_msgs|[a-z0-9_]+_interfaces)$')
 
 
 @dataclass(frozen=True)

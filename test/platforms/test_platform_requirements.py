@@ -11,7 +11,6 @@ come from the source files' syntax trees, the declared names from the requiremen
 """
 
 import ast
-import re
 import sys
 from pathlib import Path
 from typing import Dict, Set
@@ -19,10 +18,10 @@ from typing import Dict, Set
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from platform_rows import ROS_MODULE
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = 'tensorrt_yolox_py'
-ROS_MODULE = re.compile(r'^(rclpy|launch|launch_ros|ament_index_python|rcl_interfaces|'
-                        r'builtin_interfaces|[a-z0-9_]+_msgs|[a-z0-9_]+_interfaces)$')
 #: Import name -> distribution name, where they differ (the distributions' own top-level names).
 DISTRIBUTION_OF = {'cv2': 'opencv-python-headless', 'yaml': 'pyyaml', 'cuda': 'cuda-bindings'}
 #: Direct imports that are not installed with the package, and why that is right.

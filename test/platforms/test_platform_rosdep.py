@@ -10,7 +10,6 @@ temporary ROS_HOME; ``rosdep resolve`` then answers per distribution and Ubuntu 
 
 import ast
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -20,15 +19,13 @@ from typing import Dict, List, Set
 
 import pytest
 
+from platform_rows import ROS_MODULE
+
 ROOT = Path(__file__).resolve().parents[2]
 SNAPSHOT = Path(__file__).resolve().parent / 'snapshots' / 'rosdistro'
 TARGETS = (('humble', 'jammy'), ('jazzy', 'noble'), ('kilted', 'noble'))
 DEPEND_TAGS = ('depend', 'exec_depend', 'build_depend', 'build_export_depend', 'test_depend',
                'buildtool_depend')
-#: Module names that are ROS packages when the code imports them (rosidl message packages,
-#: the client library, launch, ament's index).
-ROS_MODULE = re.compile(r'^(rclpy|launch|launch_ros|ament_index_python|rcl_interfaces|'
-                        r'builtin_interfaces|[a-z0-9_]+_msgs|[a-z0-9_]+_interfaces)$')
 
 ROSDEP_MISSING = shutil.which('rosdep', path=str(Path(sys.executable).parent)) is None
 pytestmark = pytest.mark.skipif(ROSDEP_MISSING, reason='rosdep is not installed (pip install '
